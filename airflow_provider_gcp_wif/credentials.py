@@ -1,0 +1,348 @@
+"""Google credentials from an AWS identity, built on google-auth and shared process-wide.
+
+The exchange itself is google-auth's: ``google.auth.aws.Credentials`` with our boto3 supplier does the STS token
+exchange, ``google.auth.impersonated_credentials.Credentials`` the ``generateAccessToken`` call (with ``delegates``
+for chains, which google-auth's built-in external-account impersonation lacks). This module adds three things:
+
+1. **Audience-bound subject tokens.** google-auth adds ``x-goog-cloud-target-resource`` *after* signing, so its
+   subject tokens can be replayed against any other provider that trusts the same AWS role. We sign it
+   (google-auth's own ``RequestSigner`` signs ``additional_headers``). A fresh request is signed for every exchange.
+2. **Step-named errors.** Failures come out as :class:`~airflow_provider_gcp_wif.errors.WifExchangeError` saying
+   which step failed (``aws_credentials``, ``sts_exchange``, ``impersonation``), Google's reason and the fix.
+3. **One exchange per token lifetime per process.** :func:`get_credentials` hands every caller with the same
+   settings and AWS identity source the same :class:`WifCredentials`, whose refresh follows botocore's
+   ``RefreshableCredentials``: in the *advisory* window before expiry one caller refreshes while the others keep
+   using the still-valid token (and a failed advisory refresh is only logged); in the *mandatory* window everyone
+   waits for a single refresh. Transient failures (429, 5xx, resets, malformed answers) are retried with capped
+   exponential backoff, up to ``num_retries`` times.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import os
+import random
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from google.auth import _helpers, aws, impersonated_credentials
+from google.auth import credentials as google_credentials
+from google.auth import exceptions as google_exceptions
+
+from airflow_provider_gcp_wif.config import CLOUD_PLATFORM_SCOPE, WifSettings
+from airflow_provider_gcp_wif.errors import ExchangeContext, WifExchangeError, translate_exception
+from airflow_provider_gcp_wif.supplier import Boto3Supplier
+
+log = logging.getLogger(__name__)
+
+AWS_SUBJECT_TOKEN_TYPE = "urn:ietf:params:aws:token-type:aws4_request"
+GET_CALLER_IDENTITY_URL = "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15"
+TARGET_RESOURCE_HEADER = "x-goog-cloud-target-resource"
+
+#: Refresh ahead of expiry: at most this long before it (botocore's "advisory" window) ...
+ADVISORY_REFRESH_SECONDS = 300
+#: ... and never later than this (the "mandatory" window; google-auth's own threshold is 225 s).
+MANDATORY_REFRESH_SECONDS = 225
+
+
+class _FederatedCredentials(aws.Credentials):
+    """``aws.Credentials`` that signs the audience into each subject token and names the STS step on failure."""
+
+    _wif_context: ExchangeContext = ExchangeContext()
+
+    def retrieve_subject_token(self, request: Any) -> str:
+        supplier = self._aws_security_credentials_supplier
+        context = self._supplier_context
+        region = supplier.get_aws_region(context, request)
+        aws_credentials = supplier.get_aws_security_credentials(context, request)
+        signed = aws.RequestSigner(region).get_request_options(
+            aws_credentials,
+            GET_CALLER_IDENTITY_URL.format(region=region),
+            "POST",
+            additional_headers={TARGET_RESOURCE_HEADER: self._audience},
+        )
+        serialized = {
+            "url": signed["url"],
+            "method": signed["method"],
+            "headers": [{"key": key, "value": value} for key, value in signed["headers"].items()],
+        }
+        return urllib.parse.quote(json.dumps(serialized, separators=(",", ":"), sort_keys=True))
+
+    def refresh(self, request: Any) -> None:
+        try:
+            super().refresh(request)
+        except Exception as exc:
+            raise translate_exception("sts_exchange", exc, self._wif_context) from exc
+
+
+class _ImpersonatedCredentials(impersonated_credentials.Credentials):
+    """``impersonated_credentials.Credentials`` that names the impersonation step on failure."""
+
+    _wif_context: ExchangeContext = ExchangeContext()
+
+    def refresh(self, request: Any) -> None:
+        try:
+            super().refresh(request)
+        except WifExchangeError:
+            raise  # the federated source failed: already names its step
+        except Exception as exc:
+            raise translate_exception("impersonation", exc, self._wif_context) from exc
+
+
+def build_google_credentials(settings: WifSettings, supplier: Boto3Supplier) -> google_credentials.Credentials:
+    """The google-auth credentials for ``settings`` (not shared, not refreshed: no I/O happens here)."""
+    context = exchange_context(settings, supplier)
+    impersonating = bool(settings.impersonation_chain)
+    federated = _FederatedCredentials(
+        audience=settings.audience,
+        subject_token_type=AWS_SUBJECT_TOKEN_TYPE,
+        token_url=settings.sts_endpoint,
+        aws_security_credentials_supplier=supplier,
+        # Impersonation needs a federated token that may call IAM Credentials; the requested scopes go to
+        # generateAccessToken instead (ERRORS.md: iamcredentials_scope_insufficient_on_federated_token).
+        scopes=[CLOUD_PLATFORM_SCOPE] if impersonating else list(settings.scopes),
+        quota_project_id=None if impersonating else settings.quota_project_id,
+        universe_domain=settings.universe_domain,
+    )
+    federated._wif_context = context
+    if not impersonating:
+        return federated
+    assert settings.service_account is not None
+    impersonated = _ImpersonatedCredentials(
+        source_credentials=federated,
+        target_principal=settings.service_account,
+        target_scopes=list(settings.scopes),
+        delegates=[f"projects/-/serviceAccounts/{email}" for email in settings.delegates] or None,
+        lifetime=settings.lifetime_seconds,
+        quota_project_id=settings.quota_project_id,
+        iam_endpoint_override=settings.impersonation_url(settings.service_account),
+    )
+    impersonated._wif_context = context
+    return impersonated
+
+
+def exchange_context(settings: WifSettings, supplier: Boto3Supplier | None) -> ExchangeContext:
+    return ExchangeContext(
+        project_number=settings.project_number,
+        pool_id=settings.pool_id,
+        provider_id=settings.provider_id,
+        audience=settings.audience,
+        service_account=settings.service_account,
+        delegates=settings.delegates,
+        lifetime_seconds=settings.lifetime_seconds,
+        conn_id=settings.conn_id,
+        caller_arn_lookup=supplier.caller_arn if supplier is not None else None,
+    )
+
+
+def _default_request() -> Any:
+    import google.auth.transport.requests
+
+    return google.auth.transport.requests.Request()
+
+
+class WifCredentials(google_credentials.CredentialsWithQuotaProject):
+    """Thread-safe, shareable Google credentials for one (settings, AWS identity) pair.
+
+    ``token``, ``expiry``, ``valid`` and ``before_request`` behave as google-auth callers expect. ``refresh()``
+    fetches a new token only when the current one is inside its refresh window (so many hooks and threads that
+    each call it still cause one exchange); :meth:`force_refresh` always exchanges.
+
+    Args:
+        settings: the validated settings.
+        supplier: the AWS identity source.
+        retry_initial_delay: first backoff delay, in seconds, for transient failures (doubles, capped at 8 s).
+    """
+
+    def __init__(
+        self,
+        settings: WifSettings,
+        supplier: Boto3Supplier,
+        *,
+        retry_initial_delay: float = 0.5,
+        clock: Callable[[], datetime.datetime] = _helpers.utcnow,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.supplier = supplier
+        self._inner = build_google_credentials(settings, supplier)
+        self._quota_project_id = settings.quota_project_id
+        self._lock = threading.Lock()
+        self._retry_initial_delay = retry_initial_delay
+        self._clock = clock
+        self._advisory_at: datetime.datetime | None = None
+        self._mandatory_at: datetime.datetime | None = None
+        self.exchange_count = 0  # successful refreshes; for tests, benchmarks and `gcp-wif doctor`
+
+    def __repr__(self) -> str:
+        return (
+            f"WifCredentials(audience={self.settings.audience!r}, service_account={self.settings.service_account!r}, "
+            f"aws={self.supplier.description!r}, expiry={self.expiry!r})"
+        )
+
+    # -- state -----------------------------------------------------------------------------------------------
+
+    @property
+    def service_account_email(self) -> str | None:
+        return self.settings.service_account
+
+    @property
+    def expired(self) -> bool:
+        return self._mandatory_at is None or self._clock() >= self._mandatory_at
+
+    @property
+    def valid(self) -> bool:
+        return self.token is not None and not self.expired
+
+    @property
+    def token_state(self) -> Any:
+        state = getattr(google_credentials, "TokenState", None)
+        if state is None:  # google-auth without TokenState
+            return None
+        if not self.valid:
+            return state.INVALID
+        return state.STALE if self._advisory_due() else state.FRESH
+
+    def _advisory_due(self) -> bool:
+        return self._advisory_at is None or self._clock() >= self._advisory_at
+
+    # -- refresh ---------------------------------------------------------------------------------------------
+
+    def refresh(self, request: Any) -> None:
+        """Make sure the token is fresh: exchange only when inside the refresh window (one thread at a time)."""
+        if self.token is not None and not self._advisory_due():
+            return
+        self._refresh(request, blocking=True)
+
+    def force_refresh(self, request: Any | None = None) -> None:
+        """Exchange now, whatever the current token's age (e.g. after Google answered 401 with it)."""
+        with self._lock:
+            self._exchange(request or _default_request())
+
+    def before_request(self, request: Any, method: str, url: str, headers: dict[str, str]) -> None:
+        if self.token is None or self.expired:
+            self._refresh(request, blocking=True)
+        elif self._advisory_due():
+            self._refresh(request, blocking=False)
+        self.apply(headers)
+
+    def _refresh(self, request: Any, *, blocking: bool) -> None:
+        if not blocking:
+            # Advisory window: one thread refreshes, the others keep the still-valid token.
+            if not self._lock.acquire(blocking=False):
+                return
+            try:
+                if self._advisory_due():
+                    self._exchange(request)
+            except google_exceptions.GoogleAuthError as err:
+                log.warning("gcp_wif: refresh ahead of expiry failed, the current token stays in use: %s", err)
+            finally:
+                self._lock.release()
+            return
+        with self._lock:
+            # Another thread may have refreshed while this one waited.
+            if self.token is not None and not self._advisory_due():
+                return
+            if self.token is not None and not self.expired:
+                try:
+                    self._exchange(request)
+                except google_exceptions.GoogleAuthError as err:
+                    log.warning("gcp_wif: refresh ahead of expiry failed, the current token stays in use: %s", err)
+                return
+            self._exchange(request)
+
+    def _exchange(self, request: Any) -> None:
+        """One exchange (the caller holds the lock), retrying transient failures."""
+        attempts = self.settings.num_retries + 1
+        for attempt in range(attempts):
+            try:
+                self._inner.refresh(request)
+                break
+            except WifExchangeError as err:
+                if not err.retryable or attempt == attempts - 1:
+                    raise
+                delay = min(8.0, self._retry_initial_delay * (2**attempt)) * (0.5 + random.random() / 2)  # noqa: S311
+                log.info("gcp_wif: %s failed transiently (%s); retry %d of %d in %.2fs",
+                         err.step, err.code or err.status or "no answer", attempt + 1, attempts - 1, delay)
+                time.sleep(delay)
+        self.token = self._inner.token
+        self.expiry = self._inner.expiry
+        self.exchange_count += 1
+        now = self._clock()
+        expiry = self.expiry or now + datetime.timedelta(seconds=3600)
+        lifetime = max(0.0, (expiry - now).total_seconds())
+        advisory = min(ADVISORY_REFRESH_SECONDS, lifetime * 0.25)
+        mandatory = min(MANDATORY_REFRESH_SECONDS, lifetime * 0.1)
+        self._advisory_at = expiry - datetime.timedelta(seconds=advisory)
+        self._mandatory_at = expiry - datetime.timedelta(seconds=mandatory)
+        log.debug(
+            "gcp_wif: new Google token for %s (expires %s)",
+            self.settings.service_account or "the federated identity",
+            expiry.isoformat(),
+        )
+
+    # -- google-auth plumbing --------------------------------------------------------------------------------
+
+    def with_quota_project(self, quota_project_id: str | None) -> WifCredentials:
+        return get_credentials(self.settings.replace(quota_project_id=quota_project_id or ""), self.supplier)
+
+    def get_cred_info(self) -> Mapping[str, str] | None:
+        return {"credential_source": "airflow-provider-gcp-wif", "credential_type": "external account (AWS)"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The process-wide cache
+# ---------------------------------------------------------------------------------------------------------------
+
+_cache: dict[tuple[Any, ...], WifCredentials] = {}
+_cache_lock = threading.Lock()
+
+
+def cache_key(settings: WifSettings, supplier: Boto3Supplier) -> tuple[Any, ...]:
+    """Every field that changes the token (the connection id only names it), plus the AWS identity source."""
+    fields = dataclass_values(settings)
+    digest = hashlib.sha256(repr(fields).encode()).hexdigest()
+    return (digest, supplier.identity_key, supplier.description)
+
+
+def dataclass_values(settings: WifSettings) -> tuple[Any, ...]:
+    import dataclasses
+
+    return tuple(getattr(settings, f.name) for f in dataclasses.fields(settings) if f.compare)
+
+
+def get_credentials(settings: WifSettings, supplier: Boto3Supplier, **options: Any) -> WifCredentials:
+    """The shared :class:`WifCredentials` for these settings and this AWS identity source (created on first use;
+    no network I/O happens here)."""
+    key = cache_key(settings, supplier)
+    credentials = _cache.get(key)
+    if credentials is None:
+        with _cache_lock:
+            credentials = _cache.get(key)
+            if credentials is None:
+                credentials = _cache[key] = WifCredentials(settings, supplier, **options)
+    return credentials
+
+
+def clear_cache() -> None:
+    """Forget every shared credential (tests; a changed AWS connection)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _after_fork_in_child() -> None:
+    # A forked child (LocalExecutor, the triggerer's runner) must not inherit locks another thread may hold, nor
+    # share boto3 connection pools with its parent: it starts with an empty cache.
+    global _cache_lock
+    _cache_lock = threading.Lock()
+    _cache.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

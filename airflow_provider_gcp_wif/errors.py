@@ -1,0 +1,534 @@
+"""Errors of the keyless exchange, and the translation of Google's and AWS's answers into them.
+
+Two error types, both carrying enough context to act on:
+
+* :class:`WifConfigError` (a :class:`ValueError`): a setting is wrong. Raised before any network call; names the
+  field and the fix.
+* :class:`WifExchangeError` (a :class:`google.auth.exceptions.RefreshError`, so code that already handles Google
+  credential failures handles it too): one step of the exchange failed. ``.step`` is ``aws_credentials``,
+  ``sts_exchange`` or ``impersonation``; ``.reason`` keeps Google's (or AWS's) own words; ``.fix`` says what to run.
+
+:func:`translate` maps the bodies listed in ``shared/ERRORS.md`` onto those messages. Nothing here ever formats a
+token, a secret or a subject token into a message: only Google's error text, resource names and ARNs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from google.auth import exceptions as google_exceptions
+
+Step = Literal["aws_credentials", "sts_exchange", "impersonation"]
+
+STEP_TITLES: dict[str, str] = {
+    "aws_credentials": "AWS credentials",
+    "sts_exchange": "Google STS token exchange",
+    "impersonation": "service account impersonation",
+}
+
+PROPAGATION_NOTE = "New IAM bindings can take a few minutes to propagate: wait 1-5 minutes and retry."
+
+
+class WifConfigError(ValueError):
+    """A ``gcp_wif`` setting is missing, malformed or inconsistent.
+
+    Attributes:
+        field: the connection extra (or environment variable) at fault, e.g. ``"project_number"``.
+        problem: what is wrong with it.
+        fix: what to change.
+        conn_id: the Airflow connection id, when the settings came from one.
+    """
+
+    def __init__(self, field: str, problem: str, fix: str = "", conn_id: str | None = None) -> None:
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+        self.conn_id = conn_id
+        where = f"gcp_wif connection {conn_id!r}: " if conn_id else ""
+        message = f"{where}{field}: {problem}"
+        if fix:
+            message += f" Fix: {fix}"
+        super().__init__(message)
+
+
+class WifExchangeError(google_exceptions.RefreshError):
+    """One step of AWS identity → Google STS → impersonation failed.
+
+    Attributes:
+        step: ``"aws_credentials"``, ``"sts_exchange"`` or ``"impersonation"``.
+        reason: Google's (or AWS's) own explanation, verbatim where there was one.
+        fix: the command or change that repairs it.
+        status: the HTTP status of the failed call, when known.
+        code: Google's error code (``invalid_target``, ``PERMISSION_DENIED``, ...), when known.
+        retryable: ``True`` for transient failures (429, 5xx) that a later attempt may get past.
+    """
+
+    def __init__(
+        self,
+        step: Step,
+        reason: str,
+        fix: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retryable: bool = False,
+    ) -> None:
+        self.step = step
+        self.reason = reason
+        self.fix = fix
+        self.status = status
+        self.code = code
+        self._wif_retryable = retryable
+        super().__init__(f"{STEP_TITLES[step]} failed ({step}): {reason} Fix: {fix}")
+
+    @property
+    def retryable(self) -> bool:
+        return self._wif_retryable
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep the attributes when the error crosses a process boundary (Airflow's task runner pickles).
+        return (
+            _rebuild_exchange_error,
+            (self.step, self.reason, self.fix, self.status, self.code, self._wif_retryable),
+        )
+
+
+def _rebuild_exchange_error(
+    step: Step, reason: str, fix: str, status: int | None, code: str | None, retryable: bool
+) -> WifExchangeError:
+    return WifExchangeError(step, reason, fix, status=status, code=code, retryable=retryable)
+
+
+@dataclass(frozen=True)
+class ExchangeContext:
+    """What the fix texts need to name: the WIF provider, the service accounts and who the caller is on AWS.
+
+    ``caller_arn`` is looked up lazily (an extra ``GetCallerIdentity`` to AWS, only on the error path) so that a
+    permission denial can print the exact member to bind.
+    """
+
+    project_number: str = "PROJECT_NUMBER"
+    pool_id: str = "POOL_ID"
+    provider_id: str = "PROVIDER_ID"
+    audience: str = ""
+    service_account: str | None = None
+    delegates: tuple[str, ...] = ()
+    lifetime_seconds: int = 3600
+    conn_id: str | None = None
+    caller_arn_lookup: Callable[[], str | None] | None = None
+
+    def caller_arn(self) -> str | None:
+        if self.caller_arn_lookup is None:
+            return None
+        try:
+            return self.caller_arn_lookup()
+        except Exception:
+            return None
+
+
+_ASSUMED_ROLE = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.+$")
+_IAM_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):(user|role)/(?:.*/)?([^/]+)$")
+
+
+def role_arn_of(caller_arn: str) -> str | None:
+    """``arn:aws:sts::A:assumed-role/R/session`` → ``arn:aws:sts::A:assumed-role/R`` (what ``attribute.aws_role``
+    holds under Google's default AWS attribute mapping); ``None`` for other ARNs."""
+    match = _ASSUMED_ROLE.match(caller_arn)
+    if not match:
+        return None
+    partition, account, role = match.groups()
+    return f"arn:{partition}:sts::{account}:assumed-role/{role}"
+
+
+def account_of(caller_arn: str) -> str | None:
+    match = re.match(r"^arn:aws[a-z-]*:(?:sts|iam)::(\d{12}):", caller_arn)
+    return match.group(1) if match else None
+
+
+def principal_member(project_number: str, pool_id: str, caller_arn: str) -> str:
+    """The IAM member that stands for ``caller_arn`` in the pool: a ``principalSet`` on ``attribute.aws_role`` for
+    an assumed role (every session of the role), else the single ``principal`` whose subject is the ARN."""
+    pool = f"//iam.googleapis.com/projects/{project_number}/locations/global/workloadIdentityPools/{pool_id}"
+    role = role_arn_of(caller_arn)
+    if role:
+        return f"principalSet:{pool}/attribute.aws_role/{role}"
+    return f"principal:{pool}/subject/{caller_arn}"
+
+
+def _member_for(context: ExchangeContext) -> str:
+    arn = context.caller_arn()
+    if arn:
+        return principal_member(context.project_number, context.pool_id, arn)
+    return (
+        f"principalSet://iam.googleapis.com/projects/{context.project_number}/locations/global/"
+        f"workloadIdentityPools/{context.pool_id}/attribute.aws_role/"
+        "arn:aws:sts::AWS_ACCOUNT_ID:assumed-role/AWS_ROLE_NAME"
+    )
+
+
+def _provider_flags(context: ExchangeContext) -> str:
+    return f"{context.provider_id} --workload-identity-pool={context.pool_id} --location=global"
+
+
+def _doctor(context: ExchangeContext) -> str:
+    target = f"--conn-id {context.conn_id}" if context.conn_id else "(with the seed's environment variables)"
+    return f"gcp-wif doctor {target}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The catalogue: (step, predicate over the parsed answer, fix builder). First match wins.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GoogleAnswer:
+    """An error answer from STS or IAM Credentials, parsed from either of Google's shapes."""
+
+    status: int | None
+    code: str  # OAuth ``error`` or google.rpc ``status``
+    message: str  # ``error_description`` or ``message``
+    reasons: tuple[str, ...]  # google.rpc ErrorInfo reasons
+
+    def says(self, *fragments: str) -> bool:
+        text = self.message.lower()
+        return all(fragment.lower() in text for fragment in fragments)
+
+
+def _fix_invalid_target(c: ExchangeContext) -> str:
+    return (
+        "check that the audience names an existing, enabled provider (use the project NUMBER): "
+        f"`gcloud iam workload-identity-pools providers describe {_provider_flags(c)}`; re-enable the pool "
+        f"with `gcloud iam workload-identity-pools update {c.pool_id} --location=global --no-disabled` and the "
+        f"provider with `gcloud iam workload-identity-pools providers update-aws {_provider_flags(c)} "
+        "--no-disabled` (or `... undelete`)."
+    )
+
+
+def _fix_audience_format(c: ExchangeContext) -> str:
+    return (
+        "set audience to exactly //iam.googleapis.com/projects/PROJECT_NUMBER/locations/global/"
+        "workloadIdentityPools/POOL_ID/providers/PROVIDER_ID (or set project_number, pool_id and provider_id "
+        f"instead); print it with `gcloud iam workload-identity-pools providers describe {_provider_flags(c)} "
+        "--format='value(name)'`."
+    )
+
+
+def _fix_attribute_condition(c: ExchangeContext) -> str:
+    arn = c.caller_arn()
+    role = (role_arn_of(arn) if arn else None) or "arn:aws:sts::AWS_ACCOUNT_ID:assumed-role/AWS_ROLE_NAME"
+    who = f"this worker is {arn}" if arn else "compare `aws sts get-caller-identity` with the condition"
+    return (
+        f"{who}; read the provider's condition with `gcloud iam workload-identity-pools providers describe "
+        f"{_provider_flags(c)} --format='value(attributeCondition,attributeMapping)'` and, if this identity "
+        f"should be let in, `gcloud iam workload-identity-pools providers update-aws {_provider_flags(c)} "
+        f"--attribute-condition=\"attribute.aws_role=='{role}'\"`."
+    )
+
+
+def _fix_long_subject(c: ExchangeContext) -> str:
+    arn = c.caller_arn()
+    size = f" (this worker's ARN {arn} is {len(arn.encode())} bytes)" if arn else ""
+    return (
+        f"map google.subject to something shorter{size}: `gcloud iam workload-identity-pools providers "
+        f"update-aws {_provider_flags(c)} --attribute-mapping=\"google.subject=assertion.arn.extract("
+        "'assumed-role/{role_name}/'),attribute.aws_role=assertion.arn.extract('assumed-role/{role}/'),"
+        "attribute.aws_account=assertion.account\"` (keep every attribute your conditions and bindings use), "
+        "or use a shorter role session name."
+    )
+
+
+def _fix_signature(c: ExchangeContext) -> str:
+    return (
+        "AWS rejected the signed GetCallerIdentity request: check the AWS connection's access key and secret "
+        "(`aws sts get-caller-identity` with the same credentials must work) and that nothing between this "
+        "worker and Google rewrites the request; this provider signs a fresh request for every exchange."
+    )
+
+
+def _fix_signature_expired(c: ExchangeContext) -> str:
+    return (
+        "the signed request was more than 15 minutes old when AWS checked it: sync this worker's clock "
+        "(chrony/NTP, Amazon Time Sync 169.254.169.123) and never reuse a subject token."
+    )
+
+
+def _fix_aws_token_expired(c: ExchangeContext) -> str:
+    return (
+        "the AWS session credentials had expired: refresh them (re-assume the role, or let boto3 refresh the "
+        "instance/task role) — check the AWS connection's role_arn and session duration."
+    )
+
+
+def _fix_aws_key_invalid(c: ExchangeContext) -> str:
+    return (
+        "AWS does not know this access key: check the AWS connection's login/password (or role) with "
+        "`aws sts get-caller-identity`; rotate or re-create the key if it was deleted."
+    )
+
+
+def _fix_request_format(c: ExchangeContext) -> str:
+    return (
+        "the serialized GetCallerIdentity request was malformed or lacked the x-goog-cloud-target-resource "
+        "header for this audience: upgrade airflow-provider-gcp-wif / google-auth, and make sure the audience "
+        "sent equals the one the request was signed for."
+    )
+
+
+def _fix_account_not_allowed(c: ExchangeContext) -> str:
+    arn = c.caller_arn()
+    account = (account_of(arn) if arn else None) or "AWS_ACCOUNT_ID"
+    who = f"this worker's AWS account is {account}; " if arn else ""
+    return (
+        f"{who}`gcloud iam workload-identity-pools providers update-aws {_provider_flags(c)} "
+        f"--account-id={account}` or create a provider for that AWS account; verify with "
+        "`aws sts get-caller-identity --query Account`."
+    )
+
+
+def _fix_token_type(c: ExchangeContext) -> str:
+    return (
+        "use grant_type=urn:ietf:params:oauth:grant-type:token-exchange, requested_token_type="
+        "urn:ietf:params:oauth:token-type:access_token, subject_token_type=urn:ietf:params:aws:token-type:"
+        "aws4_request (a credential_config for OIDC or SAML providers does not fit an AWS connection)."
+    )
+
+
+def _fix_scope_sts(c: ExchangeContext) -> str:
+    return (
+        "set the connection's scope to valid OAuth scopes, e.g. https://www.googleapis.com/auth/cloud-platform "
+        "(the default)."
+    )
+
+
+def _fix_service_disabled(service: str) -> Callable[[ExchangeContext], str]:
+    def fix(c: ExchangeContext) -> str:
+        return (
+            f"`gcloud services enable {service} sts.googleapis.com iamcredentials.googleapis.com "
+            "iam.googleapis.com --project=PROJECT_ID` in the project that owns the pool, then wait a few minutes."
+        )
+
+    return fix
+
+
+def _fix_transient(c: ExchangeContext) -> str:
+    return "a transient Google error: retry with backoff (Airflow task retries do this); if it persists, " + (
+        f"run `{_doctor(c)}`."
+    )
+
+
+def _fix_permission_denied(c: ExchangeContext) -> str:
+    sa = c.service_account or "SA_EMAIL"
+    if c.delegates:
+        first = c.delegates[0]
+        hops = [*c.delegates, sa]
+        chain = "; ".join(
+            f"`gcloud iam service-accounts add-iam-policy-binding {nxt} --member=serviceAccount:{prev} "
+            "--role=roles/iam.serviceAccountTokenCreator`"
+            for prev, nxt in itertools.pairwise(hops)
+        )
+        return (
+            f"the impersonation chain is broken: let the federated identity use {first} with "
+            f"`gcloud iam service-accounts add-iam-policy-binding {first} --role=roles/iam.workloadIdentityUser "
+            f"--member=\"{_member_for(c)}\"`, and grant each hop: {chain}. {PROPAGATION_NOTE} "
+            f"Also confirm each account exists: `gcloud iam service-accounts describe {sa}`."
+        )
+    return (
+        f"`gcloud iam service-accounts add-iam-policy-binding {sa} --role=roles/iam.workloadIdentityUser "
+        f"--member=\"{_member_for(c)}\"`. {PROPAGATION_NOTE} Also confirm the account exists: "
+        f"`gcloud iam service-accounts describe {sa}`."
+    )
+
+
+def _fix_lifetime(c: ExchangeContext) -> str:
+    sa = c.service_account or "SA_EMAIL"
+    return (
+        f"set lifetime_seconds to 3600 or less (now {c.lifetime_seconds}), or allow longer tokens for this "
+        "account: `gcloud resource-manager org-policies allow "
+        f"constraints/iam.allowServiceAccountCredentialLifetimeExtension {sa} --organization=ORG_ID` "
+        "(at most 43200 s)."
+    )
+
+
+def _fix_invalid_argument(c: ExchangeContext) -> str:
+    return (
+        "check the connection's scope (OAuth scopes such as https://www.googleapis.com/auth/cloud-platform, not "
+        "URLs of your services) and that impersonation_chain holds plain service-account emails without quotes "
+        "or spaces."
+    )
+
+
+def _fix_scope_insufficient(c: ExchangeContext) -> str:
+    return (
+        "the federated token's scope does not cover IAM Credentials: include "
+        "https://www.googleapis.com/auth/cloud-platform in the connection's scope."
+    )
+
+
+def _fix_unauthenticated(c: ExchangeContext) -> str:
+    return (
+        "the federated token was missing or expired when it reached IAM Credentials: retry (a new exchange is "
+        f"made); if it keeps failing, check this worker's clock and run `{_doctor(c)}`."
+    )
+
+
+def _fix_token_type_unsupported(c: ExchangeContext) -> str:
+    return (
+        "federated tokens cannot call signJwt/signBlob: set impersonation_chain so that a service-account "
+        "token is used."
+    )
+
+
+def _fix_sa_disabled(c: ExchangeContext) -> str:
+    sa = c.service_account or "SA_EMAIL"
+    return f"`gcloud iam service-accounts enable {sa} --project=PROJECT_ID`."
+
+
+def _fix_rate_limited(c: ExchangeContext) -> str:
+    return (
+        "too many token requests per minute: tokens are cached per process, so check for many short-lived "
+        "processes; retry with backoff and, if needed, request a higher iamcredentials.googleapis.com quota."
+    )
+
+
+Rule = tuple[str, Callable[[GoogleAnswer], bool], Callable[[ExchangeContext], str]]
+
+_STS_RULES: list[Rule] = [
+    ("invalid_target", lambda a: a.code == "invalid_target", _fix_invalid_target),
+    (
+        "audience_format",
+        lambda a: a.code == "invalid_request" and a.says("audience") and a.says("full resource name"),
+        _fix_audience_format,
+    ),
+    ("attribute_condition", lambda a: a.says("attribute condition"), _fix_attribute_condition),
+    ("subject_too_long", lambda a: a.says("google.subject", "127 bytes"), _fix_long_subject),
+    (
+        "signature_expired",
+        lambda a: a.says("signaturedoesnotmatch") and a.says("signature expired"),
+        _fix_signature_expired,
+    ),
+    ("signature_mismatch", lambda a: a.says("signaturedoesnotmatch"), _fix_signature),
+    ("aws_token_expired", lambda a: a.says("expiredtoken"), _fix_aws_token_expired),
+    ("aws_key_invalid", lambda a: a.says("invalidclienttokenid"), _fix_aws_key_invalid),
+    ("request_format", lambda a: a.says("aws request has invalid format"), _fix_request_format),
+    ("subject_unparseable", lambda a: a.says("invalid format of aws credentials"), _fix_request_format),
+    ("account_not_allowed", lambda a: a.says("aws account id"), _fix_account_not_allowed),
+    ("token_type", lambda a: a.code == "invalid_request" and a.says("token_type"), _fix_token_type),
+    ("grant_type", lambda a: a.code == "unsupported_grant_type", _fix_token_type),
+    ("invalid_scope", lambda a: a.code == "invalid_scope", _fix_scope_sts),
+    ("service_disabled", lambda a: "SERVICE_DISABLED" in a.reasons, _fix_service_disabled("sts.googleapis.com")),
+]
+
+_IAM_RULES: list[Rule] = [
+    ("service_disabled", lambda a: "SERVICE_DISABLED" in a.reasons,
+     _fix_service_disabled("iamcredentials.googleapis.com")),
+    ("scope_insufficient", lambda a: "ACCESS_TOKEN_SCOPE_INSUFFICIENT" in a.reasons, _fix_scope_insufficient),
+    ("token_type_unsupported", lambda a: "ACCESS_TOKEN_TYPE_UNSUPPORTED" in a.reasons,
+     _fix_token_type_unsupported),
+    ("permission_denied", lambda a: a.status == 403 or a.code == "PERMISSION_DENIED", _fix_permission_denied),
+    ("lifetime", lambda a: a.says("lifetimes of more than 1 hour"), _fix_lifetime),
+    ("sa_disabled", lambda a: a.code == "FAILED_PRECONDITION", _fix_sa_disabled),
+    ("invalid_argument", lambda a: a.code == "INVALID_ARGUMENT", _fix_invalid_argument),
+    ("unauthenticated", lambda a: a.status == 401 or a.code == "UNAUTHENTICATED", _fix_unauthenticated),
+    ("rate_limited", lambda a: a.status == 429 or a.code == "RESOURCE_EXHAUSTED", _fix_rate_limited),
+]
+
+_TRANSIENT_CODES = {"INTERNAL", "UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"}
+
+
+def parse_google_answer(body: str | bytes | dict[str, Any] | None, status: int | None = None) -> GoogleAnswer | None:
+    """Parse an OAuth-style (``{"error": "...", "error_description": "..."}``) or google.rpc-style
+    (``{"error": {"code", "message", "status", "details"}}``) error body; ``None`` when it is neither."""
+    if body is None:
+        return None
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return None
+    if not isinstance(body, dict) or "error" not in body:
+        return None
+    error = body["error"]
+    if isinstance(error, str):
+        return GoogleAnswer(status, error, str(body.get("error_description", "")), ())
+    if isinstance(error, dict):
+        reasons = tuple(
+            str(detail.get("reason"))
+            for detail in error.get("details") or []
+            if isinstance(detail, dict) and detail.get("reason")
+        )
+        code = error.get("code")
+        return GoogleAnswer(
+            int(code) if isinstance(code, int) else status,
+            str(error.get("status", "")),
+            str(error.get("message", "")),
+            reasons,
+        )
+    return None
+
+
+def answer_from_exception(exc: BaseException) -> GoogleAnswer | None:
+    """google-auth raises ``OAuthError(details, response_body)`` for STS and ``RefreshError(message,
+    response_body)`` for IAM Credentials: find the body among the arguments."""
+    for arg in reversed(exc.args):
+        answer = parse_google_answer(arg) if isinstance(arg, str | bytes | dict) else None
+        if answer is not None:
+            return answer
+        if isinstance(arg, str):
+            # Some google-auth versions put the body after a prefix: "...: {json}".
+            start = arg.find("{")
+            if start >= 0:
+                answer = parse_google_answer(arg[start:])
+                if answer is not None:
+                    return answer
+    return None
+
+
+def translate(step: Step, answer: GoogleAnswer, context: ExchangeContext) -> WifExchangeError:
+    """Turn one of Google's error answers into a :class:`WifExchangeError` for ``step``."""
+    rules = _STS_RULES if step == "sts_exchange" else _IAM_RULES
+    reason = answer.message or answer.code
+    if answer.code and answer.code not in reason:
+        reason = f"{answer.code}: {reason}"
+    retryable = (answer.status is not None and (answer.status == 429 or answer.status >= 500)) or (
+        answer.code in _TRANSIENT_CODES
+    )
+    for _name, matches, fix in rules:
+        if matches(answer):
+            return WifExchangeError(
+                step, _sentence(reason), fix(context), status=answer.status, code=answer.code, retryable=retryable
+            )
+    fix_text = _fix_transient(context) if retryable else f"run `{_doctor(context)}` for a step-by-step check."
+    return WifExchangeError(
+        step, _sentence(reason), fix_text, status=answer.status, code=answer.code, retryable=retryable
+    )
+
+
+def translate_exception(step: Step, exc: BaseException, context: ExchangeContext) -> WifExchangeError:
+    """Translate whatever google-auth raised during ``step``; unknown failures keep their text and name the step."""
+    if isinstance(exc, WifExchangeError):
+        return exc
+    answer = answer_from_exception(exc)
+    if answer is not None:
+        return translate(step, answer, context)
+    # Resets and timeouts (TransportError) and malformed answers (a 200 that is not JSON, or lacks the token)
+    # are worth another attempt; google-auth lets them escape without a status.
+    retryable = (
+        bool(getattr(exc, "retryable", False))
+        or isinstance(exc, google_exceptions.TransportError | json.JSONDecodeError)
+        or "invalid expiration in response" in str(exc)
+    )
+    text = _sentence(str(exc.args[0]) if exc.args else type(exc).__name__)
+    fix = _fix_transient(context) if retryable else f"run `{_doctor(context)}` for a step-by-step check."
+    return WifExchangeError(step, text, fix, retryable=retryable)
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."

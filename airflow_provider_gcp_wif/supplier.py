@@ -1,0 +1,143 @@
+"""The AWS side of the exchange: credentials and region from a boto3 session.
+
+google-auth's own AWS credential sources read only environment variables and EC2 instance metadata, which is why
+keyless access fails on MWAA (ECS container credentials) and under EKS Pod Identity. Here the boto3 session is the
+single source: whatever it can authenticate with (static keys, profiles, ``role_arn`` chains through the Amazon
+provider's ``AwsBaseHook``, container credentials, instance profiles, IRSA) this supplier can sign with. It adds
+nothing of its own: every call asks the session for its current frozen credentials, so the session's own refresh of
+assumed roles is what keeps them valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from google.auth import aws
+
+from airflow_provider_gcp_wif.errors import WifExchangeError
+
+if TYPE_CHECKING:
+    import boto3
+
+SessionFactory = Callable[[], "boto3.session.Session"]
+
+
+class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
+    """An ``AwsSecurityCredentialsSupplier`` over a (lazily created) boto3 session.
+
+    Args:
+        session_factory: returns the boto3 session to use; called once, on first use (so building credentials
+            does no I/O and no connection lookup: the triggerer's event loop stays free).
+        region: the region for the signed ``GetCallerIdentity``; ``None`` uses the session's region, then
+            ``AWS_REGION`` / ``AWS_DEFAULT_REGION``.
+        identity_key: a stable, non-secret name of the identity source (e.g. the AWS connection id and a digest
+            of its settings), used to share one Google credential between callers with the same identity.
+        description: how to name the source in error messages, e.g. ``"AWS connection 'aws_default'"``.
+        sts_client_factory: returns an AWS STS client for the caller-identity lookup that error messages use; by
+            default ``session.client("sts")`` (which honours ``AWS_ENDPOINT_URL_STS``).
+    """
+
+    def __init__(
+        self,
+        session_factory: SessionFactory,
+        *,
+        region: str | None = None,
+        identity_key: str = "default",
+        description: str = "the default AWS credential chain",
+        sts_client_factory: Callable[[Any, str], Any] | None = None,
+    ) -> None:
+        self._session_factory = session_factory
+        self._session: boto3.session.Session | None = None
+        self._lock = threading.Lock()
+        self._region = region
+        self.identity_key = identity_key
+        self.description = description
+        self._sts_client_factory = sts_client_factory
+        self._caller_arn: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Boto3Supplier({self.description}, region={self._region!r})"
+
+    @classmethod
+    def default_chain(cls, *, region: str | None = None, profile: str | None = None) -> Boto3Supplier:
+        """boto3's default credential chain (environment, ``AWS_PROFILE``, container, instance metadata)."""
+        profile = profile or os.environ.get("AWS_PROFILE") or None
+
+        def make() -> boto3.session.Session:
+            import boto3
+
+            return boto3.session.Session(profile_name=profile)
+
+        key_id = os.environ.get("AWS_ACCESS_KEY_ID", "")
+        digest = hashlib.sha256(f"{profile}|{key_id}".encode()).hexdigest()[:16]
+        where = f"AWS profile {profile!r}" if profile else "the default AWS credential chain"
+        return cls(make, region=region, identity_key=f"default-chain:{digest}", description=where)
+
+    # -- the session -----------------------------------------------------------------------------------------
+
+    def session(self) -> boto3.session.Session:
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    try:
+                        self._session = self._session_factory()
+                    except WifExchangeError:
+                        raise
+                    except Exception as err:
+                        raise self._error(f"could not create an AWS session from {self.description}: {err}") from err
+        return self._session
+
+    def _error(self, reason: str) -> WifExchangeError:
+        return WifExchangeError(
+            "aws_credentials",
+            reason.rstrip(".") + ".",
+            f"check {self.description}: `aws sts get-caller-identity` must work with the same credentials "
+            "(on MWAA: the environment's execution role; elsewhere the AWS connection's keys, role_arn or profile).",
+        )
+
+    # -- AwsSecurityCredentialsSupplier ----------------------------------------------------------------------
+
+    def get_aws_security_credentials(self, context: Any, request: Any) -> aws.AwsSecurityCredentials:
+        session = self.session()
+        try:
+            credentials = session.get_credentials()
+            frozen = credentials.get_frozen_credentials() if credentials is not None else None
+        except Exception as err:  # botocore: ClientError on AssumeRole, NoCredentialsError, endpoint errors...
+            raise self._error(f"AWS refused or failed to provide credentials from {self.description}: {err}") from err
+        if frozen is None or not frozen.access_key or not frozen.secret_key:
+            raise self._error(f"no AWS credentials were found in {self.description}")
+        return aws.AwsSecurityCredentials(frozen.access_key, frozen.secret_key, frozen.token or None)
+
+    def get_aws_region(self, context: Any, request: Any) -> str:
+        region = self._region
+        if not region:
+            region = self.session().region_name
+        if not region:
+            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if not region:
+            raise WifExchangeError(
+                "aws_credentials",
+                f"no AWS region is known for {self.description}, and the signed GetCallerIdentity request needs "
+                "a regional STS endpoint.",
+                "set the gcp_wif connection's aws_region extra, or region_name on the AWS connection, or "
+                "AWS_REGION.",
+            )
+        return region
+
+    # -- who am I (error messages, connection tests) ---------------------------------------------------------
+
+    def caller_arn(self) -> str | None:
+        """The ARN AWS sees for these credentials (one ``GetCallerIdentity`` call to AWS, remembered)."""
+        if self._caller_arn is None:
+            session = self.session()
+            region = self.get_aws_region(None, None)
+            if self._sts_client_factory is not None:
+                client = self._sts_client_factory(session, region)
+            else:
+                client = session.client("sts", region_name=region)
+            self._caller_arn = str(client.get_caller_identity()["Arn"])
+        return self._caller_arn
