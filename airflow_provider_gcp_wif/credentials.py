@@ -35,6 +35,7 @@ from google.auth import _helpers, aws, impersonated_credentials
 from google.auth import credentials as google_credentials
 from google.auth import exceptions as google_exceptions
 
+from airflow_provider_gcp_wif import masking
 from airflow_provider_gcp_wif.config import CLOUD_PLATFORM_SCOPE, WifSettings
 from airflow_provider_gcp_wif.errors import ExchangeContext, WifExchangeError, translate_exception
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
@@ -54,7 +55,15 @@ MANDATORY_REFRESH_SECONDS = 225
 class _FederatedCredentials(aws.Credentials):
     """``aws.Credentials`` that signs the audience into each subject token and names the STS step on failure."""
 
-    _wif_context: ExchangeContext = ExchangeContext()
+    def __init__(self, *args: Any, wif_context: ExchangeContext | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._wif_context = wif_context or ExchangeContext()
+
+    def _constructor_args(self) -> dict[str, Any]:
+        # google-auth copies credentials (with_scopes, with_quota_project) through these arguments.
+        args: dict[str, Any] = super()._constructor_args()
+        args["wif_context"] = self._wif_context
+        return args
 
     def retrieve_subject_token(self, request: Any) -> str:
         supplier = self._aws_security_credentials_supplier
@@ -109,8 +118,8 @@ def build_google_credentials(settings: WifSettings, supplier: Boto3Supplier) -> 
         scopes=[CLOUD_PLATFORM_SCOPE] if impersonating else list(settings.scopes),
         quota_project_id=None if impersonating else settings.quota_project_id,
         universe_domain=settings.universe_domain,
+        wif_context=context,
     )
-    federated._wif_context = context
     if not impersonating:
         return federated
     assert settings.service_account is not None
@@ -273,6 +282,7 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
                 time.sleep(delay)
         self.token = self._inner.token
         self.expiry = self._inner.expiry
+        masking.announce(self.token)
         self.exchange_count += 1
         now = self._clock()
         expiry = self.expiry or now + datetime.timedelta(seconds=3600)

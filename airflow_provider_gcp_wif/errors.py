@@ -127,7 +127,7 @@ class ExchangeContext:
             return None
         try:
             return self.caller_arn_lookup()
-        except Exception:
+        except Exception:  # noqa: BLE001 - best effort: it only improves the fix text
             return None
 
 
@@ -176,8 +176,7 @@ def _provider_flags(context: ExchangeContext) -> str:
 
 
 def _doctor(context: ExchangeContext) -> str:
-    target = f"--conn-id {context.conn_id}" if context.conn_id else "(with the seed's environment variables)"
-    return f"gcp-wif doctor {target}"
+    return f"gcp-wif doctor --conn-id {context.conn_id}" if context.conn_id else "gcp-wif doctor"
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from google.auth import aws
 
+from airflow_provider_gcp_wif import masking
 from airflow_provider_gcp_wif.errors import WifExchangeError
 
 if TYPE_CHECKING:
@@ -110,6 +111,7 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
             raise self._error(f"AWS refused or failed to provide credentials from {self.description}: {err}") from err
         if frozen is None or not frozen.access_key or not frozen.secret_key:
             raise self._error(f"no AWS credentials were found in {self.description}")
+        masking.announce(frozen.secret_key, frozen.token)
         return aws.AwsSecurityCredentials(frozen.access_key, frozen.secret_key, frozen.token or None)
 
     def get_aws_region(self, context: Any, request: Any) -> str:

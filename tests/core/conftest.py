@@ -1,0 +1,70 @@
+"""Fixtures for the core: an AWS identity from the emulated clouds, settings pointing at them, a clean cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_gcp_wif import credentials as wif_credentials
+from airflow_provider_gcp_wif.config import WifSettings
+from airflow_provider_gcp_wif.supplier import Boto3Supplier
+from airflow_provider_gcp_wif.token_service import assume_role_session
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    wif_credentials.clear_cache()
+    yield
+    wif_credentials.clear_cache()
+
+
+@pytest.fixture
+def aws_env(emulator, monkeypatch):
+    """boto3's default chain = the fixture IAM user's static keys; AWS STS = moto (AWS_ENDPOINT_URL_STS)."""
+    info = emulator.info
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", info["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", info["aws_secret_access_key"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", info["aws_region"])
+    monkeypatch.setenv("AWS_REGION", info["aws_region"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", info["aws_endpoint"])
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return info
+
+
+def make_settings(info, **extras) -> WifSettings:
+    base = {
+        "project_number": info["project_number"],
+        "pool_id": info["pool_id"],
+        "provider_id": info["provider_id"],
+        "impersonation_chain": info["service_account"],
+        "sts_endpoint": info["sts_endpoint"],
+        "iam_endpoint": info["iam_endpoint"],
+        "num_retries": 0,
+    }
+    base.update(extras)
+    return WifSettings.from_extras({k: v for k, v in base.items() if v is not None}, allowed_endpoint_hosts="")
+
+
+@pytest.fixture
+def settings_for(aws_env):
+    return lambda **extras: make_settings(aws_env, **extras)
+
+
+@pytest.fixture
+def role_supplier(aws_env):
+    """The fixture role `wif-role`, assumed with the static keys (the identity the default fixture binds)."""
+
+    def make(role_arn: str | None = None) -> Boto3Supplier:
+        arn = role_arn or aws_env["role_arn"]
+        return Boto3Supplier(lambda: assume_role_session(arn, region=aws_env["aws_region"]), identity_key=f"role:{arn}",
+                             description=f"role {arn}")
+
+    return make
+
+
+@pytest.fixture
+def user_supplier(aws_env):
+    """The fixture IAM user's static keys, as they are (no role)."""
+    return lambda: Boto3Supplier.default_chain()
