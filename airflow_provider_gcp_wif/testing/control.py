@@ -1,0 +1,155 @@
+"""``EmulatorControl``: a small client for the ``/_emulator/`` control plane, usable from any process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .defaults import POOL_ID, PROVIDER_ID
+
+
+class EmulatorControlError(RuntimeError):
+    """The control plane refused a request (bad configuration, unknown control)."""
+
+
+class EmulatorControl:
+    """Drive a running emulator: configuration, request log, faults, clock, AWS credential expiry.
+
+    Args:
+        control_url: the ``control_url`` of the emulator's info line, e.g. ``http://127.0.0.1:PORT/_emulator``.
+        timeout: seconds per control request.
+    """
+
+    def __init__(self, control_url: str, timeout: float = 30.0) -> None:
+        self.control_url = control_url.rstrip("/")
+        self.timeout = timeout
+
+    def _call(self, method: str, action: str, payload: Any = None, params: dict[str, str] | None = None) -> Any:
+        import requests
+
+        response = requests.request(method, f"{self.control_url}/{action}", json=payload, params=params,
+                                    timeout=self.timeout)
+        if response.status_code != 200:
+            raise EmulatorControlError(f"{method} /_emulator/{action} -> HTTP {response.status_code}: "
+                                       f"{response.text}")
+        return response.json()
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """The emulator's start-up line (endpoints, fixture identities, env)."""
+        return self._call("GET", "info")
+
+    def reset(self) -> None:
+        """Back to the start-up configuration; clears request log, faults, clock offset, stored objects and
+        expired AWS keys. Tokens already issued stay valid until they expire."""
+        self._call("POST", "reset")
+
+    def get_config(self) -> dict[str, Any]:
+        return self._call("GET", "config")
+
+    def configure(self, patch: dict[str, Any]) -> dict[str, Any]:
+        """Deep-merge ``patch`` into the configuration (objects merge, lists and scalars are replaced)."""
+        return self._call("PATCH", "config", patch)
+
+    def replace_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        return self._call("PUT", "config", config)
+
+    # -- request log ---------------------------------------------------------------------------------------
+    def requests(self, endpoint: str | None = None) -> list[dict[str, Any]]:
+        """Logged Google requests, oldest first; ``endpoint`` filters (``sts``, ``iam``,
+        ``iam.generateAccessToken``, ``iam.generateIdToken``, ``storage``, ``crm``)."""
+        return self._call("GET", "requests", params={"endpoint": endpoint} if endpoint else None)
+
+    def counters(self) -> dict[str, Any]:
+        """``{endpoint: count, ..., "by_principal": {principal: {endpoint: count}}}`` over the request log."""
+        return self._call("GET", "counters")
+
+    def clear_log(self) -> None:
+        self._call("DELETE", "requests")
+
+    # -- faults --------------------------------------------------------------------------------------------
+    def inject_faults(self, endpoint: str, statuses: list[int] | None = None, rate: float | None = None,
+                      kinds: list[str] | None = None, delay_seconds: float = 0.0, count: int | None = None,
+                      seed: int | None = None) -> dict[str, Any]:
+        """Make the next requests to ``endpoint`` fail.
+
+        ``statuses`` are answered in sequence (one request each), then the endpoint recovers. With ``rate``,
+        each request fails with that probability (``seed`` makes it repeatable) until ``count`` faults fired.
+        ``kinds``: ``status`` (Google error body with the status), ``delay`` (sleep ``delay_seconds``, then
+        answer normally), ``reset`` (drop the connection), ``malformed`` (200 with truncated JSON).
+        """
+        return self._call("POST", "faults", {"endpoint": endpoint, "statuses": statuses, "rate": rate,
+                                             "kinds": kinds, "delay_seconds": delay_seconds, "count": count,
+                                             "seed": seed})
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "faults")
+
+    # -- time ----------------------------------------------------------------------------------------------
+    def advance_clock(self, seconds: float) -> None:
+        """Move the emulator's clock forward: tokens expire, and signed subject tokens get stale."""
+        self._call("POST", "clock", {"advance_seconds": seconds})
+
+    def set_clock_offset(self, seconds: float) -> None:
+        self._call("POST", "clock", {"offset_seconds": seconds})
+
+    def set_token_ttl(self, sts: int | None = None, iam: int | None = None) -> None:
+        """``sts``: lifetime of federated tokens (``expires_in``). ``iam``: lifetime of every service-account
+        token, overriding the requested ``lifetime``. ``None`` leaves a value unchanged."""
+        ttl = {k: v for k, v in (("sts", sts), ("iam", iam)) if v is not None}
+        if ttl:
+            self.configure({"token_ttl": ttl})
+
+    def revoke_tokens(self) -> None:
+        """Forget every issued token (they answer 401 from now on)."""
+        self._call("DELETE", "tokens")
+
+    # -- IAM -----------------------------------------------------------------------------------------------
+    def set_org_policy_lifetime_extension(self, emails: list[str]) -> None:
+        """The accounts listed in ``constraints/iam.allowServiceAccountCredentialLifetimeExtension``."""
+        self.configure({"org_policy": {"lifetime_extension": list(emails)}})
+
+    def set_provider(self, *, pool_id: str = POOL_ID, provider_id: str = PROVIDER_ID, **fields: Any) -> None:
+        """Change (or create) a provider: ``disabled``, ``aws_account_id``, ``attribute_condition``
+        (``{"aws_role_in": [...], "aws_account_in": [...], "arn_in": [...]}`` or ``None``), ``strict``,
+        ``google_subject`` (``assertion.arn`` / ``aws_role`` / ``role_name``)."""
+        self.configure({"pools": {pool_id: {"providers": {provider_id: fields}}}})
+
+    def set_pool(self, disabled: bool, pool_id: str = POOL_ID) -> None:
+        self.configure({"pools": {pool_id: {"disabled": disabled}}})
+
+    def add_service_account(self, email: str, disabled: bool = False) -> None:
+        self.configure({"service_accounts": {email: {"disabled": disabled}}})
+
+    def add_binding(self, service_account: str, role: str, member: str) -> None:
+        """Grant ``role`` on ``service_account`` to ``member`` (creating the account if needed)."""
+        account = self.get_config()["service_accounts"].get(service_account, {"disabled": False})
+        bindings = account.get("bindings", [])
+        for binding in bindings:
+            if binding["role"] == role:
+                if member not in binding["members"]:
+                    binding["members"].append(member)
+                break
+        else:
+            bindings.append({"role": role, "members": [member]})
+        self.configure({"service_accounts": {service_account: {**account, "bindings": bindings}}})
+
+    def remove_bindings(self, service_account: str) -> None:
+        self.configure({"service_accounts": {service_account: {"bindings": []}}})
+
+    # -- storage -------------------------------------------------------------------------------------------
+    def set_bucket_iam(self, bucket: str, role: str, members: list[str]) -> None:
+        """Set the members of ``role`` on ``bucket`` (an empty list removes the role)."""
+        bucket_config = self.get_config()["buckets"].get(bucket) or {}
+        bindings = [b for b in bucket_config.get("iam", []) if b["role"] != role]
+        if members:
+            bindings.append({"role": role, "members": list(members)})
+        self.configure({"buckets": {bucket: {**bucket_config, "iam": bindings}}})
+
+    def set_project_iam(self, bindings: list[dict[str, Any]]) -> None:
+        """Replace the project-level grants (``[{"role": ..., "members": [...]}]``)."""
+        self.configure({"project_iam": bindings})
+
+    # -- AWS -----------------------------------------------------------------------------------------------
+    def expire_aws_credentials(self, access_key_id: str) -> None:
+        """Emulated AWS answers requests signed with this key with ``ExpiredToken``."""
+        self._call("POST", "aws/expire", {"access_key_id": access_key_id})

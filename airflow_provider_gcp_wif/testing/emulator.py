@@ -1,0 +1,140 @@
+"""``CloudEmulator``: emulated AWS (moto) and emulated Google Cloud, started together."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from . import defaults
+from .aws import DEFAULT_REGION, LONG_ROLE_NAME, AwsEmulator
+from .control import EmulatorControl
+from .server import GoogleCloudServer
+from .state import EmulatorState
+
+
+def load_config(config: dict[str, Any] | str | os.PathLike[str] | None) -> dict[str, Any] | None:
+    """A dict as is, or a JSON file path."""
+    if config is None or isinstance(config, dict):
+        return config
+    with open(config, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+class CloudEmulator:
+    """Emulated AWS + Google Cloud for tests and demos.
+
+    Args:
+        config: the declarative Google-side configuration (a dict, or a JSON file path), deep-merged over
+            :data:`DEFAULT_CONFIG`; ``None`` for the default fixture.
+        host: address to bind (loopback only is supported).
+        port: port of the Google server; 0 picks a free one. Emulated AWS always takes a free port.
+
+    ``start()`` returns ``self``; ``info`` is the start-up JSON line of ``python -m
+    airflow_provider_gcp_wif.testing``; ``control`` an :class:`EmulatorControl` on it.
+    """
+
+    def __init__(self, config: dict[str, Any] | str | os.PathLike[str] | None = None, host: str = "127.0.0.1",
+                 port: int = 0, aws_region: str = DEFAULT_REGION) -> None:
+        self.state = EmulatorState(load_config(config))
+        self.aws = AwsEmulator(host=host, region=aws_region)
+        self.server = GoogleCloudServer(self.state, self.aws, host=host, port=port)
+        self.info: dict[str, Any] = {}
+        self._control: EmulatorControl | None = None
+        self._started = False
+
+    def start(self) -> CloudEmulator:
+        if self._started:
+            return self
+        self.aws.start()
+        try:
+            self.server.start()
+        except BaseException:
+            self.aws.stop()
+            raise
+        self._started = True
+        self.info = self._build_info()
+        self.server.info = self.info
+        self._control = EmulatorControl(self.info["control_url"])
+        return self
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        try:
+            self.server.stop()
+        finally:
+            self.aws.stop()
+
+    def __enter__(self) -> CloudEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def control(self) -> EmulatorControl:
+        if self._control is None:
+            raise RuntimeError("CloudEmulator.start() first")
+        return self._control
+
+    def _build_info(self) -> dict[str, Any]:
+        config = self.state.startup_config
+        assert self.aws.trusted is not None and self.aws.untrusted is not None
+        pool_id = next(iter(config["pools"]), defaults.POOL_ID)
+        provider_id = next(iter(config["pools"].get(pool_id, {}).get("providers", {})), defaults.PROVIDER_ID)
+        service_account = next(iter(config["service_accounts"]), defaults.SERVICE_ACCOUNT)
+        bucket = next(iter(config["buckets"]), defaults.BUCKET)
+        project_number = config["project_number"]
+        base = self.server.url
+        audience = (f"//iam.googleapis.com/projects/{project_number}/locations/global/workloadIdentityPools/"
+                    f"{pool_id}/providers/{provider_id}")
+        role_arn = f"arn:aws:iam::{self.aws.trusted.account_id}:role/wif-role"
+        info: dict[str, Any] = {
+            "aws_endpoint": self.aws.endpoint,
+            "sts_endpoint": f"{base}/v1/token",
+            "iam_endpoint": base,
+            "storage_host": base,
+            "crm_endpoint": base,
+            "control_url": f"{base}/_emulator",
+            "aws_region": self.aws.region,
+            "aws_account_id": self.aws.trusted.account_id,
+            "aws_access_key_id": self.aws.trusted.access_key_id,
+            "aws_secret_access_key": self.aws.trusted.secret_access_key,
+            "role_arn": role_arn,
+            "long_role_arn": f"arn:aws:iam::{self.aws.trusted.account_id}:role/{LONG_ROLE_NAME}",
+            "untrusted_aws_account_id": self.aws.untrusted.account_id,
+            "untrusted_aws_access_key_id": self.aws.untrusted.access_key_id,
+            "untrusted_aws_secret_access_key": self.aws.untrusted.secret_access_key,
+            "untrusted_role_arn": f"arn:aws:iam::{self.aws.untrusted.account_id}:role/wif-role",
+            "project_id": config["project_id"],
+            "project_number": project_number,
+            "pool_id": pool_id,
+            "provider_id": provider_id,
+            "audience": audience,
+            "service_account": service_account,
+            "target_service_account": defaults.TARGET_SERVICE_ACCOUNT
+            if defaults.TARGET_SERVICE_ACCOUNT in config["service_accounts"] else None,
+            "bucket": bucket,
+        }
+        info["env"] = {
+            "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({
+                "conn_type": "aws", "login": info["aws_access_key_id"],
+                "password": info["aws_secret_access_key"],
+                "extra": {"region_name": info["aws_region"], "endpoint_url": info["aws_endpoint"],
+                          "role_arn": role_arn},
+            }),
+            "AIRFLOW_CONN_GCP_WIF_DEFAULT": json.dumps({
+                "conn_type": "gcp_wif",
+                "extra": {"aws_conn_id": "aws_default", "project_number": project_number, "pool_id": pool_id,
+                          "provider_id": provider_id, "impersonation_chain": service_account,
+                          "project": config["project_id"], "sts_endpoint": info["sts_endpoint"],
+                          "iam_endpoint": info["iam_endpoint"]},
+            }),
+            "STORAGE_EMULATOR_HOST": base,
+            "AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS": self.server.host,
+            "AWS_ENDPOINT_URL_STS": self.aws.endpoint,
+        }
+        return info
+

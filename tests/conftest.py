@@ -1,0 +1,1 @@
+pytest_plugins = ["airflow_provider_gcp_wif.testing.pytest_plugin"]
