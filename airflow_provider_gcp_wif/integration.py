@@ -233,7 +233,7 @@ def aws_connection_supplier(aws_conn_id: str, region: str | None) -> Boto3Suppli
         return hook.get_session(region_name=region or hook.conn_region_name)
 
     def sts_client(_session: Any, client_region: str) -> Any:
-        return aws_hook().get_client_type("sts", region_name=client_region)
+        return aws_hook().get_client_type(region_name=client_region)
 
     return Boto3Supplier(
         session,
@@ -281,7 +281,7 @@ class WifBinding:
 
     # -- child processes -------------------------------------------------------------------------------------
 
-    def external_account_config(self, region: str) -> dict[str, Any]:
+    def external_account_config(self) -> dict[str, Any]:
         """An ADC file that google-auth and gcloud read on their own: the exchange with AWS credentials from the
         environment (``credential_source`` ``aws1`` reads ``AWS_ACCESS_KEY_ID`` & co. before any metadata URL)."""
         s = self.settings
@@ -301,32 +301,36 @@ class WifBinding:
             external["quota_project_id"] = s.quota_project_id
         if not s.service_account:
             return external
-        url = s.impersonation_url(s.service_account)
-        if not s.delegates:
-            external["service_account_impersonation_url"] = url
-            external["service_account_impersonation"] = {"token_lifetime_seconds": s.lifetime_seconds}
-            return external
-        # A chain: external-account files cannot carry delegates, impersonated-service-account files can.
-        return {
-            "type": "impersonated_service_account",
-            "service_account_impersonation_url": url,
-            "delegates": [f"projects/-/serviceAccounts/{email}" for email in s.delegates],
-            "source_credentials": external,
-            **({"quota_project_id": s.quota_project_id} if s.quota_project_id else {}),
-        }
+        if s.delegates:
+            from airflow_provider_gcp_wif.errors import WifConfigError
+
+            # google-auth and gcloud read delegates only from impersonated_service_account files, whose source
+            # cannot be an external account: a child process cannot be given a chain.
+            raise WifConfigError(
+                "impersonation_chain",
+                f"the chain {', '.join(s.impersonation_chain)} has delegates, which Google's credential files "
+                "cannot carry to a child process (Dataflow/Beam runners, gcloud).",
+                f"for such tasks, bind the federated identity to {s.service_account} directly "
+                "(roles/iam.workloadIdentityUser) and set impersonation_chain to that account alone.",
+                conn_id=s.conn_id,
+            )
+        external["service_account_impersonation_url"] = s.impersonation_url(s.service_account)
+        external["service_account_impersonation"] = {"token_lifetime_seconds": s.lifetime_seconds}
+        return external
 
     @contextlib.contextmanager
     def credential_file(self) -> Generator[str, None, None]:
         """Write the ADC file (0600, in a private 0700 directory), export it and the current AWS credentials to the
         environment for the duration, then remove both."""
-        aws = self.supplier.get_aws_security_credentials(None, None)
+        config = self.external_account_config()
         region = self.supplier.get_aws_region(None, None)
+        aws = self.supplier.get_aws_security_credentials(None, None)
         directory = tempfile.mkdtemp(prefix="gcp-wif-")
         path = os.path.join(directory, "external-account.json")
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "w") as handle:
-                json.dump(self.external_account_config(region), handle)
+                json.dump(config, handle)
             environment = {
                 "GOOGLE_APPLICATION_CREDENTIALS": path,
                 "AWS_ACCESS_KEY_ID": aws.access_key_id,
