@@ -182,6 +182,7 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         self.supplier = supplier
         self._inner = build_google_credentials(settings, supplier)
         self._quota_project_id = settings.quota_project_id
+        self._universe_domain = settings.universe_domain
         self._lock = threading.Lock()
         self._retry_initial_delay = retry_initial_delay
         self._clock = clock
