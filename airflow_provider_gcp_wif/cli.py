@@ -1,46 +1,944 @@
 """``gcp-wif``: the command line.
 
-``gcp-wif token`` prints a Google access token and its expiry, configured by the seed package's environment
-variables (``GCP_PROJECT_NUMBER``, ``GCP_WORKLOAD_ID``, ``GCP_WORKLOAD_PROVIDER``, ``GCP_SERVICE_ACCOUNT_EMAIL``,
-``AWS_ACCOUNT_ID``, ``AWS_ROLE_NAME``, ``AWS_REGION``, ``TOKEN_LIFETIME``, ``TOKEN_SCOPES``, ``GCP_WIF_STS_ENDPOINT``,
-``GCP_WIF_IAM_ENDPOINT``). Failures print the step, Google's reason and the fix, and exit 1 (2 for bad settings).
+Subcommands:
+
+* ``token`` prints a Google access token and its expiry (the seed package's use case);
+* ``doctor`` runs the exchange step by step (settings, AWS identity, subject length, STS exchange, impersonation,
+  one Google API call) and prints a checklist with Google's reason and the fix for each failure;
+* ``setup`` prints the ``gcloud`` commands (or Terraform) that create the pool, the AWS provider restricted to one
+  role, the service account and its ``roles/iam.workloadIdentityUser`` binding, and optional org policies;
+* ``mwaa-bundle`` writes the ``plugins.zip`` + ``requirements.txt`` pair with which Amazon MWAA installs this
+  provider from a wheel (MWAA's documented route for packages that are not on PyPI).
+
+``token`` and ``doctor`` are configured either by an Airflow connection (``--conn-id``; Airflow is imported only
+then, and the connection is read the way tasks read it: environment variables, secrets backends, the metadata
+database) or by the seed package's environment variables (``GCP_PROJECT_NUMBER``, ``GCP_WORKLOAD_ID``,
+``GCP_WORKLOAD_PROVIDER``, ``GCP_SERVICE_ACCOUNT_EMAIL``, ``AWS_ACCOUNT_ID``, ``AWS_ROLE_NAME``, ``AWS_REGION``,
+``TOKEN_LIFETIME``, ``TOKEN_SCOPES``, ``GCP_WIF_STS_ENDPOINT``, ``GCP_WIF_IAM_ENDPOINT``).
+
+Exit status: 0 success; 1 a step failed (``doctor``: any check failed); 2 bad settings or usage. Nothing printed
+ever contains a token, an AWS secret or a subject token.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import email.parser
 import json
+import re
+import shlex
+import shutil
+import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from airflow_provider_gcp_wif.config import WifSettings
+    from airflow_provider_gcp_wif.supplier import Boto3Supplier
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+DISTRIBUTION = "airflow-provider-gcp-wif"
+SUBJECT_LIMIT_BYTES = 127
+MWAA_PLUGINS_DIR = "/usr/local/airflow/plugins"
+PLUGIN_MODULE_NAME = "gcp_wif_plugin.py"
+PLUGIN_MODULE_SOURCE = '''"""airflow-provider-gcp-wif, plugins-folder route (written by `gcp-wif mwaa-bundle`).
+
+Airflow imports every module of the plugins folder; importing the provider's plugin activates gcp_wif connections
+for every stock Google hook in the process. The package's own `airflow.plugins` entry point does the same; Airflow
+registers the plugin once whichever route finds it first.
+"""
+
+from airflow_provider_gcp_wif.plugin import GcpWifPlugin
+
+__all__ = ["GcpWifPlugin"]
+'''
+
+# Google's default attribute mapping for AWS providers, written out so that conditions and bindings can rely on it.
+AWS_ROLE_MAPPING = (
+    "assertion.arn.contains('assumed-role') ? assertion.arn.extract('{account_arn}assumed-role/') + "
+    "'assumed-role/' + assertion.arn.extract('assumed-role/{role_name}/') : assertion.arn"
+)
+ATTRIBUTE_MAPPING: dict[str, str] = {
+    "google.subject": "assertion.arn",
+    "attribute.aws_account": "assertion.account",
+    "attribute.aws_role": AWS_ROLE_MAPPING,
+}
+SERVICES = (
+    "iam.googleapis.com",
+    "iamcredentials.googleapis.com",
+    "sts.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
+)
+
+
+class UsageError(Exception):
+    """A command-line problem that is not a ``gcp_wif`` setting (unknown connection, missing file, ...)."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Where the settings come from: an Airflow connection, or the seed's environment variables
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Source:
+    """Validated settings and the AWS identity source, plus how to name them in output."""
+
+    settings: WifSettings
+    supplier: Boto3Supplier
+    label: str
+
+
+def airflow_connection(conn_id: str) -> Any:
+    """The connection as tasks see it (environment variables, secrets backends, metadata database)."""
+    try:
+        from airflow.sdk import BaseHook
+    except ImportError:  # Airflow 2.11
+        from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
+    try:
+        return BaseHook.get_connection(conn_id)
+    except Exception as err:  # AirflowNotFoundException differs between Airflow 2 and 3
+        raise UsageError(
+            f"connection {conn_id!r} could not be read: {err}. Define it (e.g. AIRFLOW_CONN_"
+            f"{conn_id.upper()}='{{\"conn_type\": \"gcp_wif\", \"extra\": {{...}}}}') or check the secrets backend."
+        ) from err
+
+
+def load_source(conn_id: str | None) -> Source:
+    """Raises ``WifConfigError`` for a bad setting and :class:`UsageError` for a missing/foreign connection."""
+    if conn_id:
+        connection = airflow_connection(conn_id)
+        conn_type = getattr(connection, "conn_type", None)
+        if conn_type != "gcp_wif":
+            raise UsageError(f"connection {conn_id!r} has type {conn_type!r}, not 'gcp_wif'.")
+        from airflow_provider_gcp_wif.integration import WifBinding
+
+        binding = WifBinding.for_hook(conn_id, connection.extra_dejson)
+        return Source(binding.settings, binding.supplier, f"connection {conn_id!r}")
+    from airflow_provider_gcp_wif.token_service import TokenService
+
+    service = TokenService.from_env()
+    return Source(service.settings, service.supplier, "the seed's environment variables")
+
+
+def _request() -> Any:
+    import google.auth.transport.requests
+
+    return google.auth.transport.requests.Request()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# token
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def cmd_token(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from airflow_provider_gcp_wif.credentials import get_credentials
+    from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
+    from airflow_provider_gcp_wif.token_service import rfc3339
+
+    try:
+        source = load_source(args.conn_id)
+        credentials = get_credentials(source.settings, source.supplier)
+        credentials.refresh(_request())
+    except (WifConfigError, UsageError) as error:
+        print(f"gcp-wif: {error}", file=err)
+        return EXIT_USAGE
+    except WifExchangeError as error:
+        print(f"gcp-wif: {error}", file=err)
+        return EXIT_FAILED
+    token, expire_time = credentials.token, rfc3339(credentials.expiry)
+    if args.json:
+        print(json.dumps({"access_token": token, "expire_time": expire_time}), file=out)
+    else:
+        print(token, file=out)
+        print(expire_time, file=out)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# doctor
+# ---------------------------------------------------------------------------------------------------------------
+
+OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
+_MARKS = {OK: "[ OK ]", WARN: "[WARN]", FAIL: "[FAIL]", SKIP: "[SKIP]"}
+
+
+@dataclass
+class Check:
+    """One line of the doctor's checklist."""
+
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+    seconds: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"check": self.name, "status": self.status, "detail": self.detail, "fix": self.fix or None,
+                "seconds": None if self.seconds is None else round(self.seconds, 3)}
+
+
+def api_base_url(settings: WifSettings) -> str:
+    """Where the doctor's sample API call goes: Cloud Resource Manager in the settings' universe; the PSC name that
+    matches a ``sts-ENDPOINT.p.<universe>`` STS endpoint; or, for an emulator or another host the deployment
+    allows, the STS endpoint's own host."""
+    parts = urlsplit(settings.sts_endpoint)
+    host = (parts.hostname or "").lower()
+    universe = settings.universe_domain
+    if host == f"sts.{universe}":
+        return f"https://cloudresourcemanager.{universe}"
+    if host.startswith("sts-") and host.endswith(f".p.{universe}"):
+        return f"{parts.scheme}://cloudresourcemanager-{host[len('sts-'):]}"
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class Doctor:
+    """Runs the exchange one visible step at a time. Steps after a failed one are skipped (they could only fail
+    for the same reason); a warning does not stop the run and does not fail it."""
+
+    def __init__(self, conn_id: str | None, *, api_call: bool = True, api_url: str | None = None) -> None:
+        self.conn_id = conn_id
+        self.api_call = api_call
+        self.api_url = api_url
+        self.checks: list[Check] = []
+        self.source: Source | None = None
+        self.caller_arn: str | None = None
+        self.credentials: Any = None
+
+    @property
+    def failed(self) -> bool:
+        return any(check.status == FAIL for check in self.checks)
+
+    def run(self) -> list[Check]:
+        steps: list[tuple[str, Callable[[], Check]]] = [
+            ("settings", self.check_settings),
+            ("AWS identity", self.check_aws_identity),
+            ("subject length", self.check_subject_length),
+            ("STS exchange", self.check_sts_exchange),
+            ("impersonation", self.check_impersonation),
+            ("API call", self.check_api_call),
+        ]
+        for name, step in steps:
+            if self.failed:
+                self.checks.append(Check(name, SKIP, "not run: an earlier step failed."))
+                continue
+            started = time.monotonic()
+            check = step()
+            check.seconds = time.monotonic() - started
+            self.checks.append(check)
+        return self.checks
+
+    # -- the steps -------------------------------------------------------------------------------------------
+
+    def check_settings(self) -> Check:
+        from airflow_provider_gcp_wif.errors import WifConfigError
+
+        try:
+            self.source = load_source(self.conn_id)
+        except WifConfigError as err:
+            where = f" (connection {err.conn_id!r})" if err.conn_id else ""
+            return Check("settings", FAIL, f"{err.field}: {err.problem}{where}", err.fix)
+        except UsageError as err:
+            return Check("settings", FAIL, str(err))
+        s = self.source.settings
+        google = ", ".join(s.impersonation_chain) if s.impersonation_chain else "none (direct resource access)"
+        return Check(
+            "settings", OK,
+            f"{self.source.label}: audience {s.audience}; impersonation {google}; STS {s.sts_endpoint}; "
+            f"AWS identity from {self.source.supplier.description}.",
+        )
+
+    def check_aws_identity(self) -> Check:
+        from airflow_provider_gcp_wif.errors import WifExchangeError, account_of
+
+        assert self.source is not None
+        supplier = self.source.supplier
+        try:
+            region = supplier.get_aws_region(None, None)
+            self.caller_arn = supplier.caller_arn()
+        except WifExchangeError as err:
+            return Check("AWS identity", FAIL, err.reason, err.fix)
+        except Exception as err:  # noqa: BLE001 - botocore's NoCredentialsError, ClientError, endpoint errors
+            return Check(
+                "AWS identity", FAIL, f"GetCallerIdentity with {supplier.description} failed: {err}",
+                f"check {supplier.description}: `aws sts get-caller-identity` must work with the same credentials "
+                "(on MWAA: the environment's execution role; elsewhere the AWS connection's keys, role_arn or "
+                "profile).",
+            )
+        assert self.caller_arn is not None
+        return Check("AWS identity", OK,
+                     f"{self.caller_arn} (account {account_of(self.caller_arn) or '?'}, region {region}).")
+
+    def check_subject_length(self) -> Check:
+        from airflow_provider_gcp_wif.credentials import exchange_context
+        from airflow_provider_gcp_wif.errors import GoogleAnswer, translate
+
+        assert self.source is not None and self.caller_arn is not None
+        size = len(self.caller_arn.encode())
+        if size <= SUBJECT_LIMIT_BYTES:
+            return Check("subject length", OK,
+                         f"{size} bytes, within Google's {SUBJECT_LIMIT_BYTES}-byte google.subject limit "
+                         "(google.subject = assertion.arn, the default mapping).")
+        # The same words and fix as Google's own answer (ERRORS.md: sts_mapped_subject_exceeds_127_bytes).
+        answer = GoogleAnswer(400, "invalid_request", "The size of mapped attribute google.subject exceeds the "
+                              "127 bytes limit.", ())
+        error = translate("sts_exchange", answer, exchange_context(self.source.settings, self.source.supplier))
+        return Check(
+            "subject length", WARN,
+            f"the caller ARN is {size} bytes: over Google's {SUBJECT_LIMIT_BYTES}-byte google.subject limit if the "
+            "provider maps google.subject=assertion.arn (the default); the STS step shows whether it does.",
+            error.fix,
+        )
+
+    def check_sts_exchange(self) -> Check:
+        from airflow_provider_gcp_wif.credentials import build_google_credentials
+
+        assert self.source is not None
+        settings = self.source.settings
+        self.credentials = build_google_credentials(settings, self.source.supplier)
+        federated = self.credentials._source_credentials if settings.impersonation_chain else self.credentials
+        failure = self._refresh(federated, "STS exchange")
+        if failure:
+            return failure
+        return Check("STS exchange", OK,
+                     f"federated token issued by {urlsplit(settings.sts_endpoint).netloc}{_expiry(federated)}.")
+
+    def check_impersonation(self) -> Check:
+        assert self.source is not None
+        settings = self.source.settings
+        if not settings.impersonation_chain:
+            return Check("impersonation", OK, "not configured: the federated token is used directly.")
+        failure = self._refresh(self.credentials, "impersonation")
+        if failure:
+            return failure
+        via = f" via {', '.join(settings.delegates)}" if settings.delegates else ""
+        return Check("impersonation", OK,
+                     f"access token for {settings.service_account}{via}{_expiry(self.credentials)}.")
+
+    def check_api_call(self) -> Check:
+        import requests
+
+        assert self.source is not None
+        if not self.api_call:
+            return Check("API call", SKIP, "not run (--no-api-call).")
+        settings = self.source.settings
+        project = settings.project or settings.project_number
+        url = f"{(self.api_url or api_base_url(settings)).rstrip('/')}/v1/projects/{project}"
+        headers = {"Authorization": f"Bearer {self.credentials.token}"}
+        if settings.quota_project_id:
+            headers["x-goog-user-project"] = settings.quota_project_id
+        try:
+            response = requests.get(url, headers=headers, timeout=30)
+        except requests.RequestException as err:
+            return Check("API call", FAIL, f"GET {url} failed: {type(err).__name__}: {err}",
+                         "check network access to Google APIs (or give --api-url for a Private Service Connect "
+                         "endpoint), or skip this check with --no-api-call.")
+        message = _google_message(response)
+        if response.status_code == 200:
+            body = _json(response)
+            return Check("API call", OK, f"GET {url} -> 200 (project {body.get('projectId', project)}, number "
+                                         f"{body.get('projectNumber', '?')}).")
+        who = settings.service_account or "the federated principal"
+        if response.status_code == 403:
+            return Check(
+                "API call", WARN,
+                f"GET {url} -> 403: Google accepted the token but {who} may not read project {project} "
+                f"({message}).",
+                f"nothing to fix for WIF; to see this check pass, grant roles/browser on {project} to {who}, or "
+                "use --no-api-call.",
+            )
+        return Check("API call", FAIL, f"GET {url} -> {response.status_code}: {message}",
+                     f"Google did not accept the token for {who}: re-run `gcp-wif doctor` and compare the "
+                     "endpoints and universe domain in the settings line.")
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+
+    def _refresh(self, credentials: Any, name: str) -> Check | None:
+        from airflow_provider_gcp_wif.errors import WifExchangeError
+
+        try:
+            credentials.refresh(_request())
+        except WifExchangeError as err:
+            return Check(name, FAIL, err.reason, err.fix)
+        except Exception as err:  # noqa: BLE001 - the checklist names anything else instead of a traceback
+            return Check(name, FAIL, f"{type(err).__name__}: {err}", "run with -v for details.")
+        return None
+
+
+def _expiry(credentials: Any) -> str:
+    expiry = getattr(credentials, "expiry", None)
+    if expiry is None:
+        return ""
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    naive = expiry.astimezone(datetime.timezone.utc).replace(tzinfo=None) if expiry.tzinfo else expiry
+    return f", expires {naive.strftime('%Y-%m-%dT%H:%M:%SZ')} (in {int((naive - now).total_seconds())} s)"
+
+
+def _json(response: Any) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _google_message(response: Any) -> str:
+    error = _json(response).get("error")
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("status") or response.reason)
+    if isinstance(error, str):
+        return error
+    return str(response.reason or "no message")
+
+
+def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    doctor = Doctor(args.conn_id, api_call=not args.no_api_call, api_url=args.api_url)
+    checks = doctor.run()
+    if args.json:
+        print(json.dumps({"ok": not doctor.failed, "checks": [c.as_dict() for c in checks]}, indent=2), file=out)
+        return EXIT_FAILED if doctor.failed else EXIT_OK
+    what = f"connection {args.conn_id!r}" if args.conn_id else "the seed's environment variables"
+    print(f"gcp-wif doctor: {what}", file=out)
+    width = max(len(c.name) for c in checks)
+    for check in checks:
+        print(f"{_MARKS[check.status]} {check.name.ljust(width)}  {check.detail}", file=out)
+        if check.fix:
+            print(f"       {' ' * width}  fix: {check.fix}", file=out)
+    failed = sum(c.status == FAIL for c in checks)
+    warned = sum(c.status == WARN for c in checks)
+    if failed:
+        print(f"Result: FAILED ({failed} failed, {warned} warning(s)).", file=out)
+        return EXIT_FAILED
+    print(f"Result: all checks passed ({warned} warning(s)).", file=out)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# setup
+# ---------------------------------------------------------------------------------------------------------------
+
+_AWS_ACCOUNT = re.compile(r"^[0-9]{12}$")
+_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(?P<account>[0-9]{12}):role/(?:[^/]+/)*(?P<name>[^/]+)$")
+_ORG_ID = re.compile(r"^[0-9]{1,20}$")
+_SA_NAME = re.compile(r"^[a-z]([-a-z0-9]{4,28}[a-z0-9])$")
+
+_SETUP_FLAGS = {
+    "project_number": "--project-number",
+    "pool_id": "--pool-id",
+    "provider_id": "--provider-id",
+    "impersonation_chain": "--service-account",
+    "project": "--project-id",
+}
+
+
+@dataclass(frozen=True)
+class SetupPlan:
+    """Everything ``gcp-wif setup`` prints, validated."""
+
+    project_id: str
+    project_number: str
+    pool_id: str
+    provider_id: str
+    aws_account_id: str
+    aws_role_name: str
+    service_account: str
+    organization_id: str | None = None
+    lifetime_over_hour: bool = False
+    org_restrictions: bool = False
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def role_arn(self) -> str:
+        """``attribute.aws_role`` of the role's sessions under the mapping below."""
+        return f"arn:aws:sts::{self.aws_account_id}:assumed-role/{self.aws_role_name}"
+
+    @property
+    def member(self) -> str:
+        from airflow_provider_gcp_wif.errors import principal_member
+
+        return principal_member(self.project_number, self.pool_id, f"{self.role_arn}/SESSION")
+
+    @property
+    def condition(self) -> str:
+        return f"attribute.aws_role=='{self.role_arn}'"
+
+    @property
+    def audience(self) -> str:
+        return (f"//iam.googleapis.com/projects/{self.project_number}/locations/global/workloadIdentityPools/"
+                f"{self.pool_id}/providers/{self.provider_id}")
+
+    @property
+    def policy_parent(self) -> str:
+        return f"organizations/{self.organization_id}" if self.organization_id else f"projects/{self.project_id}"
+
+    def connection_extra(self) -> dict[str, str]:
+        return {"aws_conn_id": "aws_default", "project_number": self.project_number, "pool_id": self.pool_id,
+                "provider_id": self.provider_id, "impersonation_chain": self.service_account,
+                "project": self.project_id}
+
+    def org_policies(self) -> list[tuple[str, str, list[str]]]:
+        """(file name, constraint, allowed values) of the requested org policies."""
+        policies = []
+        if self.lifetime_over_hour:
+            policies.append(("policy-lifetime-extension.yaml",
+                             "iam.allowServiceAccountCredentialLifetimeExtension", [self.service_account]))
+        if self.org_restrictions:
+            policies.append(("policy-wif-providers.yaml", "iam.workloadIdentityPoolProviders",
+                             ["https://sts.amazonaws.com"]))
+            policies.append(("policy-wif-aws-accounts.yaml", "iam.workloadIdentityPoolAwsAccounts",
+                             [self.aws_account_id]))
+        return policies
+
+
+def build_setup_plan(args: argparse.Namespace) -> SetupPlan:
+    """Validate the inputs (through ``WifSettings`` where it has the field); raises ``WifConfigError`` naming the
+    command-line flag."""
+    from airflow_provider_gcp_wif.config import WifSettings
+    from airflow_provider_gcp_wif.errors import WifConfigError
+
+    account = args.aws_account_id
+    role = args.aws_role_name
+    arn = _ROLE_ARN.match(role)
+    if arn:
+        if account and account != arn.group("account"):
+            raise WifConfigError("--aws-account-id", f"{account!r} disagrees with the role ARN's account "
+                                 f"{arn.group('account')!r}.", "give one of them, or make them agree.")
+        account, role = arn.group("account"), arn.group("name")
+    elif "/" in role:
+        role = role.rstrip("/").rsplit("/", 1)[-1]  # an IAM path is not part of the assumed-role ARN
+    if not account or not _AWS_ACCOUNT.match(account):
+        raise WifConfigError("--aws-account-id", f"{account!r} is not a 12-digit AWS account id.",
+                             "find it with `aws sts get-caller-identity --query Account`.")
+    if not _ROLE_NAME.match(role):
+        raise WifConfigError("--aws-role-name", f"{role!r} is not an IAM role name.",
+                             "give the role's name (e.g. the MWAA execution role's), or its ARN.")
+    service_account = args.service_account or f"airflow-wif@{args.project_id}.iam.gserviceaccount.com"
+    if "@" not in service_account:
+        service_account = f"{service_account}@{args.project_id}.iam.gserviceaccount.com"
+    if args.organization_id and not _ORG_ID.match(args.organization_id):
+        raise WifConfigError("--organization-id", f"{args.organization_id!r} is not an organization id.",
+                             "find it with `gcloud organizations list`.")
+    try:
+        WifSettings.from_extras(
+            {"project_number": args.project_number, "pool_id": args.pool_id, "provider_id": args.provider_id,
+             "impersonation_chain": service_account, "project": args.project_id},
+            allowed_endpoint_hosts="",
+        )
+    except WifConfigError as err:
+        raise WifConfigError(_SETUP_FLAGS.get(err.field, err.field), err.problem, err.fix) from None
+    if "," in service_account:
+        raise WifConfigError("--service-account", "takes one service account.", "give a single email.")
+    notes = []
+    longest = len(f"{'arn:aws:sts::' + account}:assumed-role/{role}/".encode()) + 64
+    if longest > SUBJECT_LIMIT_BYTES:
+        notes.append(
+            f"sessions of {role} with long session names make ARNs of up to {longest} bytes, over Google's "
+            f"{SUBJECT_LIMIT_BYTES}-byte google.subject limit: if `gcp-wif doctor` warns, map google.subject to "
+            "assertion.arn.extract('assumed-role/{role_name}/') instead (the condition and binding use "
+            "attribute.aws_role and stay as they are)."
+        )
+    return SetupPlan(
+        project_id=args.project_id, project_number=args.project_number, pool_id=args.pool_id,
+        provider_id=args.provider_id, aws_account_id=account, aws_role_name=role, service_account=service_account,
+        organization_id=args.organization_id, lifetime_over_hour=args.lifetime_over_hour,
+        org_restrictions=args.org_restrictions, notes=tuple(notes),
+    )
+
+
+def render_gcloud(plan: SetupPlan) -> str:
+    p = plan
+    sa_name = p.service_account.split("@", 1)[0]
+    mapping = ",".join(f"{key}={value}" for key, value in ATTRIBUTE_MAPPING.items())
+    pool_flags = f"--project={p.project_id} --location=global"
+    lines = [
+        f"# Keyless access for AWS role {p.aws_role_name} (account {p.aws_account_id}) to Google Cloud project "
+        f"{p.project_id} ({p.project_number}).",
+        "# Written by `gcp-wif setup`; review, then run with an account that may administer IAM in the project.",
+        "",
+        "# 1. The APIs of the exchange (STS, IAM Credentials) and of `gcp-wif doctor` (Resource Manager).",
+        f"gcloud services enable {' '.join(SERVICES)} --project={p.project_id}",
+        "",
+        "# 2. The workload identity pool.",
+        f"gcloud iam workload-identity-pools create {p.pool_id} {pool_flags} --display-name=\"Airflow on AWS\"",
+        "",
+        f"# 3. The AWS provider: only AWS account {p.aws_account_id}, and (attribute condition) only sessions of "
+        f"role {p.aws_role_name}.",
+        f"gcloud iam workload-identity-pools providers create-aws {p.provider_id} {pool_flags} "
+        f"--workload-identity-pool={p.pool_id} --account-id={p.aws_account_id} "
+        f"--attribute-mapping=\"{mapping}\" --attribute-condition=\"{p.condition}\"",
+        "",
+        "# 4. The service account Airflow's tasks act as.",
+        f"gcloud iam service-accounts create {sa_name} --project={p.project_id} "
+        "--display-name=\"Airflow (keyless, from AWS)\"",
+        "",
+        "# 5. Let every session of the AWS role (and nothing else) impersonate it.",
+        f"gcloud iam service-accounts add-iam-policy-binding {p.service_account} --project={p.project_id} "
+        f"--role=roles/iam.workloadIdentityUser --member=\"{p.member}\"",
+        "",
+        "# 6. Grant the service account what your DAGs need, for example:",
+        f"# gcloud projects add-iam-policy-binding {p.project_id} --member=serviceAccount:{p.service_account} "
+        "--role=roles/storage.objectAdmin",
+    ]
+    for file_name, constraint, values in p.org_policies():
+        lines += ["", f"# Org policy {constraint} ({_POLICY_WHY[constraint]})."]
+        lines += [f"cat > {file_name} <<'EOF'", *_policy_yaml(p.policy_parent, constraint, values), "EOF",
+                  f"gcloud org-policies set-policy {file_name}"]
+    lines += ["", "# 7. The Airflow connection (any secrets backend works the same way):",
+              f"# export AIRFLOW_CONN_GCP_WIF_DEFAULT={shlex.quote(_connection_json(p))}",
+              "# then check it from an Airflow worker: gcp-wif doctor --conn-id gcp_wif_default"]
+    lines += [f"# Note: {note}" for note in p.notes]
+    return "\n".join(lines) + "\n"
+
+
+_POLICY_WHY = {
+    "iam.allowServiceAccountCredentialLifetimeExtension": "lets the service account mint tokens for up to 12 h; "
+    "needed for lifetime_seconds over 3600",
+    "iam.workloadIdentityPoolProviders": "pools may only trust AWS as an external identity provider",
+    "iam.workloadIdentityPoolAwsAccounts": "AWS providers may only trust these AWS accounts",
+}
+
+
+def _policy_yaml(parent: str, constraint: str, values: list[str]) -> list[str]:
+    return [f"name: {parent}/policies/{constraint}", "spec:", "  rules:", "  - values:", "      allowedValues:",
+            *[f"      - \"{value}\"" for value in values]]
+
+
+def _connection_json(plan: SetupPlan) -> str:
+    return json.dumps({"conn_type": "gcp_wif", "extra": plan.connection_extra()})
+
+
+def _hcl(value: str) -> str:
+    """A Terraform string literal (``${`` and ``%{`` would start templates)."""
+    escaped = json.dumps(value)
+    return escaped.replace("${", "$${").replace("%{", "%%{")
+
+
+def render_terraform(plan: SetupPlan) -> str:
+    p = plan
+    sa_name = p.service_account.split("@", 1)[0]
+    sa_project = p.service_account.split("@", 1)[1].split(".", 1)[0]
+    width = max(len(key) for key in ATTRIBUTE_MAPPING) + 2
+    mapping = "\n".join(f"    {_hcl(key).ljust(width)} = {_hcl(value)}" for key, value in ATTRIBUTE_MAPPING.items())
+    services = ", ".join(_hcl(s) for s in SERVICES)
+    blocks = [
+        f"# Keyless access for AWS role {p.aws_role_name} (account {p.aws_account_id}) to Google Cloud project "
+        f"{p.project_id} ({p.project_number}). Written by `gcp-wif setup --format terraform`.\n",
+        f'''resource "google_project_service" "gcp_wif" {{
+  for_each           = toset([{services}])
+  project            = {_hcl(p.project_id)}
+  service            = each.value
+  disable_on_destroy = false
+}}
+''',
+        f'''resource "google_iam_workload_identity_pool" "airflow" {{
+  project                   = {_hcl(p.project_id)}
+  workload_identity_pool_id = {_hcl(p.pool_id)}
+  display_name              = "Airflow on AWS"
+  depends_on                = [google_project_service.gcp_wif]
+}}
+''',
+        f'''resource "google_iam_workload_identity_pool_provider" "aws" {{
+  project                            = {_hcl(p.project_id)}
+  workload_identity_pool_id          = google_iam_workload_identity_pool.airflow.workload_identity_pool_id
+  workload_identity_pool_provider_id = {_hcl(p.provider_id)}
+  attribute_mapping = {{
+{mapping}
+  }}
+  attribute_condition = {_hcl(p.condition)}
+  aws {{
+    account_id = {_hcl(p.aws_account_id)}
+  }}
+}}
+''',
+        f'''resource "google_service_account" "airflow" {{
+  project      = {_hcl(sa_project)}
+  account_id   = {_hcl(sa_name)}
+  display_name = "Airflow (keyless, from AWS)"
+}}
+''',
+        f'''resource "google_service_account_iam_member" "airflow_workload_identity_user" {{
+  service_account_id = google_service_account.airflow.name
+  role               = "roles/iam.workloadIdentityUser"
+  member             = {_hcl(p.member)}
+}}
+''',
+    ]
+    parent_is_org = p.organization_id is not None
+    for _file_name, constraint, values in p.org_policies():
+        name = constraint.split(".", 1)[1].replace("allowServiceAccountCredentialLifetimeExtension",
+                                                   "lifetime_extension")
+        resource = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+        allowed = ", ".join(_hcl(v) for v in values)
+        blocks.append(f'''# {_POLICY_WHY[constraint]}
+resource "google_org_policy_policy" "{resource}" {{
+  name   = {_hcl(f"{p.policy_parent}/policies/{constraint}")}
+  parent = {_hcl(p.policy_parent)}
+  spec {{
+    rules {{
+      values {{
+        allowed_values = [{allowed}]
+      }}
+    }}
+  }}
+}}
+''')
+    if p.org_policies() and not parent_is_org:
+        blocks.append("# Give --organization-id to set the org policies on the organization instead of the "
+                      "project.\n")
+    blocks.append(f'''output "gcp_wif_connection" {{
+  description = "AIRFLOW_CONN_GCP_WIF_DEFAULT (or the secret's value in a secrets backend)"
+  value       = {_hcl(_connection_json(p))}
+}}
+''')
+    blocks += [f"# Note: {note}\n" for note in p.notes]
+    return "\n".join(blocks)
+
+
+def cmd_setup(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from airflow_provider_gcp_wif.errors import WifConfigError
+
+    try:
+        plan = build_setup_plan(args)
+    except WifConfigError as error:
+        print(f"gcp-wif setup: {error}", file=err)
+        return EXIT_USAGE
+    out.write(render_terraform(plan) if args.format == "terraform" else render_gcloud(plan))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# mwaa-bundle
+# ---------------------------------------------------------------------------------------------------------------
+
+MWAA_BUNDLE_HELP = f"""\
+Write plugins.zip and requirements.txt for Amazon MWAA (its documented route for a package that is not on PyPI:
+wheels in plugins.zip, which MWAA unpacks to {MWAA_PLUGINS_DIR}, and requirements.txt pointing pip there).
+
+plugins.zip holds the provider's wheel and {PLUGIN_MODULE_NAME} (the plugins-folder route to the plugin; the
+wheel's own airflow.plugins entry point does the same, Airflow registers it once). requirements.txt says
+`--find-links {MWAA_PLUGINS_DIR}` and pins `{DISTRIBUTION}==<version>`.
+
+Dependencies: by default pip fetches the provider's dependencies (apache-airflow-providers-google/-amazon,
+google-auth) from PyPI under MWAA's constraints, which needs an environment with PyPI access. For a private
+network without PyPI, MWAA documents `--no-index`: then pip resolves EVERY requirement from plugins.zip only, so
+pass --no-index together with --dependency-wheels DIR, a folder of wheels built for MWAA's platform, e.g.
+  pip download {DISTRIBUTION} -d DIR --platform manylinux2014_x86_64 --python-version 3.11 --only-binary=:all:
+      -c https://raw.githubusercontent.com/apache/airflow/constraints-AIRFLOW_VERSION/constraints-3.11.txt
+(MWAA's aws-mwaa-docker-images / local runner builds the same set).
+"""
+
+
+def _project_root() -> Path | None:
+    """The source tree this package runs from (editable installs and checkouts), or ``None``."""
+    import airflow_provider_gcp_wif
+
+    root = Path(airflow_provider_gcp_wif.__file__).resolve().parent.parent
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file() and re.search(rf'^name\s*=\s*"{DISTRIBUTION}"', pyproject.read_text(), re.MULTILINE):
+        return root
+    return None
+
+
+def build_wheel(out_dir: Path) -> Path:
+    """Build the provider's wheel from its source tree with ``uv build`` (or ``pip wheel --no-deps``)."""
+    root = _project_root()
+    if root is None:
+        raise UsageError(f"{DISTRIBUTION} is not installed from a source tree here; pass --wheel PATH (e.g. the "
+                         f"wheel downloaded with `pip download {DISTRIBUTION} --no-deps`).")
+    uv = shutil.which("uv") or (str(Path(sys.executable).with_name("uv"))
+                                if Path(sys.executable).with_name("uv").exists() else None)
+    if uv:
+        command = [uv, "build", "--wheel", "--out-dir", str(out_dir), str(root)]
+    else:
+        command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(out_dir), str(root)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    wheels = sorted(out_dir.glob("*.whl"))
+    if result.returncode != 0 or not wheels:
+        raise UsageError(f"building the wheel failed ({' '.join(command[:3])} ...): "
+                         f"{(result.stderr or result.stdout).strip()[-2000:]}; or pass --wheel PATH.")
+    return wheels[-1]
+
+
+def wheel_metadata(path: Path) -> tuple[str, str]:
+    """(Name, Version) from a wheel's ``METADATA``."""
+    try:
+        with zipfile.ZipFile(path) as wheel:
+            names = [n for n in wheel.namelist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)]
+            if not names:
+                raise UsageError(f"{path} has no .dist-info/METADATA: not a wheel.")
+            metadata = email.parser.Parser().parsestr(wheel.read(names[0]).decode("utf-8"))
+    except zipfile.BadZipFile as err:
+        raise UsageError(f"{path} is not a wheel (zip): {err}") from err
+    return str(metadata["Name"]), str(metadata["Version"])
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def cmd_mwaa_bundle(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    try:
+        written = write_mwaa_bundle(args)
+    except UsageError as error:
+        print(f"gcp-wif mwaa-bundle: {error}", file=err)
+        return EXIT_USAGE
+    plugins, requirements, contents = written
+    print(f"wrote {plugins} ({', '.join(contents)})", file=out)
+    print(f"wrote {requirements}:", file=out)
+    for line in requirements.read_text().splitlines():
+        if line and not line.startswith("#"):
+            print(f"    {line}", file=out)
+    print("next: upload both to the environment's S3 bucket and point the environment at their versions, e.g.\n"
+          "    aws s3 cp plugins.zip s3://BUCKET/plugins.zip && aws s3 cp requirements.txt "
+          "s3://BUCKET/requirements.txt\n"
+          "    aws mwaa update-environment --name ENV --plugins-s3-path plugins.zip --plugins-s3-object-version V1 "
+          "--requirements-s3-path requirements.txt --requirements-s3-object-version V2", file=out)
+    return EXIT_OK
+
+
+def write_mwaa_bundle(args: argparse.Namespace) -> tuple[Path, Path, list[str]]:
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    if args.no_index and not args.dependency_wheels:
+        raise UsageError("--no-index makes pip on MWAA resolve every requirement from plugins.zip alone: pass "
+                         "--dependency-wheels DIR with wheels of all dependencies (see --help).")
+    with tempfile.TemporaryDirectory(prefix="gcp-wif-wheel-") as build_dir:
+        wheel = Path(args.wheel) if args.wheel else build_wheel(Path(build_dir))
+        if not wheel.is_file():
+            raise UsageError(f"--wheel {wheel}: no such file.")
+        name, version = wheel_metadata(wheel)
+        if _normalise(name) != DISTRIBUTION:
+            raise UsageError(f"{wheel} is {name} {version}, not {DISTRIBUTION}.")
+        entries: dict[str, bytes] = {}
+        if args.merge:
+            with zipfile.ZipFile(args.merge) as existing:
+                entries.update({n: existing.read(n) for n in existing.namelist() if not n.endswith("/")})
+        entries[wheel.name] = wheel.read_bytes()
+        entries[PLUGIN_MODULE_NAME] = PLUGIN_MODULE_SOURCE.encode()
+        for dependency in sorted(Path(args.dependency_wheels).glob("*.whl")) if args.dependency_wheels else []:
+            if _normalise(wheel_metadata(dependency)[0]) != DISTRIBUTION:
+                entries[dependency.name] = dependency.read_bytes()
+        constraint_line = None
+        if args.constraints:
+            if re.match(r"^https?://", args.constraints):
+                constraint_line = f'--constraint "{args.constraints}"'
+            elif Path(args.constraints).is_file():
+                entries["constraints.txt"] = Path(args.constraints).read_bytes()
+                constraint_line = f'--constraint "{MWAA_PLUGINS_DIR}/constraints.txt"'
+            else:
+                raise UsageError(f"--constraints {args.constraints}: neither an http(s) URL nor a file.")
+    plugins = output / "plugins.zip"
+    with zipfile.ZipFile(plugins, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        for entry, data in entries.items():
+            bundle.writestr(entry, data)
+    mode = ("--no-index: every requirement comes from plugins.zip" if args.no_index
+            else "dependencies come from PyPI (under MWAA's constraints)")
+    lines = [
+        f"# Written by `gcp-wif mwaa-bundle` for {DISTRIBUTION} {version}; {mode}.",
+        f"# The wheel is in plugins.zip, which MWAA unpacks to {MWAA_PLUGINS_DIR}.",
+    ]
+    if constraint_line:
+        lines.append(constraint_line)
+    lines.append(f"--find-links {MWAA_PLUGINS_DIR}")
+    if args.no_index:
+        lines.append("--no-index")
+    lines.append(f"{DISTRIBUTION}=={version}")
+    requirements = output / "requirements.txt"
+    requirements.write_text("\n".join(lines) + "\n")
+    return plugins, requirements, sorted(entries)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the parser
+# ---------------------------------------------------------------------------------------------------------------
+
+_SOURCE_HELP = ("read the settings from this Airflow connection (type gcp_wif; environment variables, secrets "
+                "backend or metadata database); without it, the seed's environment variables GCP_PROJECT_NUMBER, "
+                "GCP_WORKLOAD_ID, GCP_WORKLOAD_PROVIDER, GCP_SERVICE_ACCOUNT_EMAIL, AWS_ACCOUNT_ID, AWS_ROLE_NAME, "
+                "AWS_REGION, TOKEN_LIFETIME, TOKEN_SCOPES, GCP_WIF_STS_ENDPOINT, GCP_WIF_IAM_ENDPOINT")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gcp-wif", description="Keyless Google Cloud access from an AWS identity.")
     commands = parser.add_subparsers(dest="command", required=True)
-    token = commands.add_parser("token", help="print a Google access token and its expiry (seed parity)")
+
+    token = commands.add_parser("token", help="print a Google access token and its expiry (seed parity)",
+                                description="Print a Google access token and its RFC 3339 expiry.")
+    token.add_argument("--conn-id", help=_SOURCE_HELP)
     token.add_argument("--json", action="store_true", help='print {"access_token": ..., "expire_time": ...}')
+    token.set_defaults(handler=cmd_token)
+
+    doctor = commands.add_parser(
+        "doctor", help="check each step of the exchange and print the fix for what fails",
+        description="Check the settings, the AWS identity, the subject length, the STS exchange, the "
+        "impersonation and one Google API call (Cloud Resource Manager projects.get), one visible step at a time. "
+        "Exit status 0 only when no check failed (warnings do not fail). Prints no token or secret.",
+    )
+    doctor.add_argument("--conn-id", help=_SOURCE_HELP)
+    doctor.add_argument("--json", action="store_true", help="print the checklist as JSON")
+    doctor.add_argument("--no-api-call", action="store_true", help="skip the sample Google API call")
+    doctor.add_argument("--api-url", help="base URL of Cloud Resource Manager for the sample call (default: "
+                        "derived from the STS endpoint: Google's, its Private Service Connect name, or the emulator)")
+    doctor.set_defaults(handler=cmd_doctor)
+
+    setup = commands.add_parser(
+        "setup", help="print the gcloud commands (or Terraform) that create the pool, provider and bindings",
+        description="Print what creates the Google side: the APIs, a workload identity pool, an AWS provider "
+        "that trusts one AWS account and (attribute condition) one role, a service account and the "
+        "roles/iam.workloadIdentityUser binding for exactly that role's principalSet; optionally org policies.",
+    )
+    setup.add_argument("--project-id", required=True, help="project that owns the pool and the service account")
+    setup.add_argument("--project-number", required=True, help="its number (digits)")
+    setup.add_argument("--pool-id", default="airflow-aws", help="workload identity pool id (default airflow-aws)")
+    setup.add_argument("--provider-id", default="aws-provider", help="AWS provider id (default aws-provider)")
+    setup.add_argument("--aws-account-id", help="the AWS account of the role (not needed with a role ARN)")
+    setup.add_argument("--aws-role-name", required=True,
+                       help="the AWS role Airflow runs as (on MWAA: the execution role); a name or an IAM role ARN")
+    setup.add_argument("--service-account",
+                       help="service account email or name (default airflow-wif@PROJECT_ID.iam.gserviceaccount.com)")
+    setup.add_argument("--organization-id", help="organization for the org policies (default: set them on the "
+                       "project)")
+    setup.add_argument("--lifetime-over-hour", action="store_true",
+                       help="add the org policy iam.allowServiceAccountCredentialLifetimeExtension for the account "
+                       "(lifetime_seconds up to 43200)")
+    setup.add_argument("--org-restrictions", action="store_true",
+                       help="add org policies allowing only AWS providers (iam.workloadIdentityPoolProviders) "
+                       "and only this AWS account (iam.workloadIdentityPoolAwsAccounts)")
+    setup.add_argument("--format", choices=("gcloud", "terraform"), default="gcloud")
+    setup.set_defaults(handler=cmd_setup)
+
+    bundle = commands.add_parser("mwaa-bundle", help="write plugins.zip and requirements.txt for Amazon MWAA",
+                                 description=MWAA_BUNDLE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    bundle.add_argument("--output", required=True, help="folder to write plugins.zip and requirements.txt to")
+    bundle.add_argument("--wheel", help=f"the {DISTRIBUTION} wheel to ship (default: build it from the source tree)")
+    bundle.add_argument("--merge", metavar="PLUGINS_ZIP", help="an existing plugins.zip whose files are kept")
+    bundle.add_argument("--constraints", help="a constraints URL, or a file shipped in plugins.zip (default: MWAA "
+                        "applies its own constraints for its Airflow version)")
+    bundle.add_argument("--no-index", action="store_true",
+                        help="private network without PyPI: pip installs only from plugins.zip (needs "
+                        "--dependency-wheels)")
+    bundle.add_argument("--dependency-wheels", metavar="DIR", help="folder of dependency wheels to add to plugins.zip")
+    bundle.set_defaults(handler=cmd_mwaa_bundle)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     args = _parser().parse_args(argv)
-    from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
-    from airflow_provider_gcp_wif.token_service import TokenService
-
-    try:
-        token, expire_time = TokenService.from_env().get_token()
-    except WifConfigError as err:
-        print(f"gcp-wif: {err}", file=sys.stderr)
-        return 2
-    except WifExchangeError as err:
-        print(f"gcp-wif: {err}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps({"access_token": token, "expire_time": expire_time}))
-    else:
-        print(token)
-        print(expire_time)
-    return 0
+    handler: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.handler
+    return handler(args, out or sys.stdout, err or sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,127 @@
+"""`gcp-wif mwaa-bundle`: plugins.zip (the provider's wheel + a plugins-folder module) and requirements.txt."""
+
+from __future__ import annotations
+
+import email.parser
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_gcp_wif import __version__
+from airflow_provider_gcp_wif.cli import PLUGIN_MODULE_NAME
+
+from .conftest import run_cli
+
+
+def wheel_names(plugins: Path) -> list[str]:
+    with zipfile.ZipFile(plugins) as bundle:
+        return sorted(n for n in bundle.namelist() if n.endswith(".whl"))
+
+
+def metadata_of_wheel_inside(plugins: Path, wheel_name: str, tmp_path: Path):
+    with zipfile.ZipFile(plugins) as bundle:
+        (tmp_path / wheel_name).write_bytes(bundle.read(wheel_name))
+    with zipfile.ZipFile(tmp_path / wheel_name) as wheel:
+        names = wheel.namelist()
+        meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+        return email.parser.Parser().parsestr(wheel.read(meta).decode()), wheel.read(entry_points).decode(), names
+
+
+@pytest.fixture(scope="module")
+def built_bundle(tmp_path_factory):
+    """One bundle built from the source tree (the wheel is built once for this module)."""
+    output = tmp_path_factory.mktemp("bundle")
+    code, out, err = run_cli("mwaa-bundle", "--output", str(output))
+    assert code == 0, err
+    return output, out
+
+
+def test_the_bundle_holds_the_provider_wheel_and_the_plugin_module(built_bundle, tmp_path):
+    output, _ = built_bundle
+    plugins = output / "plugins.zip"
+    [wheel_name] = wheel_names(plugins)
+    metadata, entry_points, files = metadata_of_wheel_inside(plugins, wheel_name, tmp_path)
+    assert metadata["Name"] == "airflow-provider-gcp-wif" and metadata["Version"] == __version__
+    assert "airflow_provider_gcp_wif/plugin.py" in files and "airflow_provider_gcp_wif/cli.py" in files
+    assert "gcp_wif = airflow_provider_gcp_wif.plugin:GcpWifPlugin" in entry_points
+    assert "airflow_provider_gcp_wif.provider_info:get_provider_info" in entry_points
+    with zipfile.ZipFile(plugins) as bundle:
+        assert sorted(bundle.namelist()) == sorted([wheel_name, PLUGIN_MODULE_NAME])
+        source = bundle.read(PLUGIN_MODULE_NAME).decode()
+    namespace: dict = {}
+    exec(compile(source, PLUGIN_MODULE_NAME, "exec"), namespace)
+    from airflow_provider_gcp_wif.plugin import GcpWifPlugin
+
+    assert namespace["GcpWifPlugin"] is GcpWifPlugin
+
+
+def test_requirements_point_pip_at_the_plugins_folder_and_pin_the_version(built_bundle):
+    output, printed = built_bundle
+    lines = [line for line in (output / "requirements.txt").read_text().splitlines() if not line.startswith("#")]
+    assert lines == ["--find-links /usr/local/airflow/plugins", f"airflow-provider-gcp-wif=={__version__}"]
+    assert "--no-index" not in lines
+    assert "aws mwaa update-environment" in printed
+
+
+def test_no_index_needs_the_dependency_wheels(built_bundle, tmp_path):
+    output, _ = built_bundle
+    [wheel] = wheel_names(output / "plugins.zip")
+    with zipfile.ZipFile(output / "plugins.zip") as bundle:
+        (tmp_path / wheel).write_bytes(bundle.read(wheel))
+    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(tmp_path / wheel),
+                           "--no-index")
+    assert code == 2 and "--dependency-wheels" in err
+    assert not (tmp_path / "out" / "requirements.txt").exists()
+
+
+def test_no_index_with_dependency_wheels_bundles_them_all(built_bundle, tmp_path):
+    output, _ = built_bundle
+    [wheel] = wheel_names(output / "plugins.zip")
+    with zipfile.ZipFile(output / "plugins.zip") as bundle:
+        (tmp_path / wheel).write_bytes(bundle.read(wheel))
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    fake = deps / "google_auth-2.40.3-py3-none-any.whl"
+    with zipfile.ZipFile(fake, "w") as dep:
+        dep.writestr("google_auth-2.40.3.dist-info/METADATA", "Metadata-Version: 2.1\nName: google-auth\n"
+                                                                "Version: 2.40.3\n")
+    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(tmp_path / wheel),
+                           "--no-index", "--dependency-wheels", str(deps), "--constraints",
+                           "https://raw.githubusercontent.com/apache/airflow/constraints-3.0.6/constraints-3.12.txt")
+    assert code == 0, err
+    assert wheel_names(tmp_path / "out" / "plugins.zip") == sorted([wheel, fake.name])
+    lines = [line for line in (tmp_path / "out" / "requirements.txt").read_text().splitlines()
+             if not line.startswith("#")]
+    assert lines == [
+        '--constraint "https://raw.githubusercontent.com/apache/airflow/constraints-3.0.6/constraints-3.12.txt"',
+        "--find-links /usr/local/airflow/plugins", "--no-index", f"airflow-provider-gcp-wif=={__version__}"]
+
+
+def test_a_constraints_file_and_an_existing_plugins_zip_are_shipped_too(built_bundle, tmp_path):
+    output, _ = built_bundle
+    [wheel] = wheel_names(output / "plugins.zip")
+    with zipfile.ZipFile(output / "plugins.zip") as bundle:
+        (tmp_path / wheel).write_bytes(bundle.read(wheel))
+    existing = tmp_path / "existing.zip"
+    with zipfile.ZipFile(existing, "w") as old:
+        old.writestr("my_plugin.py", "x = 1\n")
+    constraints = tmp_path / "mwaa-constraints.txt"
+    constraints.write_text("google-auth==2.40.3\n")
+    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(tmp_path / wheel),
+                           "--merge", str(existing), "--constraints", str(constraints))
+    assert code == 0, err
+    with zipfile.ZipFile(tmp_path / "out" / "plugins.zip") as bundle:
+        assert sorted(bundle.namelist()) == sorted(["my_plugin.py", "constraints.txt", wheel, PLUGIN_MODULE_NAME])
+        assert bundle.read("constraints.txt") == b"google-auth==2.40.3\n"
+    assert '--constraint "/usr/local/airflow/plugins/constraints.txt"' in (
+        tmp_path / "out" / "requirements.txt").read_text()
+
+
+def test_a_wheel_of_another_package_is_refused(tmp_path):
+    other = tmp_path / "other-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(other, "w") as wheel:
+        wheel.writestr("other-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: other\nVersion: 1.0\n")
+    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(other))
+    assert code == 2 and "is other 1.0, not airflow-provider-gcp-wif" in err
