@@ -23,6 +23,9 @@ demo: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+bench: install
+	$(PY) scripts/bench.py
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy

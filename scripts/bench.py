@@ -1,0 +1,211 @@
+"""`make bench`: the provider's performance model (DESIGN.md) measured side by side with the stock Google provider,
+in one run, against the local emulated clouds (no internet). Standard library + the project venv only.
+
+(i)   exchanges per 50 hook instantiations in one process: a `gcp_wif` connection vs a stock
+      `google_cloud_platform` connection whose `credential_config_file` is an external-account (AWS, environment
+      credential source) file. Counted from the emulator's STS log. Goal: 1 for ours.
+(ii)  warm `get_credentials_and_project_id()` + `before_request()` cost vs the stock service-account key path (a
+      generated key, its token primed by hand so nothing touches the network). Interleaved batches, median ratio.
+      Goal: <= 1.05x.
+(iii) cold first-token time with 50 ms injected on every STS and IAM Credentials answer vs the floor of
+      hops x 50 ms. Hops counted: STS + generateAccessToken = 2 (the AWS connection's AssumeRole goes to local moto
+      with no injected latency, so its floor is ~0 and its real time counts as our overhead). Goal: <= 1.15x.
+(iv)  plugin activation at task start: `import airflow` first, then time `import airflow_provider_gcp_wif.plugin`
+      in a fresh interpreter, median of N; the modules it adds are listed. Goal: < 20 ms.
+
+Timings are machine dependent; nothing here is asserted by the test suite. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HOOKS = 50
+WARM_BATCHES = 15
+WARM_ITERATIONS = 2000
+COLD_RUNS = 5
+PLUGIN_RUNS = 7
+DELAY = 0.05
+
+PLUGIN_PROBE = """
+import json, sys, time
+import airflow
+already = "airflow_provider_gcp_wif.plugin" in sys.modules
+before = set(sys.modules)
+start = time.perf_counter()
+import airflow_provider_gcp_wif.plugin
+elapsed = time.perf_counter() - start
+print(json.dumps({"ms": elapsed * 1000, "already": already, "added": sorted(set(sys.modules) - before)}))
+"""
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def sts_count(control) -> int:
+    return control.counters().get("sts", 0)
+
+
+def service_account_key() -> dict:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return {"type": "service_account", "project_id": "bench-project", "private_key_id": "bench",
+            "private_key": pem, "client_email": "bench@bench-project.iam.gserviceaccount.com",
+            "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token"}
+
+
+def external_account_file(info: dict, directory: str) -> str:
+    config = {
+        "type": "external_account",
+        "audience": info["audience"],
+        "subject_token_type": "urn:ietf:params:aws:token-type:aws4_request",
+        "token_url": info["sts_endpoint"],
+        "credential_source": {
+            "environment_id": "aws1",
+            "regional_cred_verification_url": "https://sts.{region}.amazonaws.com"
+                                              "?Action=GetCallerIdentity&Version=2011-06-15",
+        },
+    }
+    path = os.path.join(directory, "external-account.json")
+    with open(path, "w") as handle:
+        json.dump(config, handle)
+    return path
+
+
+def main() -> int:
+    home = tempfile.mkdtemp(prefix="gcp-wif-bench-")
+    os.environ["AIRFLOW_HOME"] = home
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    from airflow_provider_gcp_wif.testing import CloudEmulator
+
+    with CloudEmulator() as emulator:
+        info, control = emulator.info, emulator.control
+        os.environ.update(info["env"])
+        # The stock external-account file reads the fixture user's static keys from the environment.
+        os.environ.update({"AWS_ACCESS_KEY_ID": info["aws_access_key_id"],
+                           "AWS_SECRET_ACCESS_KEY": info["aws_secret_access_key"],
+                           "AWS_REGION": info["aws_region"], "AWS_DEFAULT_REGION": info["aws_region"],
+                           "AWS_EC2_METADATA_DISABLED": "true"})
+        os.environ["AIRFLOW_CONN_GCP_STOCK_EXTERNAL"] = json.dumps({"conn_type": "google_cloud_platform", "extra": {
+            "credential_config_file": external_account_file(info, home), "project": info["project_id"]}})
+        os.environ["AIRFLOW_CONN_GCP_STOCK_KEY"] = json.dumps({"conn_type": "google_cloud_platform", "extra": {
+            "keyfile_dict": json.dumps(service_account_key()), "project": "bench-project"}})
+
+        import google.auth.external_account
+        import google.auth.transport.requests
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        import airflow_provider_gcp_wif.plugin  # noqa: F401 - what every Airflow process does at start-up
+        from airflow_provider_gcp_wif import credentials as wif_credentials
+
+        # Stock external-account credentials look their project up in Resource Manager: the emulated one.
+        crm = info["crm_endpoint"].rstrip("/")
+        google.auth.external_account._CLOUD_RESOURCE_MANAGER = crm + ("" if crm.endswith("/v1/projects") else
+                                                                       "/v1/projects") + "/"
+        request = google.auth.transport.requests.Request()
+        url = f"{info['storage_host']}/storage/v1/b/{info['bucket']}/o"
+
+        def authorize(hook) -> dict:
+            credentials, _ = hook.get_credentials_and_project_id()
+            headers: dict = {}
+            credentials.before_request(request, "GET", url, headers)
+            return headers
+
+        # (i) exchanges per 50 hooks ------------------------------------------------------------------------
+        control.reset()
+        wif_credentials.clear_cache()
+        for _ in range(HOOKS):
+            authorize(GCSHook(gcp_conn_id="gcp_wif_default"))
+        ours_exchanges = sts_count(control)
+        control.reset()
+        for _ in range(HOOKS):
+            authorize(GCSHook(gcp_conn_id="gcp_stock_external"))
+        stock_exchanges = sts_count(control)
+        log(f"(i)   exchanges per {HOOKS} hooks: gcp_wif {ours_exchanges}, stock external-account file "
+            f"{stock_exchanges}")
+
+        # (ii) warm cost --------------------------------------------------------------------------------------
+        ours_hook = GCSHook(gcp_conn_id="gcp_wif_default")
+        authorize(ours_hook)
+        stock_hook = GCSHook(gcp_conn_id="gcp_stock_key")
+        stock_credentials, _ = stock_hook.get_credentials_and_project_id()
+        stock_credentials.token = "primed-token"
+        stock_credentials.expiry = __import__("datetime").datetime.utcnow() + __import__("datetime").timedelta(
+            hours=1)
+        assert authorize(stock_hook)["authorization"] == "Bearer primed-token"
+
+        def batch(hook) -> float:
+            start = time.perf_counter()
+            for _ in range(WARM_ITERATIONS):
+                authorize(hook)
+            return (time.perf_counter() - start) / WARM_ITERATIONS
+
+        ours_times, stock_times = [], []
+        for index in range(WARM_BATCHES):
+            pair = [(ours_hook, ours_times), (stock_hook, stock_times)]
+            for hook, times in pair if index % 2 == 0 else reversed(pair):
+                times.append(batch(hook))
+        ours_warm, stock_warm = statistics.median(ours_times), statistics.median(stock_times)
+        warm_ratio = ours_warm / stock_warm
+        log(f"(ii)  warm get_credentials + before_request: gcp_wif {ours_warm * 1e6:.2f} us, stock SA key "
+            f"{stock_warm * 1e6:.2f} us, ratio {warm_ratio:.3f} (goal <= 1.05)")
+
+        # (iii) cold first token with 50 ms per Google hop -------------------------------------------------------
+        control.reset()
+        for hop in ("sts", "iam"):
+            control.inject_faults(hop, kinds=["delay"], rate=1.0, delay_seconds=DELAY)
+        colds = []
+        for _ in range(COLD_RUNS):
+            wif_credentials.clear_cache()
+            start = time.perf_counter()
+            authorize(GCSHook(gcp_conn_id="gcp_wif_default"))
+            colds.append(time.perf_counter() - start)
+        control.clear_faults()
+        hops = 2
+        cold = statistics.median(colds)
+        floor = hops * DELAY
+        cold_ratio = cold / floor
+        log(f"(iii) cold first token: median {cold * 1000:.1f} ms over {COLD_RUNS} runs, floor {hops} hops x "
+            f"{DELAY * 1000:.0f} ms = {floor * 1000:.0f} ms, ratio {cold_ratio:.3f} (goal <= 1.15); "
+            f"runs {[round(c * 1000, 1) for c in colds]}")
+
+    # (iv) plugin activation -------------------------------------------------------------------------------------
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+    probes = []
+    for _ in range(PLUGIN_RUNS):
+        out = subprocess.run([sys.executable, "-c", PLUGIN_PROBE], env=env, capture_output=True, text=True,
+                             check=True).stdout
+        probes.append(json.loads(out.strip().splitlines()[-1]))
+    plugin_ms = statistics.median(p["ms"] for p in probes)
+    added = probes[-1]["added"]
+    log(f"(iv)  plugin import after airflow: median {plugin_ms:.2f} ms over {PLUGIN_RUNS} fresh interpreters "
+        f"(goal < 20 ms); already imported by `import airflow`: {probes[-1]['already']}; modules added "
+        f"({len(added)}): {', '.join(added)}")
+
+    print(json.dumps({
+        "exchanges_per_50_hooks": ours_exchanges,
+        "stock_exchanges_per_50_hooks": stock_exchanges,
+        "warm_overhead_ratio": round(warm_ratio, 3),
+        "warm_us": {"gcp_wif": round(ours_warm * 1e6, 2), "stock_sa_key": round(stock_warm * 1e6, 2)},
+        "cold_token_ratio": round(cold_ratio, 3),
+        "cold_token_ms": round(cold * 1000, 1),
+        "cold_floor_ms": round(floor * 1000, 1),
+        "plugin_activation_ms": round(plugin_ms, 2),
+        "plugin_modules_added": added,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""An STS or IAM Credentials endpoint that is not Google's and not allowed by the deployment is refused before
+anything is signed: on the plain settings path and on the Airflow hook path (``WifBinding.for_hook``, and a stock
+``GCSHook``). A decoy listens where the endpoint points (its host name resolves to it) and receives nothing; with
+the host allowed by the deployment, the same settings do reach it, so the decoy would have seen a leak.
+(The STS endpoint through ``TokenService`` is covered in tests/core/test_token_service.py.)"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+
+import pytest
+
+from airflow_provider_gcp_wif.config import WifSettings
+from airflow_provider_gcp_wif.credentials import WifCredentials
+from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
+
+EVIL_HOST = "tokens.attacker.example"
+
+
+@pytest.fixture
+def decoy(monkeypatch):
+    """A listening socket that ``tokens.attacker.example`` resolves to; collects whatever reaches it."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    received: list[bytes] = []
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            conn.settimeout(2)
+            with contextlib.suppress(OSError):
+                received.append(conn.recv(65536))
+            conn.close()
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):
+        return real_getaddrinfo("127.0.0.1" if host == EVIL_HOST else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], received
+    stop.set()
+    thread.join(2)
+    server.close()
+
+
+def extras_for(info, **changes):
+    extras = {"project_number": info["project_number"], "pool_id": info["pool_id"],
+              "provider_id": info["provider_id"], "impersonation_chain": info["service_account"],
+              "sts_endpoint": info["sts_endpoint"], "iam_endpoint": info["iam_endpoint"], "num_retries": 0}
+    extras.update(changes)
+    return extras
+
+
+@pytest.mark.parametrize("field", ["sts_endpoint", "iam_endpoint"])
+def test_a_foreign_endpoint_is_refused_on_the_settings_path(emulator, aws_env, decoy, field):
+    port, received = decoy
+    url = f"https://{EVIL_HOST}:{port}" + ("/v1/token" if field == "sts_endpoint" else "")
+    with pytest.raises(WifConfigError) as caught:
+        WifSettings.from_extras(extras_for(aws_env, **{field: url}), allowed_endpoint_hosts="")
+    assert caught.value.field == field and "allowed_endpoint_hosts" in caught.value.fix
+    assert received == [] and emulator.control.requests() == []
+
+
+@pytest.mark.parametrize("field", ["sts_endpoint", "iam_endpoint"])
+def test_a_foreign_endpoint_is_refused_on_the_hook_path_even_if_the_connection_allows_it(
+    emulator, aws_env, decoy, monkeypatch, field
+):
+    from airflow_provider_gcp_wif.integration import WifBinding
+
+    port, received = decoy
+    monkeypatch.setenv("AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS", "")
+    url = f"https://{EVIL_HOST}:{port}" + ("/v1/token" if field == "sts_endpoint" else "")
+    extras = extras_for(aws_env, **{field: url}, allowed_endpoint_hosts=EVIL_HOST)  # an editor cannot loosen it
+    with pytest.raises(WifConfigError) as caught:
+        WifBinding.for_hook("gcp_wif_evil", extras)
+    assert caught.value.field == field and caught.value.conn_id == "gcp_wif_evil"
+    assert received == [] and emulator.control.requests() == []
+
+
+def test_a_stock_hook_on_a_connection_with_a_foreign_endpoint_fails_before_any_request(emulator, aws_env, decoy,
+                                                                                      monkeypatch):
+    from importlib.metadata import entry_points
+
+    (plugin,) = [ep for ep in entry_points(group="airflow.plugins") if ep.name == "gcp_wif"]
+    plugin.load()
+    port, received = decoy
+    monkeypatch.setenv("AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS", "")
+    for key, value in aws_env["env"].items():
+        if key.startswith("AIRFLOW_CONN_"):
+            monkeypatch.setenv(key, value)
+    extras = extras_for(aws_env, iam_endpoint=f"https://{EVIL_HOST}:{port}")
+    monkeypatch.setenv("AIRFLOW_CONN_GCP_WIF_EVIL", json.dumps({"conn_type": "gcp_wif", "extra": extras}))
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+    with pytest.raises(WifConfigError) as caught:
+        GCSHook(gcp_conn_id="gcp_wif_evil")
+    assert caught.value.field == "iam_endpoint"
+    assert received == [] and emulator.control.requests() == []
+
+
+def test_the_decoy_does_receive_the_exchange_once_the_deployment_allows_its_host(emulator, aws_env, decoy,
+                                                                                 role_supplier, google_request):
+    """The control: were the allow-list missing, the signed exchange would reach the decoy."""
+    port, received = decoy
+    settings = WifSettings.from_extras(extras_for(aws_env, sts_endpoint=f"https://{EVIL_HOST}:{port}/v1/token"),
+                                       allowed_endpoint_hosts=EVIL_HOST)
+    with pytest.raises(WifExchangeError):
+        WifCredentials(settings, role_supplier(), retry_initial_delay=0.01).force_refresh(google_request)
+    assert received and received[0], "the decoy saw the connection (a TLS hello carrying the exchange's host)"
+    assert EVIL_HOST.encode() in received[0]

@@ -1,0 +1,185 @@
+"""No Google token, AWS secret, session token, subject token or Authorization header ends up in task logs at DEBUG,
+in error messages, reprs or the connection test message; the credential file given to child processes is private
+(0600 in a 0700 directory), carries no secret and is gone after use.
+
+Two exposures belong to upstream code and are excluded explicitly (docs/reliability.md says how to avoid them):
+* ``airflow dags test`` (only it: the in-process test supervisor) logs every ``mask_secret`` value at DEBUG
+  ("Sending request ... msg=MaskSecret(value=...)"); a real task supervisor omits the body.
+* botocore's own wire logging (``botocore.endpoint`` / ``botocore.parsers`` at DEBUG) prints the Amazon provider's
+  AssumeRole request signature and response, role secret included. Records of ``botocore.*`` loggers are left out
+  of the scan; a deployment that debugs tasks should keep ``botocore`` at INFO.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_gcp_wif.errors import WifExchangeError
+
+from .airflow_process import REPO, airflow, environment, everything_written
+
+SECRET_SHAPES = {
+    "emulator-minted Google token": re.compile(r"ya29\.emu-(?:fed|sa)-[A-Za-z0-9_-]{8,}"),
+    "AWS session token (moto)": re.compile(r"FQoGZXIvYXdz[A-Za-z0-9+/=]{16,}"),
+    "Authorization header value": re.compile(r"(?i)authorization['\"]?\s*[:=]\s*b?['\"]?\s*(?:bearer|aws4-hmac)"),
+    "SigV4 signature": re.compile(r"Signature=[0-9a-f]{64}"),
+    "security token header value": re.compile(r"(?i)x-amz-security-token['\"]?\s*[:=]\s*\S{8,}"),
+    "signed target-resource header (subject token)": re.compile(r"(?i)x-goog-cloud-target-resource"),
+    "access key id next to a secret": re.compile(r"A(?:K|S)IA[A-Z0-9]{16}\W{1,6}[A-Za-z0-9/+]{40}"),
+}
+
+
+_RECORD_START = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+
+
+def records(text: str) -> list[str]:
+    """Log records: a timestamped line and the lines that continue it (a multi-line message)."""
+    grouped: list[str] = []
+    for line in text.splitlines():
+        if grouped and not _RECORD_START.match(line):
+            grouped[-1] += "\n" + line
+        else:
+            grouped.append(line)
+    return grouped
+
+
+def upstream_exposure(record: str) -> bool:
+    dags_test_mask_message = "msg=MaskSecret(" in record and "Sending request" in record
+    return dags_test_mask_message or "[botocore." in record
+
+
+def leaks(text: str, literal_secrets: dict[str, str]) -> list[str]:
+    found = []
+    for record in records(text):
+        if upstream_exposure(record):
+            continue
+        for name, shape in SECRET_SHAPES.items():
+            if shape.search(record):
+                found.append(f"{name}: {record[:300]}")
+        for name, secret in literal_secrets.items():
+            if secret in record:
+                found.append(f"{name}: {record[:100]}")
+    return found
+
+
+def test_the_example_dag_at_debug_writes_no_secret_to_task_logs(emulator, tmp_path):
+    home = tmp_path / "home"
+    env = environment(emulator, home, REPO / "example_dags", AIRFLOW__LOGGING__LOGGING_LEVEL="DEBUG")
+    assert airflow(env, "db", "migrate").returncode == 0
+    result = airflow(env, "dags", "test", "example_gcs_wif")
+    written = everything_written(result, home)
+    assert result.returncode == 0, written[-5000:]
+    assert "gcp_wif: new Google token" in written, "DEBUG lines of the provider were written"
+    assert emulator.control.requests("iam.generateAccessToken"), "tokens were really issued"
+    found = leaks(written, {"static AWS secret key": emulator.info["aws_secret_access_key"]})
+    assert not found, "\n".join(found[:20])
+
+
+def test_the_leak_scan_finds_what_it_looks_for(emulator):
+    """The scan above can fail: each shape matches what the secret really looks like."""
+    samples = [
+        "token ya29.emu-sa-AbCdEfGhIjKlMnOp",
+        "{'Authorization': b'AWS4-HMAC-SHA256 Credential=AKIA...'}",
+        "headers={'authorization': 'Bearer abc'}",
+        "SignedHeaders=host, Signature=" + "a" * 64,
+        "'X-Amz-Security-Token': 'FQoGZXIvYXdzEBYaDRCJHFyUZVvjrl'",
+        "%22x-goog-cloud-target-resource%22",
+        "ASIARZPUZDIKFC33HSKG:" + "b" * 40,
+    ]
+    for sample in samples:
+        assert leaks(sample, {}), sample
+    assert leaks("secret: s3cr3t", {"x": "s3cr3t"})
+    assert not leaks("2026-01-01T00:00:00Z Sending request msg=MaskSecret(value='ya29.emu-sa-AbCdEfGhIjKl')", {})
+    assert leaks("2026-01-01T00:00:00Z [debug] x\n2026-01-01T00:00:01Z token ya29.emu-sa-AbCdEfGhIjKl [ours]", {})
+
+
+# -- in process: the connection test message, errors, reprs, the credential file ---------------------------------
+
+
+@pytest.fixture
+def wif_connection(emulator, monkeypatch, tmp_path):
+    """The emulator's `gcp_wif_default` and `aws_default` connections in this process, the plugin loaded."""
+    from importlib.metadata import entry_points
+
+    from airflow_provider_gcp_wif import credentials as wif_credentials
+
+    (plugin,) = [ep for ep in entry_points(group="airflow.plugins") if ep.name == "gcp_wif"]
+    plugin.load()
+    wif_credentials.clear_cache()
+    for key, value in emulator.info["env"].items():
+        monkeypatch.setenv(key, value)
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    yield emulator.info
+    wif_credentials.clear_cache()
+
+
+def literal_secrets(hook) -> dict[str, str]:
+    """The secrets of the hook's shared credentials (exchanged here: the Test button uses its own)."""
+    from google.auth.transport.requests import Request
+
+    binding = hook.__dict__["_gcp_wif"]
+    credentials = binding.credentials()
+    credentials.refresh(Request())
+    aws = binding.supplier.get_aws_security_credentials(None, None)
+    federated = credentials._inner._source_credentials
+    return {"Google token": credentials.token, "federated token": federated.token,
+            "AWS secret key": aws.secret_access_key, "AWS session token": aws.session_token,
+            "subject token": federated.retrieve_subject_token(Request())}
+
+
+def test_connection_test_messages_errors_and_reprs_carry_no_secret(wif_connection, emulator):
+    from airflow_provider_gcp_wif.hooks.gcp_wif import GcpWifHook
+
+    hook = GcpWifHook()
+    ok, message = hook.test_connection()
+    assert ok, message
+    secrets = literal_secrets(hook)
+    binding = hook.__dict__["_gcp_wif"]
+    credentials = binding.credentials()
+    emulator.control.remove_bindings(wif_connection["service_account"])
+    with pytest.raises(WifExchangeError) as caught:
+        credentials.force_refresh()
+    failed_ok, failed_message = hook.test_connection()
+    surfaces = {
+        "test message": message, "failed test message": failed_message,
+        "error": str(caught.value) + repr(caught.value) + repr(caught.value.__cause__),
+        "reprs": repr(credentials) + repr(binding) + repr(binding.settings) + repr(binding.supplier) + repr(hook),
+    }
+    assert not failed_ok and "add-iam-policy-binding" in failed_message
+    for surface, text in surfaces.items():
+        for name, secret in secrets.items():
+            assert secret and secret not in text, f"{name} is in the {surface}"
+        assert not leaks(text, {}), surface
+
+
+def test_the_credential_file_for_child_processes_is_private_secret_free_and_removed(wif_connection):
+    from airflow_provider_gcp_wif.hooks.gcp_wif import GcpWifHook
+
+    hook = GcpWifHook()
+    before = set(Path(tempfile.gettempdir()).glob("gcp-wif-*"))
+    previous = os.environ.get("AWS_SECRET_ACCESS_KEY")
+    with hook.provide_gcp_credential_file_as_context() as path:
+        file = Path(path)
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600
+        assert stat.S_IMODE(file.parent.stat().st_mode) == 0o700
+        content = file.read_text()
+        config = json.loads(content)
+        assert config["type"] == "external_account"
+        secret = os.environ["AWS_SECRET_ACCESS_KEY"]
+        session_token = os.environ["AWS_SESSION_TOKEN"]
+        assert secret not in content and session_token not in content, "AWS secrets go by environment only"
+        assert not leaks(content, {})
+    assert not file.exists() and not file.parent.exists()
+    assert set(Path(tempfile.gettempdir()).glob("gcp-wif-*")) == before, "nothing left in the temp directory"
+    assert os.environ.get("AWS_SECRET_ACCESS_KEY") == previous, "the task's environment is restored"
