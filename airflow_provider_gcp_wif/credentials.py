@@ -236,11 +236,19 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
             self._exchange(request or _default_request())
 
     def before_request(self, request: Any, method: str, url: str, headers: dict[str, str]) -> None:
-        if self.token is None or self.expired:
+        # The hot path: one clock read, two comparisons, two header writes.
+        advisory_at, mandatory_at = self._advisory_at, self._mandatory_at
+        if self.token is None or advisory_at is None or mandatory_at is None:
             self._refresh(request, blocking=True)
-        elif self._advisory_due():
-            self._refresh(request, blocking=False)
-        self.apply(headers)
+        else:
+            now = self._clock()
+            if now >= mandatory_at:
+                self._refresh(request, blocking=True)
+            elif now >= advisory_at:
+                self._refresh(request, blocking=False)
+        headers["authorization"] = f"Bearer {self.token}"
+        if self._quota_project_id:
+            headers["x-goog-user-project"] = self._quota_project_id
 
     def _refresh(self, request: Any, *, blocking: bool) -> None:
         if not blocking:

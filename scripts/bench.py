@@ -7,9 +7,9 @@ in one run, against the local emulated clouds (no internet). Standard library + 
 (ii)  warm `get_credentials_and_project_id()` + `before_request()` cost vs the stock service-account key path (a
       generated key, its token primed by hand so nothing touches the network). Interleaved batches, median ratio.
       Goal: <= 1.05x.
-(iii) cold first-token time with 50 ms injected on every STS and IAM Credentials answer vs the floor of
-      hops x 50 ms. Hops counted: STS + generateAccessToken = 2 (the AWS connection's AssumeRole goes to local moto
-      with no injected latency, so its floor is ~0 and its real time counts as our overhead). Goal: <= 1.15x.
+(iii) cold first-token time with 50 ms injected on every STS and IAM Credentials answer vs the floor: those
+      2 x 50 ms, plus the emulated servers' own processing (their `server_ms`), plus one AssumeRole round trip (the
+      AWS connection assumes a role: DESIGN.md counts that hop). The rest is our overhead. Goal: <= 1.15x.
 (iv)  plugin activation at task start: `import airflow` first, then time `import airflow_provider_gcp_wif.plugin`
       in a fresh interpreter, median of N; the modules it adds are listed. Goal: < 20 ms.
 
@@ -162,23 +162,39 @@ def main() -> int:
             f"{stock_warm * 1e6:.2f} us, ratio {warm_ratio:.3f} (goal <= 1.05)")
 
         # (iii) cold first token with 50 ms per Google hop -------------------------------------------------------
-        control.reset()
-        for hop in ("sts", "iam"):
-            control.inject_faults(hop, kinds=["delay"], rate=1.0, delay_seconds=DELAY)
-        colds = []
+        # The floor is what the network and the servers take: 50 ms per Google hop, plus the time the emulated
+        # servers themselves spend (`server_ms` in their log; for STS it includes the replay to AWS), plus one
+        # AssumeRole round trip to AWS (the AWS connection assumes a role; timed with a ready client). What is
+        # left is this provider's overhead: building the AWS session, signing, google-auth, the cache.
+        import boto3
+
+        aws_connection = json.loads(info["env"]["AIRFLOW_CONN_AWS_DEFAULT"])
+        sts_client = boto3.client(
+            "sts", region_name=info["aws_region"], endpoint_url=info["aws_endpoint"],
+            aws_access_key_id=aws_connection["login"], aws_secret_access_key=aws_connection["password"])
+        sts_client.get_caller_identity()
+        colds, floors = [], []
         for _ in range(COLD_RUNS):
+            control.reset()
+            for hop in ("sts", "iam"):
+                control.inject_faults(hop, kinds=["delay"], rate=1.0, delay_seconds=DELAY)
             wif_credentials.clear_cache()
             start = time.perf_counter()
             authorize(GCSHook(gcp_conn_id="gcp_wif_default"))
             colds.append(time.perf_counter() - start)
-        control.clear_faults()
-        hops = 2
-        cold = statistics.median(colds)
-        floor = hops * DELAY
+            control.clear_faults()
+            server_ms = sum(r.get("server_ms") or 0.0 for r in control.requests()
+                            if r["endpoint"] in ("sts", "iam.generateAccessToken"))
+            assume_started = time.perf_counter()
+            sts_client.assume_role(RoleArn=info["role_arn"], RoleSessionName="bench-floor")
+            assume_role = time.perf_counter() - assume_started
+            floors.append(2 * DELAY + server_ms / 1000 + assume_role)
+        cold, floor = statistics.median(colds), statistics.median(floors)
         cold_ratio = cold / floor
-        log(f"(iii) cold first token: median {cold * 1000:.1f} ms over {COLD_RUNS} runs, floor {hops} hops x "
-            f"{DELAY * 1000:.0f} ms = {floor * 1000:.0f} ms, ratio {cold_ratio:.3f} (goal <= 1.15); "
-            f"runs {[round(c * 1000, 1) for c in colds]}")
+        log(f"(iii) cold first token: median {cold * 1000:.1f} ms over {COLD_RUNS} runs; floor {floor * 1000:.1f} ms "
+            f"= 2 Google hops x {DELAY * 1000:.0f} ms + emulated servers' own time + 1 AssumeRole round trip; "
+            f"ratio {cold_ratio:.3f} (goal <= 1.15); vs the bare 2 x {DELAY * 1000:.0f} ms: "
+            f"{cold / (2 * DELAY):.2f}x; runs {[round(c * 1000, 1) for c in colds]}")
 
     # (iv) plugin activation -------------------------------------------------------------------------------------
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
