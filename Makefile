@@ -6,11 +6,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 PYTEST_ARGS ?=
+MATRIX_ARGS ?=
 
-.PHONY: demo test lint install clean
+.PHONY: demo test test-matrix lint install clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip --quiet
 	$(PY) -m pip install --quiet --disable-pip-version-check uv
 	$(UV) pip install --quiet -p $(PY) -e ".[dev]"
 	touch $@
@@ -20,8 +22,14 @@ install: $(VENV)/.installed
 demo: install
 	$(PY) scripts/demo.py
 
+# Everything in the main venv (latest releases), then tests/airflow under each MWAA image's constraints.
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) test-matrix
+
+# One venv per constraints/mwaa/airflow-<version>.txt (.venv-mwaa-<version>, reused while up to date).
+test-matrix: install
+	$(PY) scripts/matrix.py $(MATRIX_ARGS)
 
 bench: install
 	$(PY) scripts/bench.py
@@ -31,4 +39,4 @@ lint: install
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache artifacts
+	rm -rf $(VENV) .venv-mwaa-* .pytest_cache .ruff_cache .mypy_cache artifacts

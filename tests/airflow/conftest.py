@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from .helpers import components
+
+__all__ = ["components"]
