@@ -17,8 +17,10 @@ HOOK_CLASS = "airflow_provider_gcp_wif.hooks.gcp_wif.GcpWifHook"
 
 _STRING = {"type": ["string", "null"]}
 
-#: field → label, description, JSON schema, placeholder. No key contains a word Airflow masks (token, secret,
-#: password, service_account, private_key, proxy ...), so values stay readable in the UI and logs.
+#: field → label, description, JSON schema, placeholder. Airflow 3.2+'s React UI shows no placeholders for extra
+#: fields (only label and description), so a description names the expected format where it matters. No key contains
+#: a word Airflow masks (token, secret, password, service_account, private_key, proxy ...), so values stay readable in
+#: the UI and logs.
 CONN_FIELDS: dict[str, dict[str, Any]] = {
     "aws_conn_id": {
         "label": "AWS Connection Id",
@@ -48,7 +50,8 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "audience": {
         "label": "Audience (instead of the three ids)",
-        "description": "The provider's full name; leave empty when the three ids above are set.",
+        "description": "The provider's full name, //iam.googleapis.com/projects/NUMBER/locations/global/"
+        "workloadIdentityPools/POOL/providers/PROVIDER; leave empty when the three ids above are set.",
         "schema": _STRING,
         "placeholder": "//iam.googleapis.com/projects/NUMBER/locations/global/workloadIdentityPools/POOL/"
         "providers/PROVIDER",
@@ -63,7 +66,8 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "impersonation_chain": {
         "label": "Impersonation Chain (service accounts)",
-        "description": "Service account email(s) to impersonate, comma separated; the last one's token is used. "
+        "description": "Service account email(s) to impersonate (airflow@PROJECT_ID.iam.gserviceaccount.com), "
+        "comma separated; the last one's token is used. "
         "Empty: the federated identity is used directly. An operator's impersonation_chain replaces it.",
         "schema": _STRING,
         "placeholder": "airflow@PROJECT_ID.iam.gserviceaccount.com",

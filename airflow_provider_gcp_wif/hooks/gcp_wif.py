@@ -59,7 +59,9 @@ class GcpWifHook(GoogleBaseHook):
             elif schema.get("format") == "multiline":
                 widgets[name] = StringField(label, description=field["description"], widget=BS3TextAreaFieldWidget())
             else:
-                widgets[name] = StringField(label, description=field["description"], widget=BS3TextFieldWidget())
+                # The default (aws_conn_id: aws_default) prefills the form as conn-fields does on Airflow 3.2+.
+                widgets[name] = StringField(label, description=field["description"], widget=BS3TextFieldWidget(),
+                                            default=schema.get("default"))
         return widgets
 
     @classmethod
@@ -73,9 +75,15 @@ class GcpWifHook(GoogleBaseHook):
     # -- Test button ---------------------------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
-        """Run the real chain and say who this is on AWS and on Google, or which step failed and the fix."""
+        """Run the real chain and say who this is on AWS and on Google, or which step failed and the fix.
+
+        The exchange is always made anew, with credentials outside the process-wide cache: the API server or
+        webserver that runs the Test button lives long, and a token cached there would hide a binding removed or a
+        provider disabled since.
+        """
         from google.auth.transport.requests import Request
 
+        from airflow_provider_gcp_wif.credentials import WifCredentials
         from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
 
         binding = self.__dict__.get("_gcp_wif")
@@ -83,8 +91,7 @@ class GcpWifHook(GoogleBaseHook):
             return False, f"Connection {self.gcp_conn_id!r} is not of type {CONN_TYPE!r}."
         aws_identity = binding.supplier.description
         try:
-            credentials = binding.credentials()
-            credentials.refresh(Request())
+            WifCredentials(binding.settings, binding.supplier).force_refresh(Request())
             aws_identity = binding.supplier.caller_arn() or aws_identity
         except WifConfigError as err:
             return False, f"settings: {err}"
