@@ -188,7 +188,7 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         self._clock = clock
         self._advisory_at: datetime.datetime | None = None
         self._mandatory_at: datetime.datetime | None = None
-        self.exchange_count = 0  # successful refreshes; for tests, benchmarks and `gcp-wif doctor`
+        self.exchange_count = 0  # successful refreshes (read by the load tests)
 
     def __repr__(self) -> str:
         return (
@@ -291,7 +291,9 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
                 time.sleep(delay)
         self.token = self._inner.token
         self.expiry = self._inner.expiry
-        masking.announce(self.token)
+        # The federated token (the impersonation's source) is a bearer credential too.
+        federated = getattr(self._inner, "_source_credentials", None)
+        masking.announce(self.token, getattr(federated, "token", None))
         self.exchange_count += 1
         now = self._clock()
         expiry = self.expiry or now + datetime.timedelta(seconds=3600)
