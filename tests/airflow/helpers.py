@@ -99,24 +99,28 @@ class Component:
             return ""
 
     def stop(self, timeout: float = 20) -> None:
-        """SIGTERM the whole process group (the component and its children), then SIGKILL what is left."""
-        pgid = self.process.pid
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None and not _group_alive(pgid):
-                    break
-                time.sleep(0.2)
-            else:
-                continue
-            break
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=5)
+        stop_process_group(self.process, timeout)
         self._log.close()
+
+
+def stop_process_group(process: subprocess.Popen[Any], timeout: float = 20) -> None:
+    """SIGTERM the whole process group (the component and its children), then SIGKILL what is left."""
+    pgid = process.pid
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if process.poll() is not None and not _group_alive(pgid):
+                break
+            time.sleep(0.2)
+        else:
+            continue
+        break
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5)
 
 
 def _group_alive(pgid: int) -> bool:

@@ -10,49 +10,11 @@ import re
 import pytest
 
 from airflow_provider_gcp_wif import cli
-from airflow_provider_gcp_wif import credentials as wif_credentials
+from tests.core.conftest import aws_env, fresh_cache, seed_env
 
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    wif_credentials.clear_cache()
-    yield
-    wif_credentials.clear_cache()
-
-
-@pytest.fixture
-def aws_env(emulator, monkeypatch):
-    """boto3's default chain = the fixture IAM user's static keys; AWS STS = moto."""
-    info = emulator.info
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONFIG_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", info["aws_access_key_id"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", info["aws_secret_access_key"])
-    monkeypatch.setenv("AWS_DEFAULT_REGION", info["aws_region"])
-    monkeypatch.setenv("AWS_REGION", info["aws_region"])
-    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", info["aws_endpoint"])
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    return info
-
-
-@pytest.fixture
-def seed_env(aws_env, monkeypatch):
-    """The seed README's variables, pointed at the emulated clouds."""
-    values = {
-        "GCP_PROJECT_NUMBER": aws_env["project_number"],
-        "GCP_WORKLOAD_ID": aws_env["pool_id"],
-        "GCP_WORKLOAD_PROVIDER": aws_env["provider_id"],
-        "GCP_SERVICE_ACCOUNT_EMAIL": aws_env["service_account"],
-        "AWS_ACCOUNT_ID": aws_env["aws_account_id"],
-        "AWS_ROLE_NAME": "wif-role",
-        "AWS_REGION": aws_env["aws_region"],
-        "GCP_WIF_STS_ENDPOINT": aws_env["sts_endpoint"],
-        "GCP_WIF_IAM_ENDPOINT": aws_env["iam_endpoint"],
-    }
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    return values
+# The core's fixtures, shared rather than copied: a clean credential cache, the fixture AWS identity, the seed's
+# variables.
+__all__ = ["aws_env", "fresh_cache", "seed_env"]
 
 
 @pytest.fixture

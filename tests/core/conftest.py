@@ -48,6 +48,25 @@ def make_settings(info, **extras) -> WifSettings:
 
 
 @pytest.fixture
+def seed_env(aws_env, monkeypatch):
+    """The seed README's variables, pointed at the emulated clouds (AWS through boto3's own AWS_ENDPOINT_URL_STS)."""
+    values = {
+        "GCP_PROJECT_NUMBER": aws_env["project_number"],
+        "GCP_WORKLOAD_ID": aws_env["pool_id"],
+        "GCP_WORKLOAD_PROVIDER": aws_env["provider_id"],
+        "GCP_SERVICE_ACCOUNT_EMAIL": aws_env["service_account"],
+        "AWS_ACCOUNT_ID": aws_env["aws_account_id"],
+        "AWS_ROLE_NAME": "wif-role",
+        "AWS_REGION": aws_env["aws_region"],
+        "GCP_WIF_STS_ENDPOINT": aws_env["sts_endpoint"],
+        "GCP_WIF_IAM_ENDPOINT": aws_env["iam_endpoint"],
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+@pytest.fixture
 def settings_for(aws_env):
     return lambda **extras: make_settings(aws_env, **extras)
 

@@ -18,26 +18,6 @@ from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.credentials import get_credentials
 from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
 
-
-@pytest.fixture
-def seed_env(aws_env, monkeypatch):
-    """The seed README's variables, pointed at the emulated clouds (AWS through boto3's own AWS_ENDPOINT_URL_STS)."""
-    values = {
-        "GCP_PROJECT_NUMBER": aws_env["project_number"],
-        "GCP_WORKLOAD_ID": aws_env["pool_id"],
-        "GCP_WORKLOAD_PROVIDER": aws_env["provider_id"],
-        "GCP_SERVICE_ACCOUNT_EMAIL": aws_env["service_account"],
-        "AWS_ACCOUNT_ID": aws_env["aws_account_id"],
-        "AWS_ROLE_NAME": "wif-role",
-        "AWS_REGION": aws_env["aws_region"],
-        "GCP_WIF_STS_ENDPOINT": aws_env["sts_endpoint"],
-        "GCP_WIF_IAM_ENDPOINT": aws_env["iam_endpoint"],
-    }
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    return values
-
-
 SEED_README_EXAMPLE = """
 from airflow_provider_gcp_wif import TokenService
 from os import getenv

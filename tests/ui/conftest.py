@@ -8,9 +8,6 @@ environment, and stops the whole group afterwards. Screenshots go to ``artifacts
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ..airflow.helpers import REPO
+from ..airflow.helpers import REPO, stop_process_group
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -104,34 +101,9 @@ class Server:
         pytest.fail(f"{self.name} did not answer {url} within {timeout:.0f}s:\n{self.log()}")
 
     def stop(self) -> None:
-        """SIGTERM the process group (server, gunicorn/uvicorn workers), then SIGKILL what is left."""
-        pgid = self.process.pid
-        for sig, wait in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None and not _group_alive(pgid):
-                    break
-                time.sleep(0.2)
-            else:
-                continue
-            break
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=5)
+        """Stop the process group (server, gunicorn/uvicorn workers)."""
+        stop_process_group(self.process)
         self._log.close()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @pytest.fixture
