@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+
 import pytest
 
 from airflow_provider_gcp_wif import credentials as wif_credentials
@@ -87,3 +92,35 @@ def role_supplier(aws_env):
 def user_supplier(aws_env):
     """The fixture IAM user's static keys, as they are (no role)."""
     return lambda: Boto3Supplier.default_chain()
+
+
+@contextlib.contextmanager
+def listening_decoy() -> Iterator[tuple[int, list[bytes]]]:
+    """A listening socket on loopback standing in for a host a bad setting could point at; yields its port and the
+    list of whatever reached it (which the tests expect to stay empty)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    received: list[bytes] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            conn.settimeout(2)
+            with contextlib.suppress(OSError):
+                received.append(conn.recv(65536))
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1], received
+    finally:
+        stop.set()
+        thread.join(2)
+        server.close()

@@ -5,10 +5,8 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import socket
 import subprocess
 import sys
-import threading
 
 import google.auth.transport.requests
 import pytest
@@ -17,6 +15,7 @@ from airflow_provider_gcp_wif import TokenService
 from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.credentials import get_credentials
 from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
+from tests.core.conftest import listening_decoy
 
 SEED_README_EXAMPLE = """
 from airflow_provider_gcp_wif import TokenService
@@ -102,28 +101,8 @@ def test_cli_token_failure_prints_step_and_fix(emulator, seed_env, monkeypatch):
 @pytest.fixture
 def decoy():
     """A listening socket standing in for a host a bad setting could point at: it must receive nothing."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    server.settimeout(0.2)
-    received: list[bytes] = []
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            received.append(conn.recv(65536))
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1], received
-    stop.set()
-    thread.join(2)
-    server.close()
+    with listening_decoy() as port_and_received:
+        yield port_and_received
 
 
 def test_malformed_settings_send_no_request(emulator, aws_env, decoy):

@@ -6,16 +6,15 @@ the host allowed by the deployment, the same settings do reach it, so the decoy 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
-import threading
 
 import pytest
 
 from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.credentials import WifCredentials
 from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
+from tests.core.conftest import listening_decoy
 
 EVIL_HOST = "tokens.attacker.example"
 
@@ -23,36 +22,14 @@ EVIL_HOST = "tokens.attacker.example"
 @pytest.fixture
 def decoy(monkeypatch):
     """A listening socket that ``tokens.attacker.example`` resolves to; collects whatever reaches it."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    server.settimeout(0.2)
-    received: list[bytes] = []
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            conn.settimeout(2)
-            with contextlib.suppress(OSError):
-                received.append(conn.recv(65536))
-            conn.close()
-
     real_getaddrinfo = socket.getaddrinfo
 
     def resolve(host, *args, **kwargs):
         return real_getaddrinfo("127.0.0.1" if host == EVIL_HOST else host, *args, **kwargs)
 
-    monkeypatch.setattr(socket, "getaddrinfo", resolve)
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1], received
-    stop.set()
-    thread.join(2)
-    server.close()
+    with listening_decoy() as port_and_received:
+        monkeypatch.setattr(socket, "getaddrinfo", resolve)
+        yield port_and_received
 
 
 def extras_for(info, **changes):

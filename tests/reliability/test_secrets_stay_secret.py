@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_gcp_wif.errors import WifExchangeError
+from tests.airflow.conftest import wif_env
 
 from .airflow_process import REPO, airflow, environment, everything_written
 
@@ -103,25 +104,17 @@ def test_the_leak_scan_finds_what_it_looks_for(emulator):
 # -- in process: the connection test message, errors, reprs, the credential file ---------------------------------
 
 
+__all__ = ["wif_env"]  # the in-process connections fixture, shared with tests/airflow
+
+
 @pytest.fixture
-def wif_connection(emulator, monkeypatch, tmp_path):
+def wif_connection(wif_env):
     """The emulator's `gcp_wif_default` and `aws_default` connections in this process, the plugin loaded."""
     from importlib.metadata import entry_points
 
-    from airflow_provider_gcp_wif import credentials as wif_credentials
-
     (plugin,) = [ep for ep in entry_points(group="airflow.plugins") if ep.name == "gcp_wif"]
     plugin.load()
-    wif_credentials.clear_cache()
-    for key, value in emulator.info["env"].items():
-        monkeypatch.setenv(key, value)
-    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    yield emulator.info
-    wif_credentials.clear_cache()
+    return wif_env
 
 
 def literal_secrets(hook) -> dict[str, str]:
