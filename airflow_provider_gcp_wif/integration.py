@@ -10,8 +10,9 @@ type ``gcp_wif`` gets Workload Identity Federation credentials on every path a s
 * ``get_credentials_and_project_id`` returns them (sync hooks, and async hooks through ``_CredentialsToken``, which
   calls it on the event loop: it does no I/O and no connection lookup);
 * ``provide_gcp_credential_file_as_context`` / ``provide_authorized_gcloud`` (and through them
-  ``GoogleBaseAsyncHook.service_file_as_context``) give child processes an external-account configuration plus the
-  current AWS session credentials in their environment, which google-auth and gcloud understand without our code.
+  ``GoogleBaseAsyncHook.service_file_as_context``) give child processes an external-account configuration whose AWS
+  credentials come from a loopback endpoint of this process (no AWS secret in any environment), which google-auth
+  and gcloud understand without our code (see :meth:`WifBinding.credential_file`).
 
 Every other connection takes the original code path untouched: the recognition looks only at extras keys that a
 ``google_cloud_platform`` connection never has, and then confirms the connection's type.
@@ -286,20 +287,25 @@ class WifBinding:
 
     # -- child processes -------------------------------------------------------------------------------------
 
-    def external_account_config(self) -> dict[str, Any]:
-        """An ADC file that google-auth and gcloud read on their own: the exchange with AWS credentials from the
-        environment (``credential_source`` ``aws1`` reads ``AWS_ACCESS_KEY_ID`` & co. before any metadata URL)."""
+    def external_account_config(self, credentials_url: str | None = None) -> dict[str, Any]:
+        """An ADC file that google-auth and gcloud read on their own: the exchange, with AWS credentials from
+        ``credentials_url`` (google-auth's ``aws1`` source asks it in the EC2 metadata format, see
+        :meth:`~airflow_provider_gcp_wif.supplier.Boto3Supplier.credential_endpoint`), or from the environment's
+        ``AWS_ACCESS_KEY_ID`` & co. without it."""
         s = self.settings
+        credential_source: dict[str, Any] = {
+            "environment_id": "aws1",
+            "regional_cred_verification_url": "https://sts.{region}.amazonaws.com"
+            "?Action=GetCallerIdentity&Version=2011-06-15",
+        }
+        if credentials_url:
+            credential_source["url"] = credentials_url
         external: dict[str, Any] = {
             "type": "external_account",
             "audience": s.audience,
             "subject_token_type": "urn:ietf:params:aws:token-type:aws4_request",
             "token_url": s.sts_endpoint,
-            "credential_source": {
-                "environment_id": "aws1",
-                "regional_cred_verification_url": "https://sts.{region}.amazonaws.com"
-                "?Action=GetCallerIdentity&Version=2011-06-15",
-            },
+            "credential_source": credential_source,
             "universe_domain": s.universe_domain,
         }
         if s.quota_project_id:
@@ -325,29 +331,53 @@ class WifBinding:
 
     @contextlib.contextmanager
     def credential_file(self) -> Generator[str, None, None]:
-        """Write the ADC file (0600, in a private 0700 directory), export it and the current AWS credentials to the
-        environment for the duration, then remove both."""
-        config = self.external_account_config()
+        """Give child processes this connection's identity for the duration: an ADC file (0600, in a private 0700
+        directory) named by ``GOOGLE_APPLICATION_CREDENTIALS``, whose AWS credentials come from a loopback
+        endpoint of this process; both are gone afterwards.
+
+        Stock callers (Beam/Dataflow runners, gcloud, Dataproc on GKE) spawn their children with this process's
+        environment, so the file's path has to be in ``os.environ`` (the stock Google connection does the same).
+        What must not be there is an AWS secret: ``os.environ`` belongs to every thread, every later child and
+        every later boto3 default-chain session of the process. So:
+
+        * no AWS secret enters ``os.environ``: the child's ``credential_source`` reads them from
+          :meth:`~airflow_provider_gcp_wif.supplier.Boto3Supplier.credential_endpoint` (loopback, random
+          capability in the URL, open only while the context is), which also keeps a long child working across
+          the refresh of assumed-role credentials. Any ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` /
+          ``AWS_SESSION_TOKEN`` the process has are hidden from ``os.environ`` for the duration, because google-auth
+          reads those before its ``url`` and the child would sign with the wrong identity;
+        * the remaining, non-secret variables (the file's path, region, project, gcloud's config directory) are set
+          by :func:`_patched_environ`: contexts of different threads run one after another (a per-process
+          re-entrant lock), so a child sees its own context's values only, and afterwards ``os.environ`` is
+          exactly what it was (variables that were absent are absent again). The price: in one process, a thread
+          opening a context waits while another thread's is open; processes (one task each) are not affected.
+        """
+        self.external_account_config()  # fails on a delegate chain before anything is started
         region = self.supplier.get_aws_region(None, None)
-        aws = self.supplier.get_aws_security_credentials(None, None)
+        self.supplier.get_aws_security_credentials(None, None)  # an AWS failure is the parent's error, named
         directory = tempfile.mkdtemp(prefix="gcp-wif-")
         path = os.path.join(directory, "external-account.json")
         try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w") as handle:
-                json.dump(config, handle)
-            environment = {
-                "GOOGLE_APPLICATION_CREDENTIALS": path,
-                "AWS_ACCESS_KEY_ID": aws.access_key_id,
-                "AWS_SECRET_ACCESS_KEY": aws.secret_access_key,
-                "AWS_SESSION_TOKEN": aws.session_token,
-                "AWS_REGION": region,
-                "AWS_DEFAULT_REGION": region,
-                "CLOUDSDK_CORE_PROJECT": self.settings.project,
-                "GOOGLE_CLOUD_PROJECT": self.settings.project,
-            }
-            with _patched_environ(environment):
-                yield path
+            with self.supplier.credential_endpoint() as credentials_url:
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(descriptor, "w") as handle:
+                    json.dump(self.external_account_config(credentials_url), handle)
+                environment: dict[str, str | None] = {
+                    "GOOGLE_APPLICATION_CREDENTIALS": path,
+                    "AWS_ACCESS_KEY_ID": None,
+                    "AWS_SECRET_ACCESS_KEY": None,
+                    "AWS_SESSION_TOKEN": None,
+                    "AWS_REGION": region,
+                    "AWS_DEFAULT_REGION": region,
+                    "CLOUDSDK_CORE_PROJECT": self.settings.project,
+                    "GOOGLE_CLOUD_PROJECT": self.settings.project,
+                }
+                if any(os.environ.get(name) for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
+                    # The endpoint is on loopback: a proxy could not reach it (and must not see its capability).
+                    for name in ("NO_PROXY", "no_proxy"):
+                        environment[name] = ",".join(filter(None, [os.environ.get(name), "127.0.0.1"]))
+                with _patched_environ(environment):
+                    yield path
         finally:
             shutil.rmtree(directory, ignore_errors=True)
 
@@ -366,17 +396,40 @@ class WifBinding:
             yield
 
 
+# The environment overlays of open child-process contexts (see WifBinding.credential_file): one lock per process,
+# the values each variable had before the first open overlay set it, and the open overlays in the order they opened.
+_environ_lock = threading.RLock()
+_environ_before: dict[str, str | None] = {}
+_environ_overlays: list[dict[str, str | None]] = []
+
+
 @contextlib.contextmanager
 def _patched_environ(values: Mapping[str, str | None]) -> Generator[None, None, None]:
-    """Set (or, for ``None``, unset) variables for the duration; restore the previous values after."""
-    previous = {key: os.environ.get(key) for key in values}
-    try:
-        for key, value in values.items():
-            _set_env(key, value)
-        yield
-    finally:
-        for key, value in previous.items():
-            _set_env(key, value)
+    """Set (or, for ``None``, unset) variables for the duration; afterwards each is exactly what it was before.
+
+    Holds a per-process re-entrant lock for the duration, so overlays of different threads never overlap. Within
+    one thread (nested contexts, or coroutines of one event loop that close them in any order), every variable is
+    recomputed on exit from the value it had before the first overlay and the overlays still open, so an
+    out-of-order exit restores exactly too.
+    """
+    overlay = dict(values)
+    with _environ_lock:
+        for key in overlay:
+            _environ_before.setdefault(key, os.environ.get(key))
+        _environ_overlays.append(overlay)
+        try:
+            for key, value in overlay.items():
+                _set_env(key, value)
+            yield
+        finally:
+            _environ_overlays[:] = [open_overlay for open_overlay in _environ_overlays if open_overlay is not overlay]
+            for key in overlay:
+                value = _environ_before[key]
+                for open_overlay in _environ_overlays:
+                    value = open_overlay.get(key, value)
+                _set_env(key, value)
+            if not _environ_overlays:
+                _environ_before.clear()
 
 
 def _set_env(key: str, value: str | None) -> None:

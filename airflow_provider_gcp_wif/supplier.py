@@ -10,10 +10,16 @@ assumed roles is what keeps them valid.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import hmac
+import json
 import os
+import secrets
 import threading
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from google.auth import aws
@@ -25,6 +31,12 @@ if TYPE_CHECKING:
     import boto3
 
 SessionFactory = Callable[[], "boto3.session.Session"]
+
+#: The role name the loopback credential endpoint reports (google-auth asks for it, then for its credentials).
+ENDPOINT_ROLE_NAME = "gcp-wif"
+
+# Every live supplier, so that a forked child can give each one fresh locks and no boto3 session (see _after_fork).
+_live_suppliers: weakref.WeakSet[Boto3Supplier] = weakref.WeakSet()
 
 
 class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
@@ -59,6 +71,7 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
         self.description = description
         self._sts_client_factory = sts_client_factory
         self._caller_arn: str | None = None
+        _live_suppliers.add(self)
 
     def __repr__(self) -> str:
         return f"Boto3Supplier({self.description}, region={self._region!r})"
@@ -143,3 +156,87 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
                 client = session.client("sts", region_name=region)
             self._caller_arn = str(client.get_caller_identity()["Arn"])
         return self._caller_arn
+
+    # -- child processes -------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def credential_endpoint(self) -> Iterator[str]:
+        """Serve this supplier's current AWS credentials to child processes, in the EC2 instance-metadata format
+        that google-auth's (and gcloud's, and the Java library's) ``aws1`` credential source reads from its
+        ``url``; yields that URL.
+
+        The child then needs no AWS secret in its environment, so none is put into ``os.environ`` (which every
+        thread and every later child of this process would share). The endpoint listens on ``127.0.0.1`` only,
+        on a free port, for the duration of the ``with`` block; every path lies under a random 256-bit
+        capability (``secrets.token_urlsafe``), compared in constant time, so only a process that can read the
+        URL (the 0600 credential file, or this process's memory) can ask; anything else gets 404. Each answer
+        is read from the boto3 session at that moment, so a long child (a Dataflow launch, a gcloud session)
+        keeps working across the session's own refresh of assumed-role credentials. Nothing is logged (the
+        path holds the capability).
+        """
+        capability = secrets.token_urlsafe(32)
+        supplier = self
+        base = f"/{capability}/latest/meta-data/iam/security-credentials"
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0].rstrip("/")
+                if hmac.compare_digest(path.encode(), base.encode()):
+                    self._answer(200, "text/plain", ENDPOINT_ROLE_NAME)
+                elif hmac.compare_digest(path.encode(), f"{base}/{ENDPOINT_ROLE_NAME}".encode()):
+                    try:
+                        aws = supplier.get_aws_security_credentials(None, None)
+                    except WifExchangeError as err:  # says which AWS source failed and how to fix it; no secret
+                        self._answer(500, "text/plain", str(err))
+                        return
+                    except Exception as err:  # noqa: BLE001 - the child gets a 500, not a dropped connection
+                        self._answer(500, "text/plain", f"{supplier.description}: {type(err).__name__}")
+                        return
+                    body = {"Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": aws.access_key_id,
+                            "SecretAccessKey": aws.secret_access_key}
+                    if aws.session_token:
+                        body["Token"] = aws.session_token
+                    self._answer(200, "application/json", json.dumps(body))
+                else:
+                    self._answer(404, "text/plain", "not found")
+
+            def _answer(self, status: int, content_type: str, text: str) -> None:
+                data = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, name="gcp-wif-credential-endpoint", daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_port}{base}"
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+    # -- fork ------------------------------------------------------------------------------------------------
+
+    def _after_fork(self) -> None:
+        # Another thread of the parent may have held the lock, or been inside botocore's own credential refresh
+        # (whose lock the session's credentials hold), at the moment of the fork: the child gets fresh locks and
+        # builds its own session (and with it its own connection pools).
+        self._lock = threading.Lock()
+        self._session = None
+
+
+def _after_fork_in_child() -> None:
+    for supplier in list(_live_suppliers):
+        supplier._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
