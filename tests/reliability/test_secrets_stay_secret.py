@@ -161,7 +161,7 @@ def test_the_credential_file_for_child_processes_is_private_secret_free_and_remo
 
     hook = GcpWifHook()
     before = set(Path(tempfile.gettempdir()).glob("gcp-wif-*"))
-    previous = os.environ.get("AWS_SECRET_ACCESS_KEY")
+    snapshot = dict(os.environ)
     with hook.provide_gcp_credential_file_as_context() as path:
         file = Path(path)
         assert stat.S_IMODE(file.stat().st_mode) == 0o600
@@ -169,10 +169,11 @@ def test_the_credential_file_for_child_processes_is_private_secret_free_and_remo
         content = file.read_text()
         config = json.loads(content)
         assert config["type"] == "external_account"
-        secret = os.environ["AWS_SECRET_ACCESS_KEY"]
-        session_token = os.environ["AWS_SESSION_TOKEN"]
-        assert secret not in content and session_token not in content, "AWS secrets go by environment only"
+        aws = hook._gcp_wif.supplier.get_aws_security_credentials(None, None)
+        secrets = {aws.secret_access_key, aws.session_token}
+        assert not any(secret in content for secret in secrets), "no AWS secret in the file"
+        assert not secrets & set(os.environ.values()), "no AWS secret in the environment (children read an endpoint)"
         assert not leaks(content, {})
     assert not file.exists() and not file.parent.exists()
     assert set(Path(tempfile.gettempdir()).glob("gcp-wif-*")) == before, "nothing left in the temp directory"
-    assert os.environ.get("AWS_SECRET_ACCESS_KEY") == previous, "the task's environment is restored"
+    assert dict(os.environ) == snapshot, "the task's environment is restored exactly"
