@@ -5,8 +5,8 @@ child process that reads its environment and authenticates with Google on its ow
 from __future__ import annotations
 
 import json
-import shutil
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
