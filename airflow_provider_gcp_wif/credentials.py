@@ -28,6 +28,7 @@ import random
 import threading
 import time
 import urllib.parse
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -184,6 +185,7 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         self._quota_project_id = settings.quota_project_id
         self._universe_domain = settings.universe_domain
         self._lock = threading.Lock()
+        _live_credentials.add(self)
         self._retry_initial_delay = retry_initial_delay
         self._clock = clock
         self._advisory_at: datetime.datetime | None = None
@@ -308,6 +310,13 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
             expiry.isoformat(),
         )
 
+    def _after_fork(self) -> None:
+        # Another thread of the parent may have been inside an exchange at the fork: in the child, that thread does
+        # not exist, but its lock would stay held forever. Fresh lock, and fresh google-auth credentials (the old
+        # ones may hold half of that exchange); the token the parent had stays usable until its refresh window.
+        self._lock = threading.Lock()
+        self._inner = build_google_credentials(self.settings, self.supplier)
+
     # -- google-auth plumbing --------------------------------------------------------------------------------
 
     def with_quota_project(self, quota_project_id: str | None) -> WifCredentials:
@@ -323,6 +332,15 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
 
 _cache: dict[tuple[Any, ...], WifCredentials] = {}
 _cache_lock = threading.Lock()
+# Every live WifCredentials (cached or not: hooks and clients hold them too), for the fork handler below.
+_live_credentials: weakref.WeakSet[WifCredentials] = weakref.WeakSet()
+_fork_generation = 0
+
+
+def fork_generation() -> int:
+    """How many forks this process is away from the one that imported this module: holders of shared credentials
+    (a hook's binding) compare it to the value they saw, and ask :func:`get_credentials` again when it changed."""
+    return _fork_generation
 
 
 def cache_key(settings: WifSettings, supplier: Boto3Supplier) -> tuple[Any, ...]:
@@ -358,11 +376,19 @@ def clear_cache() -> None:
 
 
 def _after_fork_in_child() -> None:
-    # A forked child (LocalExecutor, the triggerer's runner) must not inherit locks another thread may hold, nor
-    # share boto3 connection pools with its parent: it starts with an empty cache.
-    global _cache_lock
+    # A forked child (Celery's prefork pool, LocalExecutor, Airflow's task runner, the triggerer's runner) must not
+    # inherit locks another thread may hold, nor share boto3 connection pools with its parent: it starts with an
+    # empty cache and a new generation, and every credentials object it inherited gets a fresh lock (the AWS
+    # suppliers do the same for theirs and drop their boto3 sessions, see supplier.py).
+    global _cache_lock, _fork_generation
     _cache_lock = threading.Lock()
     _cache.clear()
+    _fork_generation += 1
+    for credentials in list(_live_credentials):
+        try:
+            credentials._after_fork()
+        except Exception:  # the lock is already fresh; the others must get theirs too
+            log.debug("gcp_wif: resetting credentials after fork failed", exc_info=True)
 
 
 if hasattr(os, "register_at_fork"):

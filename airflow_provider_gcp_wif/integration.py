@@ -254,6 +254,7 @@ class WifBinding:
     settings: WifSettings
     supplier: Boto3Supplier
     _shared: Any = field(default=None, init=False, repr=False, compare=False)
+    _generation: int = field(default=0, init=False, repr=False, compare=False)
 
     @classmethod
     def for_hook(
@@ -278,11 +279,14 @@ class WifBinding:
         return cls(settings, aws_connection_supplier(settings.aws_conn_id, settings.aws_region))
 
     def credentials(self) -> Any:
-        """The process-wide shared credentials, looked up once per binding (hooks ask for them on every call)."""
-        from airflow_provider_gcp_wif.credentials import get_credentials
+        """The process-wide shared credentials, looked up once per binding (hooks ask for them on every call) and
+        again in a forked child, which has its own cache."""
+        from airflow_provider_gcp_wif.credentials import fork_generation, get_credentials
 
-        if self._shared is None:
+        generation = fork_generation()
+        if self._shared is None or self._generation != generation:
             self._shared = get_credentials(self.settings, self.supplier)
+            self._generation = generation
         return self._shared
 
     # -- child processes -------------------------------------------------------------------------------------

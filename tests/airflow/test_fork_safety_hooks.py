@@ -1,0 +1,35 @@
+"""A stock hook built before a fork keeps working in the child, even when another thread of the parent was inside
+the hook's first exchange at the moment of the fork (the hook's binding holds the parent's shared credentials)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+import requests
+
+from tests.reliability.test_fork_safety import HELD_SECONDS, fork_and_exchange, wait_until
+
+from .test_integration import gcs_hook, plugin_loaded
+
+__all__ = ["plugin_loaded"]
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+
+
+def test_fork_while_a_thread_is_mid_exchange_child_uses_the_same_hook(wif_env, emulator):
+    hook = gcs_hook(gcp_conn_id="gcp_wif_default")
+    emulator.control.inject_faults("sts", kinds=["delay"], delay_seconds=HELD_SECONDS, count=1)
+    parent_call = threading.Thread(target=hook.exists, args=(wif_env["bucket"], "nothing-here"))
+    parent_call.start()
+    wait_until(lambda: requests.get(emulator.info["control_url"] + "/faults", timeout=10).json()[0]["fired"] >= 1)
+
+    def child() -> bool:
+        hook.upload(bucket_name=wif_env["bucket"], object_name=f"from-child-{os.getpid()}", data="forked")
+        return True
+
+    outcome, seconds = fork_and_exchange(child)
+    parent_call.join(HELD_SECONDS + 30)
+    assert outcome == "ok", f"child {outcome} after {seconds:.1f}s"
+    assert any(name.startswith("from-child-") for name in gcs_hook(gcp_conn_id="gcp_wif_default").list(wif_env["bucket"]))
