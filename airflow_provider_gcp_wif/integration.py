@@ -414,6 +414,12 @@ class WifBinding:
           re-entrant lock), so a child sees its own context's values only, and afterwards ``os.environ`` is
           exactly what it was (variables that were absent are absent again). The price: in one process, a thread
           opening a context waits while another thread's is open; processes (one task each) are not affected.
+          ``service_file_as_context`` enters on the event loop's thread: coroutines of one loop re-enter the lock
+          (their exits restore exactly, in any order) but share the one environment, as stock code does.
+
+        Alternatives weighed: a ``file`` credential source would put the secrets on disk; an ``executable`` source
+        needs ``GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1`` in the child's environment and is not read by every
+        client library; per-child environments are impossible because stock callers spawn the children.
         """
         self.external_account_config()  # fails on a delegate chain before anything is started
         region = self.supplier.get_aws_region(None, None)
