@@ -418,8 +418,9 @@ class WifBinding:
           (their exits restore exactly, in any order) but share the one environment, as stock code does.
 
         Alternatives weighed: a ``file`` credential source would put the secrets on disk; an ``executable`` source
-        needs ``GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1`` in the child's environment and is not read by every
-        client library; per-child environments are impossible because stock callers spawn the children.
+        returns only OIDC/SAML subject tokens (not a signed AWS request) and needs
+        ``GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1`` in the child's environment; per-child environments are
+        impossible because stock callers spawn the children.
         """
         self.external_account_config()  # fails on a delegate chain before anything is started
         region = self.supplier.get_aws_region(None, None)
