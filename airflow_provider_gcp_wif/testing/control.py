@@ -109,13 +109,18 @@ class EmulatorControl:
         self.configure({"org_policy": {"lifetime_extension": list(emails)}})
 
     def set_provider(self, *, pool_id: str = POOL_ID, provider_id: str = PROVIDER_ID, **fields: Any) -> None:
-        """Change (or create) a provider: ``disabled``, ``aws_account_id``, ``attribute_condition``
-        (``{"aws_role_in": [...], "aws_account_in": [...], "arn_in": [...]}`` or ``None``), ``strict``,
-        ``google_subject`` (``assertion.arn`` / ``aws_role`` / ``role_name``)."""
+        """Change (or create) a provider: ``disabled``, ``deleted``, ``aws_account_id``, ``attribute_mapping``
+        (``{"google.subject": "<CEL>", "attribute.<name>": "<CEL>", ...}``, or ``None`` for Google's default AWS
+        mapping), ``attribute_condition`` (a CEL expression, the older ``{"aws_role_in": [...], "aws_account_in":
+        [...], "arn_in": [...]}``, or ``None``), ``strict``, ``google_subject`` (shorthand with the default
+        mapping: ``assertion.arn`` / ``aws_role`` / ``role_name``)."""
         self.configure({"pools": {pool_id: {"providers": {provider_id: fields}}}})
 
-    def set_pool(self, disabled: bool, pool_id: str = POOL_ID) -> None:
-        self.configure({"pools": {pool_id: {"disabled": disabled}}})
+    def set_pool(self, disabled: bool, pool_id: str = POOL_ID, deleted: bool | None = None) -> None:
+        patch: dict[str, Any] = {"disabled": disabled}
+        if deleted is not None:
+            patch["deleted"] = deleted
+        self.configure({"pools": {pool_id: patch}})
 
     def add_service_account(self, email: str, disabled: bool = False) -> None:
         self.configure({"service_accounts": {email: {"disabled": disabled}}})

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import cel
 from .defaults import deep_merge, default_config
 
 ENDPOINTS = ("sts", "iam.generateAccessToken", "iam.generateIdToken", "storage", "crm")
@@ -115,11 +116,25 @@ def validate_config(config: dict[str, Any]) -> None:
         for provider_id, provider in pool.get("providers", {}).items():
             if not isinstance(provider, dict):
                 raise ConfigError(f"pools.{pool_id}.providers.{provider_id} must be an object")
+            where = f"pools.{pool_id}.providers.{provider_id}"
             condition = provider.get("attribute_condition")
-            if condition is not None and (not isinstance(condition, dict) or set(condition)
-                                          - {"aws_role_in", "aws_account_in", "arn_in"}):
-                raise ConfigError(f"pools.{pool_id}.providers.{provider_id}.attribute_condition must be null or "
-                                  "an object with aws_role_in / aws_account_in / arn_in lists")
+            if isinstance(condition, str):
+                try:
+                    cel.parse(condition)
+                except cel.CelError as error:
+                    raise ConfigError(f"{where}.attribute_condition: {error}") from None
+            elif condition is not None and (not isinstance(condition, dict) or set(condition)
+                                            - {"aws_role_in", "aws_account_in", "arn_in"}):
+                raise ConfigError(f"{where}.attribute_condition must be null, a CEL expression, or an object "
+                                  "with aws_role_in / aws_account_in / arn_in lists")
+            mapping = provider.get("attribute_mapping")
+            if mapping is not None:
+                if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+                    raise ConfigError(f"{where}.attribute_mapping must be null or an object of CEL expressions")
+                try:
+                    cel.check_mapping(mapping)
+                except cel.CelError as error:
+                    raise ConfigError(f"{where}.attribute_mapping: {error}") from None
             if provider.get("google_subject", "assertion.arn") not in ("assertion.arn", "aws_role", "role_name"):
                 raise ConfigError("google_subject must be one of assertion.arn, aws_role, role_name")
     for email, account in config["service_accounts"].items():
