@@ -69,17 +69,20 @@ class EmulatorControl:
     # -- faults --------------------------------------------------------------------------------------------
     def inject_faults(self, endpoint: str, statuses: list[int] | None = None, rate: float | None = None,
                       kinds: list[str] | None = None, delay_seconds: float = 0.0, count: int | None = None,
-                      seed: int | None = None) -> dict[str, Any]:
+                      seed: int | None = None, body: str | None = None,
+                      content_type: str | None = None) -> dict[str, Any]:
         """Make the next requests to ``endpoint`` fail.
 
         ``statuses`` are answered in sequence (one request each), then the endpoint recovers. With ``rate``,
         each request fails with that probability (``seed`` makes it repeatable) until ``count`` faults fired.
         ``kinds``: ``status`` (Google error body with the status), ``delay`` (sleep ``delay_seconds``, then
-        answer normally), ``reset`` (drop the connection), ``malformed`` (200 with truncated JSON).
+        answer normally), ``reset`` (drop the connection), ``malformed`` (200 with truncated JSON), ``body``
+        (the status with exactly ``body`` as ``content_type``: answers Google never documented, for tests of the
+        client's handling of the unknown).
         """
         return self._call("POST", "faults", {"endpoint": endpoint, "statuses": statuses, "rate": rate,
                                              "kinds": kinds, "delay_seconds": delay_seconds, "count": count,
-                                             "seed": seed})
+                                             "seed": seed, "body": body, "content_type": content_type})
 
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")

@@ -20,7 +20,7 @@ from . import cel
 from .defaults import deep_merge, default_config
 
 ENDPOINTS = ("sts", "iam.generateAccessToken", "iam.generateIdToken", "storage", "crm")
-FAULT_KINDS = ("status", "delay", "reset", "malformed")
+FAULT_KINDS = ("status", "delay", "reset", "malformed", "body")
 LOG_LIMIT = 10_000
 
 
@@ -66,6 +66,8 @@ class FaultRule:
     remaining: float
     rng: random.Random
     fired: int = 0
+    body: str = ""
+    content_type: str = "application/json; charset=UTF-8"
 
     def matches(self, endpoint: str) -> bool:
         return self.endpoint in ("*", endpoint) or endpoint.startswith(self.endpoint + ".")
@@ -295,7 +297,9 @@ class EmulatorState:
                 count = len(statuses) if statuses and kinds == ["status"] else max(len(statuses), 1)
         rule = FaultRule(endpoint=endpoint, statuses=statuses, rate=None if rate is None else float(rate),
                          kinds=kinds, delay_seconds=float(spec.get("delay_seconds") or 0.0),
-                         remaining=float(count), rng=random.Random(spec.get("seed")))
+                         remaining=float(count), rng=random.Random(spec.get("seed")),
+                         body=str(spec.get("body") or ""),
+                         content_type=str(spec.get("content_type") or "application/json; charset=UTF-8"))
         with self.lock:
             self.faults.append(rule)
         return self.describe_fault(rule)
@@ -307,13 +311,13 @@ class EmulatorState:
                 "remaining": None if rule.remaining == float("inf") else int(rule.remaining),
                 "fired": rule.fired}
 
-    def next_fault(self, endpoint: str) -> tuple[str, int, float] | None:
+    def next_fault(self, endpoint: str) -> tuple[str, int, float, FaultRule] | None:
         with self.lock:
             for rule in self.faults:
                 if rule.matches(endpoint) and rule.remaining > 0:
                     fault = rule.next_fault()
                     if fault is not None:
-                        return fault[0], fault[1], rule.delay_seconds
+                        return fault[0], fault[1], rule.delay_seconds, rule
             self.faults = [r for r in self.faults if r.remaining > 0]
         return None
 
