@@ -232,7 +232,7 @@ def _fix_invalid_target(c: ExchangeContext) -> str:
 
 def _fix_audience_format(c: ExchangeContext) -> str:
     return (
-        "set audience to exactly //iam.googleapis.com/projects/PROJECT_NUMBER/locations/global/"
+        f"set audience to exactly //iam.{c.universe_domain}/projects/PROJECT_NUMBER/locations/global/"
         "workloadIdentityPools/POOL_ID/providers/PROVIDER_ID (or set project_number, pool_id and provider_id "
         f"instead); print it with `gcloud iam workload-identity-pools providers describe {_provider_flags(c)} "
         "--format='value(name)'`."

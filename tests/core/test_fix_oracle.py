@@ -179,3 +179,25 @@ def test_the_long_subject_fix_keeps_googles_default_aws_role_mapping():
         subject, attributes, _ = cel.map_assertion(mapping, {"arn": arn, "account": "123456789012", "userid": "u"})
         assert attributes["aws_role"] == arn.rsplit("/", 1)[0]
         assert len(subject.encode()) <= 127
+
+
+@pytest.mark.parametrize("partition", ["aws-us-gov", "aws-cn"])
+def test_fixes_name_the_callers_partition_and_universe(partition):
+    """A GovCloud or China worker is told to bind and admit its own partition's role ARN."""
+    context = errors.ExchangeContext(
+        project_number="734501234567", pool_id="aws-pool", provider_id="aws-provider",
+        service_account="airflow-wif@wif-demo-project.iam.gserviceaccount.com", universe_domain="example.test",
+        caller_arn_lookup=lambda: f"arn:{partition}:sts::123456789012:assumed-role/wif-role/session")
+    fixes = " ".join(fix(context) for _, _, fix in errors._STS_RULES + errors._IAM_RULES)
+    assert f"arn:{partition}:sts::123456789012:assumed-role/wif-role" in fixes
+    assert "arn:aws:sts::" not in fixes
+    assert "principalSet://iam.example.test/projects/734501234567/" in fixes
+    assert "iam.googleapis.com/projects" not in fixes
+
+
+def test_one_default_aws_role_mapping_everywhere():
+    """The setup, the fixes and the emulated Google agree on Google's default attribute.aws_role mapping."""
+    from airflow_provider_gcp_wif import cli
+    from airflow_provider_gcp_wif.testing import cel
+
+    assert cli.AWS_ROLE_MAPPING == errors.AWS_ROLE_MAPPING == cel.AWS_ROLE_DEFAULT
