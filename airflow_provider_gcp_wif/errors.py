@@ -8,8 +8,11 @@ Two error types, both carrying enough context to act on:
   credential failures handles it too): one step of the exchange failed. ``.step`` is ``aws_credentials``,
   ``sts_exchange`` or ``impersonation``; ``.reason`` keeps Google's (or AWS's) own words; ``.fix`` says what to run.
 
-:func:`translate` maps the bodies listed in ``shared/ERRORS.md`` onto those messages. Nothing here ever formats a
-token, a secret or a subject token into a message: only Google's error text, resource names and ARNs.
+:func:`translate` maps the bodies listed in ``shared/ERRORS.md`` onto those messages; any other answer (undocumented,
+empty, HTML, truncated) still names the step, the HTTP status and Google's text, with the likeliest fix for that
+status at that step (:func:`fix_for_status`). Every fix that prints gcloud commands is applied to the emulated
+clouds in ``tests/core/test_fix_oracle.py`` and must make the exchange work. Nothing here ever formats a token, a
+secret or a subject token into a message: only Google's error text, resource names and ARNs.
 """
 
 from __future__ import annotations
