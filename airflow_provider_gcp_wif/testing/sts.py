@@ -29,10 +29,9 @@ if TYPE_CHECKING:
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 AWS_SUBJECT_TOKEN_TYPE = "urn:ietf:params:aws:token-type:aws4_request"
-IAM_PREFIX = "//iam.googleapis.com/"
 
 _AUDIENCE = re.compile(
-    r"^//iam\.googleapis\.com/projects/([^/]+)/locations/([^/]+)/workloadIdentityPools/([^/]+)"
+    r"^//iam\.(?P<universe>[a-z0-9.-]+)/projects/([^/]+)/locations/([^/]+)/workloadIdentityPools/([^/]+)"
     r"/providers/([^/]+)$"
 )
 # Regional AWS STS hosts of every partition: aws and aws-us-gov (sts.<region>.amazonaws.com) and aws-cn
@@ -95,7 +94,8 @@ class TokenExchange:
                 raise errors.oauth_error("invalid_request", f'Invalid value for "{name}".')
 
         audience = normalize_audience(fields.get("audience", ""))
-        if not audience.startswith(IAM_PREFIX):
+        universe = config.get("universe_domain") or "googleapis.com"
+        if not audience.startswith(f"//iam.{universe}/"):
             raise errors.oauth_error("invalid_request", errors.AUDIENCE_NOT_FULL_RESOURCE_NAME)
         scopes = self._scopes(fields.get("scope", ""))
         if "sts.googleapis.com" in config.get("disabled_services", []):
@@ -121,12 +121,13 @@ class TokenExchange:
         if not condition_allows(provider.get("attribute_condition"), assertion, subject, attributes, groups):
             raise errors.oauth_error("unauthorized_client", errors.ATTRIBUTE_CONDITION_REJECTED)
 
-        principal = f"principal://iam.googleapis.com/{pool_resource}/subject/{subject}"
-        members = {principal, f"principalSet://iam.googleapis.com/{pool_resource}/*"}
+        iam = f"iam.{universe}"
+        principal = f"principal://{iam}/{pool_resource}/subject/{subject}"
+        members = {principal, f"principalSet://{iam}/{pool_resource}/*"}
         for name, value in attributes.items():
             for item in value if isinstance(value, list) else [value]:
-                members.add(f"principalSet://iam.googleapis.com/{pool_resource}/attribute.{name}/{item}")
-        members.update(f"principalSet://iam.googleapis.com/{pool_resource}/group/{group}" for group in groups)
+                members.add(f"principalSet://{iam}/{pool_resource}/attribute.{name}/{item}")
+        members.update(f"principalSet://{iam}/{pool_resource}/group/{group}" for group in groups)
         ttl = int(config["token_ttl"].get("sts") or 3600)
         value, _ = self.state.issue_token("federated", principal, frozenset(members), scopes, ttl)
         self.log["principal"] = principal
@@ -147,7 +148,7 @@ class TokenExchange:
         match = _AUDIENCE.match(audience)
         if not match:
             raise errors.oauth_error("invalid_target", errors.INVALID_TARGET)
-        project, location, pool_id, provider_id = match.groups()
+        _universe, project, location, pool_id, provider_id = match.groups()
         pool = config["pools"].get(pool_id)
         provider = (pool or {}).get("providers", {}).get(provider_id)
         if (project != config["project_number"] or location != "global" or pool is None or provider is None

@@ -201,3 +201,28 @@ def test_one_default_aws_role_mapping_everywhere():
     from airflow_provider_gcp_wif.testing import cel
 
     assert cli.AWS_ROLE_MAPPING == errors.AWS_ROLE_MAPPING == cel.AWS_ROLE_DEFAULT
+
+
+def test_in_another_universe_the_printed_binding_is_the_one_that_works(emulator, aws_env, role_supplier):
+    """Audience, pool and principal follow universe_domain: the emulated Google of universe example.test only
+    knows //iam.example.test/ names, and the binding the fix prints for it makes impersonation work."""
+    from airflow_provider_gcp_wif.config import WifSettings
+
+    info = emulator.info
+    emulator.control.configure({"universe_domain": "example.test"})
+    emulator.control.remove_bindings(info["service_account"])
+    settings = WifSettings.from_extras({
+        "project_number": info["project_number"], "pool_id": info["pool_id"], "provider_id": info["provider_id"],
+        "impersonation_chain": info["service_account"], "universe_domain": "example.test",
+        "sts_endpoint": info["sts_endpoint"], "iam_endpoint": info["iam_endpoint"], "num_retries": 0,
+    }, allowed_endpoint_hosts="example.test")
+    assert settings.audience.startswith("//iam.example.test/projects/")
+    with pytest.raises(errors.WifExchangeError) as caught:
+        _fresh_token(settings, role_supplier())
+    assert caught.value.step == "impersonation"
+    commands = [c for c in gcloud_commands(caught.value.fix) if is_mutating(c)]
+    assert any("principalSet://iam.example.test/projects/" in c for c in commands)
+    gcloud = EmulatedGcloud(emulator.control)
+    for command in commands:
+        gcloud.run(command)
+    assert _fresh_token(settings, role_supplier())
