@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import shlex
+import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -444,3 +446,16 @@ def _resolve(body: Any, names: dict[tuple[str, str], dict[str, Any]]) -> Any:
     if isinstance(body, list):
         return [_resolve(v, names) for v in body]
     return body
+
+
+def assert_gcloud_parses(lines: list[str], tmp_path) -> None:
+    """gcloud checks a command's flags before it looks for an account: with no account configured, each command
+    must fail only for want of credentials (nothing is sent anywhere)."""
+    env = {**os.environ, "CLOUDSDK_CONFIG": str(tmp_path / "gcloud-config"), "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+           "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "1", "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "1",
+           "CLOUDSDK_CORE_PROJECT": "wif-demo-project"}
+    env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
+    for line in lines:
+        result = subprocess.run(shlex.split(line), capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+        assert result.returncode != 0
+        assert "do not currently have an active account" in result.stderr, (line, result.stderr[-800:])

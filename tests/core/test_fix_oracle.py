@@ -8,6 +8,8 @@ attribute.aws_role to something the setup's condition and principalSet binding d
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +21,13 @@ import pytest
 from airflow_provider_gcp_wif import errors
 from airflow_provider_gcp_wif.credentials import get_credentials
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
-from tests.emulated_gcloud import AlreadyInState, EmulatedGcloud, gcloud_commands, is_mutating
+from tests.emulated_gcloud import (
+    AlreadyInState,
+    EmulatedGcloud,
+    assert_gcloud_parses,
+    gcloud_commands,
+    is_mutating,
+)
 
 REQUEST = google.auth.transport.requests.Request()
 ROLE = "arn:aws:sts::123456789012:assumed-role/wif-role"
@@ -226,3 +234,13 @@ def test_in_another_universe_the_printed_binding_is_the_one_that_works(emulator,
     for command in commands:
         gcloud.run(command)
     assert _fresh_token(settings, role_supplier())
+
+
+@pytest.mark.skipif(shutil.which("gcloud") is None, reason="gcloud is not installed")
+def test_every_command_in_every_fix_parses_in_real_gcloud(tmp_path):
+    """The commands the oracle applies are also the ones gcloud accepts (flags, positional arguments)."""
+    context = dataclasses.replace(_CONTEXT, lifetime_seconds=7200)
+    lines = sorted({c.replace("ORG_ID", "1234567").replace("PROJECT_ID", "wif-demo-project")
+                    for _, _, fix in errors._STS_RULES + errors._IAM_RULES
+                    for c in gcloud_commands(fix(context))})
+    assert_gcloud_parses(lines, tmp_path)
