@@ -241,7 +241,10 @@ class _Parser:
 
 def parse(text: str) -> Node:
     """Parse ``text``; raises :class:`CelError` on a syntax error."""
-    return _Parser(text).parse()
+    try:
+        return _Parser(text).parse()
+    except RecursionError:
+        raise CelError("expression nested too deeply") from None
 
 
 # -- evaluation ---------------------------------------------------------------------------------------------------
@@ -415,7 +418,10 @@ class _Evaluator:
 def evaluate(expression: str | Node, variables: Mapping[str, Any]) -> Any:
     """Evaluate a CEL expression (text or a parsed tree) over ``variables`` (e.g. ``{"assertion": {...}}``)."""
     node = parse(expression) if isinstance(expression, str) else expression
-    return _Evaluator(variables).run(node)
+    try:
+        return _Evaluator(variables).run(node)
+    except RecursionError:
+        raise CelError("expression nested too deeply") from None
 
 
 # -- Google's workload identity semantics -------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
@@ -119,3 +120,20 @@ def test_a_mapping_without_google_subject_or_with_bad_cel_is_refused_at_configur
         emulator.control.set_provider(attribute_mapping={"attribute.aws_role": "assertion.arn"})
     with pytest.raises(EmulatorControlError, match="Syntax error"):
         emulator.control.set_provider(attribute_condition="attribute.aws_role ==")
+
+
+@settings(derandomize=True, max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("assertion.arn account attribute aws_role extract('{x}/') \"?:+=!&|[],()")),
+               max_size=80))
+def test_any_text_either_evaluates_or_is_a_cel_error(text):
+    """Whatever a provider's mapping or condition says, the evaluator answers or raises CelError (which the STS
+    turns into Google's rejection): never another exception, never Python evaluation."""
+    with contextlib.suppress(cel.CelError):
+        cel.evaluate(text, {"assertion": ASSERTION, "attribute": {"aws_role": ROLE_ARN}})
+
+
+def test_deep_nesting_is_a_cel_error_not_a_crash():
+    with pytest.raises(cel.CelError):
+        cel.evaluate("(" * 2000 + "true" + ")" * 2000, {})
+    with pytest.raises(cel.CelError):
+        cel.evaluate("!" * 3000 + "true", {})
