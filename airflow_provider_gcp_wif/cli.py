@@ -23,9 +23,11 @@ ever contains a token, an AWS secret or a subject token.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import email.parser
 import json
+import os
 import re
 import shlex
 import shutil
@@ -431,9 +433,16 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 _AWS_ACCOUNT = re.compile(r"^[0-9]{12}$")
 _ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(?P<account>[0-9]{12}):role/(?:[^/]+/)*(?P<name>[^/]+)$")
+_ROLE_ARN = re.compile(
+    r"^arn:(?P<partition>aws|aws-us-gov|aws-cn):iam::(?P<account>[0-9]{12}):role/(?:[^/]+/)*(?P<name>[^/]+)$"
+)
 _ORG_ID = re.compile(r"^[0-9]{1,20}$")
 _SA_NAME = re.compile(r"^[a-z]([-a-z0-9]{4,28}[a-z0-9])$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+_ROLE = re.compile(r"^(roles|projects/[^/]+/roles|organizations/[0-9]+/roles)/[A-Za-z0-9_.]+$")
+AWS_PARTITIONS = ("aws", "aws-us-gov", "aws-cn")
+#: The longest role session name AWS allows: a session ARN is at most this much longer than the role's.
+MAX_SESSION_NAME = 64
 
 _SETUP_FLAGS = {
     "project_number": "--project-number",
@@ -441,12 +450,26 @@ _SETUP_FLAGS = {
     "provider_id": "--provider-id",
     "impersonation_chain": "--service-account",
     "project": "--project-id",
+    "universe_domain": "--universe-domain",
+}
+#: The seed's environment variables, as defaults for `gcp-wif setup`'s flags.
+SETUP_ENV_DEFAULTS = {
+    "project_number": "GCP_PROJECT_NUMBER",
+    "pool_id": "GCP_WORKLOAD_ID",
+    "provider_id": "GCP_WORKLOAD_PROVIDER",
+    "service_account": "GCP_SERVICE_ACCOUNT_EMAIL",
+    "aws_account_id": "AWS_ACCOUNT_ID",
+    "aws_role_name": "AWS_ROLE_NAME",
 }
 
 
 @dataclass(frozen=True)
 class SetupPlan:
-    """Everything ``gcp-wif setup`` prints, validated."""
+    """Everything ``gcp-wif setup`` prints, validated.
+
+    ``service_account`` is ``None`` for direct resource access: the federated identity itself (the role's
+    ``principalSet``) is granted roles on the resources and the connection has no ``impersonation_chain``.
+    """
 
     project_id: str
     project_number: str
@@ -454,122 +477,210 @@ class SetupPlan:
     provider_id: str
     aws_account_id: str
     aws_role_name: str
-    service_account: str
+    service_account: str | None
     organization_id: str | None = None
     lifetime_over_hour: bool = False
     org_restrictions: bool = False
+    aws_partition: str = "aws"
+    universe_domain: str = "googleapis.com"
+    buckets: tuple[str, ...] = ()
+    bucket_role: str = "roles/storage.objectAdmin"
     notes: tuple[str, ...] = field(default=())
 
     @property
     def role_arn(self) -> str:
-        """``attribute.aws_role`` of the role's sessions under the mapping below."""
-        return f"arn:aws:sts::{self.aws_account_id}:assumed-role/{self.aws_role_name}"
+        """``attribute.aws_role`` of the role's sessions under Google's default mapping."""
+        return f"arn:{self.aws_partition}:sts::{self.aws_account_id}:assumed-role/{self.aws_role_name}"
+
+    @property
+    def direct_access(self) -> bool:
+        return self.service_account is None
 
     @property
     def member(self) -> str:
         from airflow_provider_gcp_wif.errors import principal_member
 
-        return principal_member(self.project_number, self.pool_id, f"{self.role_arn}/SESSION")
+        return principal_member(self.project_number, self.pool_id, f"{self.role_arn}/SESSION", self.universe_domain)
 
     @property
     def condition(self) -> str:
         return f"attribute.aws_role=='{self.role_arn}'"
 
     @property
+    def long_sessions(self) -> bool:
+        """Whether sessions of the role can have ARNs over Google's 127-byte ``google.subject`` limit."""
+        return len(f"{self.role_arn}/".encode()) + MAX_SESSION_NAME > SUBJECT_LIMIT_BYTES
+
+    @property
+    def attribute_mapping(self) -> dict[str, str]:
+        """Google's default AWS mapping written out (plus ``attribute.aws_account``); for roles whose session
+        ARNs can exceed 127 bytes, a short ``google.subject`` (``account:role_name``) — ``attribute.aws_role``,
+        which the condition and the binding use, is Google's default either way."""
+        from airflow_provider_gcp_wif.errors import SHORT_SUBJECT_MAPPING
+
+        mapping = dict(ATTRIBUTE_MAPPING)
+        if self.long_sessions:
+            mapping["google.subject"] = SHORT_SUBJECT_MAPPING
+        return mapping
+
+    @property
     def audience(self) -> str:
-        return (f"//iam.googleapis.com/projects/{self.project_number}/locations/global/workloadIdentityPools/"
-                f"{self.pool_id}/providers/{self.provider_id}")
+        return (f"//iam.{self.universe_domain}/projects/{self.project_number}/locations/global/"
+                f"workloadIdentityPools/{self.pool_id}/providers/{self.provider_id}")
 
     @property
     def policy_parent(self) -> str:
         return f"organizations/{self.organization_id}" if self.organization_id else f"projects/{self.project_id}"
 
+    @property
+    def grantee(self) -> str:
+        """Who gets roles on resources: the service account, or (direct access) the role's principalSet."""
+        return f"serviceAccount:{self.service_account}" if self.service_account else self.member
+
     def connection_extra(self) -> dict[str, str]:
-        return {"aws_conn_id": "aws_default", "project_number": self.project_number, "pool_id": self.pool_id,
-                "provider_id": self.provider_id, "impersonation_chain": self.service_account,
-                "project": self.project_id}
+        extra = {"aws_conn_id": "aws_default", "project_number": self.project_number, "pool_id": self.pool_id,
+                 "provider_id": self.provider_id}
+        if self.service_account:
+            extra["impersonation_chain"] = self.service_account
+        extra["project"] = self.project_id
+        if self.universe_domain != "googleapis.com":
+            extra["universe_domain"] = self.universe_domain
+        return extra
 
     def org_policies(self) -> list[tuple[str, str, list[str]]]:
-        """(file name, constraint, allowed values) of the requested org policies."""
+        """(file name, constraint, values to allow) of the requested org policies."""
         policies = []
-        if self.lifetime_over_hour:
-            policies.append(("policy-lifetime-extension.yaml",
-                             "iam.allowServiceAccountCredentialLifetimeExtension", [self.service_account]))
         if self.org_restrictions:
             policies.append(("policy-wif-providers.yaml", "iam.workloadIdentityPoolProviders",
                              ["https://sts.amazonaws.com"]))
             policies.append(("policy-wif-aws-accounts.yaml", "iam.workloadIdentityPoolAwsAccounts",
                              [self.aws_account_id]))
+        if self.lifetime_over_hour and self.service_account:
+            policies.append(("policy-lifetime-extension.yaml",
+                             "iam.allowServiceAccountCredentialLifetimeExtension", [self.service_account]))
         return policies
+
+
+def _setup_value(args: argparse.Namespace, name: str) -> Any:
+    value = getattr(args, name)
+    if value is None and name in SETUP_ENV_DEFAULTS:
+        value = os.environ.get(SETUP_ENV_DEFAULTS[name]) or None
+    return value
 
 
 def build_setup_plan(args: argparse.Namespace) -> SetupPlan:
     """Validate the inputs (through ``WifSettings`` where it has the field); raises ``WifConfigError`` naming the
-    command-line flag."""
+    command-line flag. Flags left out fall back to the seed's environment variables (:data:`SETUP_ENV_DEFAULTS`)."""
     from airflow_provider_gcp_wif.config import WifSettings
     from airflow_provider_gcp_wif.errors import WifConfigError
 
-    account = args.aws_account_id
-    role = args.aws_role_name
+    account = _setup_value(args, "aws_account_id")
+    role = _setup_value(args, "aws_role_name")
+    project_number = _setup_value(args, "project_number")
+    pool_id = _setup_value(args, "pool_id") or "airflow-aws"
+    provider_id = _setup_value(args, "provider_id") or "aws-provider"
+    partition = args.aws_partition
+    if not role:
+        raise WifConfigError("--aws-role-name", "is required (or set AWS_ROLE_NAME).",
+                             "give the role's name (e.g. the MWAA execution role's), or its ARN.")
+    if not project_number:
+        raise WifConfigError("--project-number", "is required (or set GCP_PROJECT_NUMBER).",
+                             "find it with `gcloud projects describe PROJECT_ID --format='value(projectNumber)'`.")
     arn = _ROLE_ARN.match(role)
     if arn:
         if account and account != arn.group("account"):
             raise WifConfigError("--aws-account-id", f"{account!r} disagrees with the role ARN's account "
                                  f"{arn.group('account')!r}.", "give one of them, or make them agree.")
-        account, role = arn.group("account"), arn.group("name")
+        if partition and partition != arn.group("partition"):
+            raise WifConfigError("--aws-partition", f"{partition!r} disagrees with the role ARN's partition "
+                                 f"{arn.group('partition')!r}.", "give one of them, or make them agree.")
+        account, role, partition = arn.group("account"), arn.group("name"), arn.group("partition")
+    elif role.startswith("arn:"):
+        raise WifConfigError("--aws-role-name", f"{role!r} is not an IAM role ARN.",
+                             "give arn:<partition>:iam::<account>:role/<name> (partition aws, aws-us-gov or "
+                             "aws-cn), or just the role's name.")
     elif "/" in role:
         role = role.rstrip("/").rsplit("/", 1)[-1]  # an IAM path is not part of the assumed-role ARN
+    partition = partition or "aws"
     if not account or not _AWS_ACCOUNT.match(account):
         raise WifConfigError("--aws-account-id", f"{account!r} is not a 12-digit AWS account id.",
                              "find it with `aws sts get-caller-identity --query Account`.")
     if not _ROLE_NAME.match(role):
         raise WifConfigError("--aws-role-name", f"{role!r} is not an IAM role name.",
                              "give the role's name (e.g. the MWAA execution role's), or its ARN.")
-    service_account = args.service_account or f"airflow-wif@{args.project_id}.iam.gserviceaccount.com"
-    if "@" not in service_account:
-        service_account = f"{service_account}@{args.project_id}.iam.gserviceaccount.com"
+    service_account: str | None = None
+    if not args.direct_access:
+        service_account = (_setup_value(args, "service_account")
+                           or f"airflow-wif@{args.project_id}.iam.gserviceaccount.com")
+        if "@" not in service_account:
+            service_account = f"{service_account}@{args.project_id}.iam.gserviceaccount.com"
+        if "," in service_account:
+            raise WifConfigError("--service-account", "takes one service account.", "give a single email.")
+    elif args.service_account:
+        raise WifConfigError("--direct-access", "and --service-account exclude each other.",
+                             "direct resource access grants roles to the AWS role itself; drop one of them.")
+    elif args.lifetime_over_hour:
+        raise WifConfigError("--lifetime-over-hour", "applies to service-account tokens only.",
+                             "drop it: federated tokens for direct access live as long as Google STS says.")
     if args.organization_id and not _ORG_ID.match(args.organization_id):
         raise WifConfigError("--organization-id", f"{args.organization_id!r} is not an organization id.",
                              "find it with `gcloud organizations list`.")
+    for bucket in args.bucket or []:
+        if not _BUCKET.match(bucket.removeprefix("gs://")):
+            raise WifConfigError("--bucket", f"{bucket!r} is not a Cloud Storage bucket name.",
+                                 "give the bucket's name, e.g. my-data-bucket.")
+    if not _ROLE.match(args.bucket_role):
+        raise WifConfigError("--bucket-role", f"{args.bucket_role!r} is not an IAM role.",
+                             "e.g. roles/storage.objectAdmin or roles/storage.objectViewer.")
+    extras = {"project_number": project_number, "pool_id": pool_id, "provider_id": provider_id,
+              "project": args.project_id, "universe_domain": args.universe_domain}
+    if service_account:
+        extras["impersonation_chain"] = service_account
     try:
-        WifSettings.from_extras(
-            {"project_number": args.project_number, "pool_id": args.pool_id, "provider_id": args.provider_id,
-             "impersonation_chain": service_account, "project": args.project_id},
-            allowed_endpoint_hosts="",
-        )
+        # setup only prints: the universe the user names is the one to validate the names against.
+        WifSettings.from_extras(extras, allowed_endpoint_hosts=args.universe_domain or "")
     except WifConfigError as err:
         raise WifConfigError(_SETUP_FLAGS.get(err.field, err.field), err.problem, err.fix) from None
-    if "," in service_account:
-        raise WifConfigError("--service-account", "takes one service account.", "give a single email.")
-    notes = []
-    longest = len(f"{'arn:aws:sts::' + account}:assumed-role/{role}/".encode()) + 64
-    if longest > SUBJECT_LIMIT_BYTES:
-        notes.append(
-            f"sessions of {role} with long session names make ARNs of up to {longest} bytes, over Google's "
-            f"{SUBJECT_LIMIT_BYTES}-byte google.subject limit: if `gcp-wif doctor` warns, map google.subject to "
-            "assertion.arn.extract('assumed-role/{role_name}/') instead (the condition and binding use "
-            "attribute.aws_role and stay as they are)."
-        )
-    return SetupPlan(
-        project_id=args.project_id, project_number=args.project_number, pool_id=args.pool_id,
-        provider_id=args.provider_id, aws_account_id=account, aws_role_name=role, service_account=service_account,
+    plan = SetupPlan(
+        project_id=args.project_id, project_number=project_number, pool_id=pool_id, provider_id=provider_id,
+        aws_account_id=account, aws_role_name=role, service_account=service_account,
         organization_id=args.organization_id, lifetime_over_hour=args.lifetime_over_hour,
-        org_restrictions=args.org_restrictions, notes=tuple(notes),
+        org_restrictions=args.org_restrictions, aws_partition=partition,
+        universe_domain=args.universe_domain or "googleapis.com",
+        buckets=tuple(b.removeprefix("gs://").rstrip("/") for b in args.bucket or []), bucket_role=args.bucket_role,
     )
+    notes = []
+    if plan.long_sessions:
+        notes.append(
+            f"sessions of {role} can have ARNs longer than Google's {SUBJECT_LIMIT_BYTES}-byte google.subject limit, "
+            "so google.subject is mapped to account:role_name (attribute.aws_role keeps Google's default, which the "
+            "condition and the binding use)."
+        )
+    if partition == "aws-cn":
+        notes.append("aws-cn: workers sign GetCallerIdentity for sts.<region>.amazonaws.com.cn (cn-north-1, "
+                     "cn-northwest-1); set the connection's aws_region if the AWS connection has none.")
+    return dataclasses.replace(plan, notes=tuple(notes))
+
+
+def _principal_flag(plan: SetupPlan) -> str:
+    return f'--member="{plan.member}"'
 
 
 def render_gcloud(plan: SetupPlan) -> str:
     p = plan
-    sa_name = p.service_account.split("@", 1)[0]
-    mapping = ",".join(f"{key}={value}" for key, value in ATTRIBUTE_MAPPING.items())
+    mapping = ",".join(f"{key}={value}" for key, value in p.attribute_mapping.items())
     pool_flags = f"--project={p.project_id} --location=global"
+    who = "the AWS role itself (direct resource access)" if p.direct_access else f"service account {p.service_account}"
     lines = [
-        f"# Keyless access for AWS role {p.aws_role_name} (account {p.aws_account_id}) to Google Cloud project "
-        f"{p.project_id} ({p.project_number}).",
+        f"# Keyless access for AWS role {p.role_arn} to Google Cloud project {p.project_id} ({p.project_number}), "
+        f"as {who}.",
         "# Written by `gcp-wif setup`; review, then run with an account that may administer IAM in the project.",
         "",
         "# 1. The APIs of the exchange (STS, IAM Credentials) and of `gcp-wif doctor` (Resource Manager).",
         f"gcloud services enable {' '.join(SERVICES)} --project={p.project_id}",
+    ]
+    lines += _gcloud_org_policies(p)
+    lines += [
         "",
         "# 2. The workload identity pool.",
         f"gcloud iam workload-identity-pools create {p.pool_id} {pool_flags} --display-name=\"Airflow on AWS\"",
@@ -579,28 +690,54 @@ def render_gcloud(plan: SetupPlan) -> str:
         f"gcloud iam workload-identity-pools providers create-aws {p.provider_id} {pool_flags} "
         f"--workload-identity-pool={p.pool_id} --account-id={p.aws_account_id} "
         f"--attribute-mapping=\"{mapping}\" --attribute-condition=\"{p.condition}\"",
-        "",
-        "# 4. The service account Airflow's tasks act as.",
-        f"gcloud iam service-accounts create {sa_name} --project={p.project_id} "
-        "--display-name=\"Airflow (keyless, from AWS)\"",
-        "",
-        "# 5. Let every session of the AWS role (and nothing else) impersonate it.",
-        f"gcloud iam service-accounts add-iam-policy-binding {p.service_account} --project={p.project_id} "
-        f"--role=roles/iam.workloadIdentityUser --member=\"{p.member}\"",
-        "",
-        "# 6. Grant the service account what your DAGs need, for example:",
-        f"# gcloud projects add-iam-policy-binding {p.project_id} --member=serviceAccount:{p.service_account} "
-        "--role=roles/storage.objectAdmin",
     ]
-    for file_name, constraint, values in p.org_policies():
-        lines += ["", f"# Org policy {constraint} ({_POLICY_WHY[constraint]})."]
-        lines += [f"cat > {file_name} <<'EOF'", *_policy_yaml(p.policy_parent, constraint, values), "EOF",
-                  f"gcloud org-policies set-policy {file_name}"]
+    if p.service_account:
+        sa_name, sa_project = p.service_account.split("@", 1)[0], p.service_account.split("@", 1)[1].split(".")[0]
+        lines += [
+            "",
+            "# 4. The service account Airflow's tasks act as.",
+            f"gcloud iam service-accounts create {sa_name} --project={sa_project} "
+            "--display-name=\"Airflow (keyless, from AWS)\"",
+            "",
+            "# 5. Let every session of the AWS role (and nothing else) impersonate it.",
+            f"gcloud iam service-accounts add-iam-policy-binding {p.service_account} --project={sa_project} "
+            f"--role=roles/iam.workloadIdentityUser {_principal_flag(p)}",
+        ]
+    lines += ["", f"# 6. Grant {'the service account' if p.service_account else 'the AWS role (its principalSet)'} "
+              "what your DAGs need" + (":" if p.buckets else ", for example:")]
+    for bucket in p.buckets:
+        lines.append(f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member=\"{p.grantee}\" "
+                     f"--role={p.bucket_role}")
+    if not p.buckets:
+        lines.append(f"# gcloud storage buckets add-iam-policy-binding gs://BUCKET --member=\"{p.grantee}\" "
+                     "--role=roles/storage.objectAdmin")
+    if p.direct_access:
+        lines.append("# (Direct access: only APIs that accept federated identities; see Google's list of "
+                     "supported products. Others need --service-account.)")
     lines += ["", "# 7. The Airflow connection (any secrets backend works the same way):",
               f"# export AIRFLOW_CONN_GCP_WIF_DEFAULT={shlex.quote(_connection_json(p))}",
               "# then check it from an Airflow worker: gcp-wif doctor --conn-id gcp_wif_default"]
     lines += [f"# Note: {note}" for note in p.notes]
     return "\n".join(lines) + "\n"
+
+
+def _gcloud_org_policies(p: SetupPlan) -> list[str]:
+    lines: list[str] = []
+    for file_name, constraint, values in p.org_policies():
+        lines += ["", f"# Org policy {constraint} ({_POLICY_WHY[constraint]})."]
+        if p.organization_id:
+            lines += ["# `allow` ADDS to the organization's allowed values (read and extend): other teams' pools "
+                      "and accounts stay allowed.",
+                      f"gcloud resource-manager org-policies allow {constraint} {' '.join(values)} "
+                      f"--organization={p.organization_id}"]
+        else:
+            lines += ["# A project policy that MERGES with the organization's (inheritFromParent: true): what the "
+                      "organization allows stays allowed. If the project already has its own policy for this "
+                      f"constraint, extend it instead: gcloud resource-manager org-policies allow {constraint} "
+                      f"{' '.join(values)} --project={p.project_id}",
+                      f"cat > {file_name} <<'EOF'", *_policy_yaml(p.policy_parent, constraint, values), "EOF",
+                      f"gcloud org-policies set-policy {file_name}"]
+    return lines
 
 
 _POLICY_WHY = {
@@ -612,8 +749,8 @@ _POLICY_WHY = {
 
 
 def _policy_yaml(parent: str, constraint: str, values: list[str]) -> list[str]:
-    return [f"name: {parent}/policies/{constraint}", "spec:", "  rules:", "  - values:", "      allowedValues:",
-            *[f"      - \"{value}\"" for value in values]]
+    return [f"name: {parent}/policies/{constraint}", "spec:", "  inheritFromParent: true", "  rules:",
+            "  - values:", "      allowedValues:", *[f"      - \"{value}\"" for value in values]]
 
 
 def _connection_json(plan: SetupPlan) -> str:
@@ -626,16 +763,22 @@ def _hcl(value: str) -> str:
     return escaped.replace("${", "$${").replace("%{", "%%{")
 
 
+def _tf_name(text: str) -> str:
+    return re.sub(r"[^a-z0-9_]", "_", text.lower()).strip("_") or "x"
+
+
 def render_terraform(plan: SetupPlan) -> str:
     p = plan
-    sa_name = p.service_account.split("@", 1)[0]
-    sa_project = p.service_account.split("@", 1)[1].split(".", 1)[0]
-    width = max(len(key) for key in ATTRIBUTE_MAPPING) + 2
-    mapping = "\n".join(f"    {_hcl(key).ljust(width)} = {_hcl(value)}" for key, value in ATTRIBUTE_MAPPING.items())
+    mapping_rules = p.attribute_mapping
+    width = max(len(key) for key in mapping_rules) + 2
+    mapping = "\n".join(f"    {_hcl(key).ljust(width)} = {_hcl(value)}" for key, value in mapping_rules.items())
     services = ", ".join(_hcl(s) for s in SERVICES)
+    policies = _terraform_policies(p)
+    policy_refs = ", ".join(f"google_org_policy_policy.{name}" for name, _ in policies)
+    depends = f"\n  depends_on = [{policy_refs}]" if policies else ""
     blocks = [
-        f"# Keyless access for AWS role {p.aws_role_name} (account {p.aws_account_id}) to Google Cloud project "
-        f"{p.project_id} ({p.project_number}). Written by `gcp-wif setup --format terraform`.\n",
+        f"# Keyless access for AWS role {p.role_arn} to Google Cloud project {p.project_id} ({p.project_number}). "
+        "Written by `gcp-wif setup --format terraform`.\n",
         f'''resource "google_project_service" "gcp_wif" {{
   for_each           = toset([{services}])
   project            = {_hcl(p.project_id)}
@@ -643,6 +786,7 @@ def render_terraform(plan: SetupPlan) -> str:
   disable_on_destroy = false
 }}
 ''',
+        *[block for _, block in policies],
         f'''resource "google_iam_workload_identity_pool" "airflow" {{
   project                   = {_hcl(p.project_id)}
   workload_identity_pool_id = {_hcl(p.pool_id)}
@@ -660,44 +804,34 @@ def render_terraform(plan: SetupPlan) -> str:
   attribute_condition = {_hcl(p.condition)}
   aws {{
     account_id = {_hcl(p.aws_account_id)}
-  }}
+  }}{depends}
 }}
 ''',
-        f'''resource "google_service_account" "airflow" {{
+    ]
+    if p.service_account:
+        sa_name = p.service_account.split("@", 1)[0]
+        sa_project = p.service_account.split("@", 1)[1].split(".", 1)[0]
+        blocks += [
+            f'''resource "google_service_account" "airflow" {{
   project      = {_hcl(sa_project)}
   account_id   = {_hcl(sa_name)}
   display_name = "Airflow (keyless, from AWS)"
 }}
 ''',
-        f'''resource "google_service_account_iam_member" "airflow_workload_identity_user" {{
+            f'''resource "google_service_account_iam_member" "airflow_workload_identity_user" {{
   service_account_id = google_service_account.airflow.name
   role               = "roles/iam.workloadIdentityUser"
   member             = {_hcl(p.member)}
 }}
 ''',
-    ]
-    parent_is_org = p.organization_id is not None
-    for _file_name, constraint, values in p.org_policies():
-        name = constraint.split(".", 1)[1].replace("allowServiceAccountCredentialLifetimeExtension",
-                                                   "lifetime_extension")
-        resource = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-        allowed = ", ".join(_hcl(v) for v in values)
-        blocks.append(f'''# {_POLICY_WHY[constraint]}
-resource "google_org_policy_policy" "{resource}" {{
-  name   = {_hcl(f"{p.policy_parent}/policies/{constraint}")}
-  parent = {_hcl(p.policy_parent)}
-  spec {{
-    rules {{
-      values {{
-        allowed_values = [{allowed}]
-      }}
-    }}
-  }}
+        ]
+    for bucket in p.buckets:
+        blocks.append(f'''resource "google_storage_bucket_iam_member" "{_tf_name(bucket)}" {{
+  bucket = {_hcl(bucket)}
+  role   = {_hcl(p.bucket_role)}
+  member = {_hcl(p.grantee)}
 }}
 ''')
-    if p.org_policies() and not parent_is_org:
-        blocks.append("# Give --organization-id to set the org policies on the organization instead of the "
-                      "project.\n")
     blocks.append(f'''output "gcp_wif_connection" {{
   description = "AIRFLOW_CONN_GCP_WIF_DEFAULT (or the secret's value in a secrets backend)"
   value       = {_hcl(_connection_json(p))}
@@ -705,6 +839,40 @@ resource "google_org_policy_policy" "{resource}" {{
 ''')
     blocks += [f"# Note: {note}\n" for note in p.notes]
     return "\n".join(blocks)
+
+
+def _terraform_policies(p: SetupPlan) -> list[tuple[str, str]]:
+    """(resource name, block) per org policy. Terraform owns a policy resource whole, so the policies are set on
+    the project and merge with the organization's (``inherit_from_parent``); for the organization itself the
+    `allow` commands (which extend the organization's values) are given as comments."""
+    result = []
+    for _file_name, constraint, values in p.org_policies():
+        name = constraint.split(".", 1)[1].replace("allowServiceAccountCredentialLifetimeExtension",
+                                                   "lifetime_extension")
+        resource = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+        allowed = ", ".join(_hcl(v) for v in values)
+        parent = f"projects/{p.project_id}"
+        org_note = ""
+        if p.organization_id:
+            org_note = (f"# Organization-wide instead (extends the organization's values, replaces nothing):\n"
+                        f"#   gcloud resource-manager org-policies allow {constraint} {' '.join(values)} "
+                        f"--organization={p.organization_id}\n")
+        why = f"# {_POLICY_WHY[constraint]}; merges with the organization's policy (inherit_from_parent)."
+        result.append((resource, f'''{why}
+{org_note}resource "google_org_policy_policy" "{resource}" {{
+  name   = {_hcl(f"{parent}/policies/{constraint}")}
+  parent = {_hcl(parent)}
+  spec {{
+    inherit_from_parent = true
+    rules {{
+      values {{
+        allowed_values = [{allowed}]
+      }}
+    }}
+  }}
+}}
+'''))
+    return result
 
 
 def cmd_setup(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -897,26 +1065,45 @@ def _parser() -> argparse.ArgumentParser:
     setup = commands.add_parser(
         "setup", help="print the gcloud commands (or Terraform) that create the pool, provider and bindings",
         description="Print what creates the Google side: the APIs, a workload identity pool, an AWS provider "
-        "that trusts one AWS account and (attribute condition) one role, a service account and the "
-        "roles/iam.workloadIdentityUser binding for exactly that role's principalSet; optionally org policies.",
+        "that trusts one AWS account and (attribute condition) one role, and either a service account with the "
+        "roles/iam.workloadIdentityUser binding for exactly that role's principalSet, or (--direct-access) roles "
+        "granted to the role's principalSet on the resources themselves; optionally org policies, which are "
+        "merged with the organization's, never replaced. Flags left out fall back to the seed's environment "
+        "variables GCP_PROJECT_NUMBER, GCP_WORKLOAD_ID, GCP_WORKLOAD_PROVIDER, GCP_SERVICE_ACCOUNT_EMAIL, "
+        "AWS_ACCOUNT_ID, AWS_ROLE_NAME.",
     )
     setup.add_argument("--project-id", required=True, help="project that owns the pool and the service account")
-    setup.add_argument("--project-number", required=True, help="its number (digits)")
-    setup.add_argument("--pool-id", default="airflow-aws", help="workload identity pool id (default airflow-aws)")
-    setup.add_argument("--provider-id", default="aws-provider", help="AWS provider id (default aws-provider)")
-    setup.add_argument("--aws-account-id", help="the AWS account of the role (not needed with a role ARN)")
-    setup.add_argument("--aws-role-name", required=True,
-                       help="the AWS role Airflow runs as (on MWAA: the execution role); a name or an IAM role ARN")
+    setup.add_argument("--project-number", help="its number (digits; default $GCP_PROJECT_NUMBER)")
+    setup.add_argument("--pool-id", help="workload identity pool id (default $GCP_WORKLOAD_ID, else airflow-aws)")
+    setup.add_argument("--provider-id",
+                       help="AWS provider id (default $GCP_WORKLOAD_PROVIDER, else aws-provider)")
+    setup.add_argument("--aws-account-id", help="the AWS account of the role (not needed with a role ARN; default "
+                       "$AWS_ACCOUNT_ID)")
+    setup.add_argument("--aws-role-name",
+                       help="the AWS role Airflow runs as (on MWAA: the execution role); a name or an IAM role ARN "
+                       "(default $AWS_ROLE_NAME)")
+    setup.add_argument("--aws-partition", choices=AWS_PARTITIONS,
+                       help="AWS partition of the role (default: the role ARN's, else aws)")
     setup.add_argument("--service-account",
-                       help="service account email or name (default airflow-wif@PROJECT_ID.iam.gserviceaccount.com)")
-    setup.add_argument("--organization-id", help="organization for the org policies (default: set them on the "
-                       "project)")
+                       help="service account email or name (default $GCP_SERVICE_ACCOUNT_EMAIL, else "
+                       "airflow-wif@PROJECT_ID.iam.gserviceaccount.com)")
+    setup.add_argument("--direct-access", action="store_true",
+                       help="no service account: grant roles to the AWS role's principalSet on the resources "
+                       "(--bucket) and use the federated token directly")
+    setup.add_argument("--bucket", action="append", metavar="BUCKET",
+                       help="grant --bucket-role on this Cloud Storage bucket (repeatable)")
+    setup.add_argument("--bucket-role", default="roles/storage.objectAdmin",
+                       help="role granted on each --bucket (default roles/storage.objectAdmin)")
+    setup.add_argument("--universe-domain", default="googleapis.com",
+                       help="Google universe of the project (default googleapis.com)")
+    setup.add_argument("--organization-id", help="organization whose org policies to extend (default: set "
+                       "project policies that merge with the organization's)")
     setup.add_argument("--lifetime-over-hour", action="store_true",
-                       help="add the org policy iam.allowServiceAccountCredentialLifetimeExtension for the account "
+                       help="allow the account in the org policy iam.allowServiceAccountCredentialLifetimeExtension "
                        "(lifetime_seconds up to 43200)")
     setup.add_argument("--org-restrictions", action="store_true",
-                       help="add org policies allowing only AWS providers (iam.workloadIdentityPoolProviders) "
-                       "and only this AWS account (iam.workloadIdentityPoolAwsAccounts)")
+                       help="allow AWS providers (iam.workloadIdentityPoolProviders) and this AWS account "
+                       "(iam.workloadIdentityPoolAwsAccounts) in org policies, added to what is allowed already")
     setup.add_argument("--format", choices=("gcloud", "terraform"), default="gcloud")
     setup.set_defaults(handler=cmd_setup)
 

@@ -194,7 +194,7 @@ class WifSettings:
     @property
     def pool_resource(self) -> str:
         return (
-            f"//iam.googleapis.com/projects/{self.project_number}/locations/global/"
+            f"//iam.{self.universe_domain}/projects/{self.project_number}/locations/global/"
             f"workloadIdentityPools/{self.pool_id}"
         )
 

@@ -44,13 +44,33 @@ from airflow_provider_gcp_wif.supplier import Boto3Supplier
 log = logging.getLogger(__name__)
 
 AWS_SUBJECT_TOKEN_TYPE = "urn:ietf:params:aws:token-type:aws4_request"
-GET_CALLER_IDENTITY_URL = "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15"
+GET_CALLER_IDENTITY_URL = "https://{host}?Action=GetCallerIdentity&Version=2011-06-15"
 TARGET_RESOURCE_HEADER = "x-goog-cloud-target-resource"
 
 #: Refresh ahead of expiry: at most this long before it (botocore's "advisory" window) ...
 ADVISORY_REFRESH_SECONDS = 300
 #: ... and never later than this (the "mandatory" window; google-auth's own threshold is 225 s).
 MANDATORY_REFRESH_SECONDS = 225
+
+
+def sts_host(region: str) -> str:
+    """AWS STS's regional host: ``sts.<region>.amazonaws.com`` (the aws and aws-us-gov partitions) or
+    ``sts.<region>.amazonaws.com.cn`` (aws-cn: cn-north-1, cn-northwest-1)."""
+    return f"sts.{region}.amazonaws.com.cn" if region.startswith("cn-") else f"sts.{region}.amazonaws.com"
+
+
+class _StatusRecorder:
+    """Passes requests through to google-auth's transport and remembers the last HTTP status, which google-auth
+    drops from the exceptions it raises for error answers."""
+
+    def __init__(self, request: Any) -> None:
+        self._request = request
+        self.status: int | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        response = self._request(*args, **kwargs)
+        self.status = getattr(response, "status", None)
+        return response
 
 
 class _FederatedCredentials(aws.Credentials):
@@ -73,7 +93,7 @@ class _FederatedCredentials(aws.Credentials):
         aws_credentials = supplier.get_aws_security_credentials(context, request)
         signed = aws.RequestSigner(region).get_request_options(
             aws_credentials,
-            GET_CALLER_IDENTITY_URL.format(region=region),
+            GET_CALLER_IDENTITY_URL.format(host=sts_host(region)),
             "POST",
             additional_headers={TARGET_RESOURCE_HEADER: self._audience},
         )
@@ -85,10 +105,11 @@ class _FederatedCredentials(aws.Credentials):
         return urllib.parse.quote(json.dumps(serialized, separators=(",", ":"), sort_keys=True))
 
     def refresh(self, request: Any) -> None:
+        recorder = _StatusRecorder(request)
         try:
-            super().refresh(request)
+            super().refresh(recorder)
         except Exception as exc:
-            raise translate_exception("sts_exchange", exc, self._wif_context) from exc
+            raise translate_exception("sts_exchange", exc, self._wif_context, status=recorder.status) from exc
 
 
 class _ImpersonatedCredentials(impersonated_credentials.Credentials):
@@ -97,12 +118,13 @@ class _ImpersonatedCredentials(impersonated_credentials.Credentials):
     _wif_context: ExchangeContext = ExchangeContext()
 
     def refresh(self, request: Any) -> None:
+        recorder = _StatusRecorder(request)
         try:
-            super().refresh(request)
+            super().refresh(recorder)
         except WifExchangeError:
             raise  # the federated source failed: already names its step
         except Exception as exc:
-            raise translate_exception("impersonation", exc, self._wif_context) from exc
+            raise translate_exception("impersonation", exc, self._wif_context, status=recorder.status) from exc
 
 
 def build_google_credentials(settings: WifSettings, supplier: Boto3Supplier) -> google_credentials.Credentials:
@@ -148,6 +170,7 @@ def exchange_context(settings: WifSettings, supplier: Boto3Supplier | None) -> E
         lifetime_seconds=settings.lifetime_seconds,
         conn_id=settings.conn_id,
         caller_arn_lookup=supplier.caller_arn if supplier is not None else None,
+        universe_domain=settings.universe_domain,
     )
 
 

@@ -8,8 +8,11 @@ Two error types, both carrying enough context to act on:
   credential failures handles it too): one step of the exchange failed. ``.step`` is ``aws_credentials``,
   ``sts_exchange`` or ``impersonation``; ``.reason`` keeps Google's (or AWS's) own words; ``.fix`` says what to run.
 
-:func:`translate` maps the bodies listed in ``shared/ERRORS.md`` onto those messages. Nothing here ever formats a
-token, a secret or a subject token into a message: only Google's error text, resource names and ARNs.
+:func:`translate` maps the bodies listed in ``shared/ERRORS.md`` onto those messages; any other answer (undocumented,
+empty, HTML, truncated) still names the step, the HTTP status and Google's text, with the likeliest fix for that
+status at that step (:func:`fix_for_status`). Every fix that prints gcloud commands is applied to the emulated
+clouds in ``tests/core/test_fix_oracle.py`` and must make the exchange work. Nothing here ever formats a token, a
+secret or a subject token into a message: only Google's error text, resource names and ARNs.
 """
 
 from __future__ import annotations
@@ -121,6 +124,7 @@ class ExchangeContext:
     lifetime_seconds: int = 3600
     conn_id: str | None = None
     caller_arn_lookup: Callable[[], str | None] | None = None
+    universe_domain: str = "googleapis.com"
 
     def caller_arn(self) -> str | None:
         if self.caller_arn_lookup is None:
@@ -150,10 +154,29 @@ def account_of(caller_arn: str) -> str | None:
     return match.group(1) if match else None
 
 
-def principal_member(project_number: str, pool_id: str, caller_arn: str) -> str:
+#: Google's default attribute mapping of AWS providers for ``attribute.aws_role``: the assumed-role ARN without its
+#: session name (the ARN itself for IAM users), in every AWS partition.
+AWS_ROLE_MAPPING = (
+    "assertion.arn.contains('assumed-role') ? assertion.arn.extract('{account_arn}assumed-role/') + "
+    "'assumed-role/' + assertion.arn.extract('assumed-role/{role_name}/') : assertion.arn"
+)
+#: A ``google.subject`` of at most 77 bytes (account + role name) for assumed roles, the ARN for IAM users.
+SHORT_SUBJECT_MAPPING = (
+    "assertion.arn.contains('assumed-role') ? assertion.account + ':' + "
+    "assertion.arn.extract('assumed-role/{role_name}/') : assertion.arn"
+)
+
+
+def pool_name(project_number: str, pool_id: str, universe_domain: str = "googleapis.com") -> str:
+    """``//iam.<universe>/projects/N/locations/global/workloadIdentityPools/P``."""
+    return f"//iam.{universe_domain}/projects/{project_number}/locations/global/workloadIdentityPools/{pool_id}"
+
+
+def principal_member(project_number: str, pool_id: str, caller_arn: str, universe_domain: str = "googleapis.com"
+                     ) -> str:
     """The IAM member that stands for ``caller_arn`` in the pool: a ``principalSet`` on ``attribute.aws_role`` for
     an assumed role (every session of the role), else the single ``principal`` whose subject is the ARN."""
-    pool = f"//iam.googleapis.com/projects/{project_number}/locations/global/workloadIdentityPools/{pool_id}"
+    pool = pool_name(project_number, pool_id, universe_domain)
     role = role_arn_of(caller_arn)
     if role:
         return f"principalSet:{pool}/attribute.aws_role/{role}"
@@ -163,11 +186,10 @@ def principal_member(project_number: str, pool_id: str, caller_arn: str) -> str:
 def _member_for(context: ExchangeContext) -> str:
     arn = context.caller_arn()
     if arn:
-        return principal_member(context.project_number, context.pool_id, arn)
+        return principal_member(context.project_number, context.pool_id, arn, context.universe_domain)
     return (
-        f"principalSet://iam.googleapis.com/projects/{context.project_number}/locations/global/"
-        f"workloadIdentityPools/{context.pool_id}/attribute.aws_role/"
-        "arn:aws:sts::AWS_ACCOUNT_ID:assumed-role/AWS_ROLE_NAME"
+        f"principalSet:{pool_name(context.project_number, context.pool_id, context.universe_domain)}"
+        "/attribute.aws_role/arn:aws:sts::AWS_ACCOUNT_ID:assumed-role/AWS_ROLE_NAME"
     )
 
 
@@ -199,18 +221,21 @@ class GoogleAnswer:
 
 
 def _fix_invalid_target(c: ExchangeContext) -> str:
+    pool_flags = f"{c.pool_id} --location=global"
     return (
         "check that the audience names an existing, enabled provider (use the project NUMBER): "
         f"`gcloud iam workload-identity-pools providers describe {_provider_flags(c)}`; re-enable the pool "
-        f"with `gcloud iam workload-identity-pools update {c.pool_id} --location=global --no-disabled` and the "
+        f"with `gcloud iam workload-identity-pools update {pool_flags} --no-disabled` and the "
         f"provider with `gcloud iam workload-identity-pools providers update-aws {_provider_flags(c)} "
-        "--no-disabled` (or `... undelete`)."
+        "--no-disabled`; a pool or provider deleted less than 30 days ago comes back with "
+        f"`gcloud iam workload-identity-pools undelete {pool_flags}` and "
+        f"`gcloud iam workload-identity-pools providers undelete {_provider_flags(c)}`."
     )
 
 
 def _fix_audience_format(c: ExchangeContext) -> str:
     return (
-        "set audience to exactly //iam.googleapis.com/projects/PROJECT_NUMBER/locations/global/"
+        f"set audience to exactly //iam.{c.universe_domain}/projects/PROJECT_NUMBER/locations/global/"
         "workloadIdentityPools/POOL_ID/providers/PROVIDER_ID (or set project_number, pool_id and provider_id "
         f"instead); print it with `gcloud iam workload-identity-pools providers describe {_provider_flags(c)} "
         "--format='value(name)'`."
@@ -233,11 +258,12 @@ def _fix_long_subject(c: ExchangeContext) -> str:
     arn = c.caller_arn()
     size = f" (this worker's ARN {arn} is {len(arn.encode())} bytes)" if arn else ""
     return (
-        f"map google.subject to something shorter{size}: `gcloud iam workload-identity-pools providers "
-        f"update-aws {_provider_flags(c)} --attribute-mapping=\"google.subject=assertion.arn.extract("
-        "'assumed-role/{role_name}/'),attribute.aws_role=assertion.arn.extract('assumed-role/{role}/'),"
-        "attribute.aws_account=assertion.account\"` (keep every attribute your conditions and bindings use), "
-        "or use a shorter role session name."
+        f"map google.subject to something shorter{size}, keeping Google's default attribute.aws_role (the role "
+        "ARN without the session, which attribute conditions and principalSet bindings use): "
+        f"`gcloud iam workload-identity-pools providers update-aws {_provider_flags(c)} "
+        f"--attribute-mapping=\"google.subject={SHORT_SUBJECT_MAPPING},attribute.aws_role={AWS_ROLE_MAPPING},"
+        "attribute.aws_account=assertion.account\"` (add any other attribute your conditions and bindings "
+        "use), or use a shorter role session name."
     )
 
 
@@ -308,7 +334,8 @@ def _fix_service_disabled(service: str) -> Callable[[ExchangeContext], str]:
     def fix(c: ExchangeContext) -> str:
         return (
             f"`gcloud services enable {service} sts.googleapis.com iamcredentials.googleapis.com "
-            "iam.googleapis.com --project=PROJECT_ID` in the project that owns the pool, then wait a few minutes."
+            f"iam.googleapis.com --project={c.project_number}` (the project that owns the pool), then wait a few "
+            "minutes."
         )
 
     return fix
@@ -384,14 +411,119 @@ def _fix_token_type_unsupported(c: ExchangeContext) -> str:
 
 def _fix_sa_disabled(c: ExchangeContext) -> str:
     sa = c.service_account or "SA_EMAIL"
-    return f"`gcloud iam service-accounts enable {sa} --project=PROJECT_ID`."
+    project = _project_query(c).removeprefix("?project=") or "PROJECT_ID"
+    return f"`gcloud iam service-accounts enable {sa} --project={project}`."
 
 
 def _fix_rate_limited(c: ExchangeContext) -> str:
     return (
-        "too many token requests per minute: tokens are cached per process, so check for many short-lived "
-        "processes; retry with backoff and, if needed, request a higher iamcredentials.googleapis.com quota."
+        "IAM Credentials quota exhausted (iamcredentials.googleapis.com, \"Generate credentials requests per "
+        "minute\"): retry with backoff (Airflow task retries do this); tokens are cached per process, so look for "
+        "many short-lived processes; raise the quota of the service account's project in the console: "
+        "https://console.cloud.google.com/apis/api/iamcredentials.googleapis.com/quotas"
+        f"{_project_query(c)}."
     )
+
+
+def _fix_sts_rate_limited(c: ExchangeContext) -> str:
+    return (
+        "Security Token Service quota exhausted (sts.googleapis.com, \"Token exchange requests per minute\" of "
+        f"project {c.project_number}, which owns the pool): retry with backoff (Airflow task retries do this); "
+        "tokens are cached per process, so look for many short-lived processes; raise the quota in the console: "
+        f"https://console.cloud.google.com/apis/api/sts.googleapis.com/quotas?project={c.project_number}."
+    )
+
+
+def _project_query(c: ExchangeContext) -> str:
+    sa = c.service_account or ""
+    match = re.match(r"^[^@]+@([a-z][a-z0-9-]{4,28}[a-z0-9])\.iam\.gserviceaccount\.com$", sa)
+    return f"?project={match.group(1)}" if match else ""
+
+
+def _fix_sa_not_found(c: ExchangeContext) -> str:
+    sa = c.service_account or "SA_EMAIL"
+    project = _project_query(c).removeprefix("?project=") or "PROJECT_ID"
+    return (
+        f"the service account {sa} was not found (deleted, mistyped, or in another project): check it with "
+        f"`gcloud iam service-accounts describe {sa}` and list the project's accounts with "
+        f"`gcloud iam service-accounts list --project={project}`; fix impersonation_chain (the email, not the "
+        "display name), or recreate the account and its roles/iam.workloadIdentityUser binding (a deleted account "
+        "can be restored within 30 days by its unique id with gcloud iam service-accounts undelete)."
+    )
+
+
+def _sts_fix_for_status(status: int | None, c: ExchangeContext) -> str:
+    """The likeliest fix for an answer of STS that no catalogue rule explains, by HTTP status."""
+    if status is None:
+        return (
+            "Google STS gave an answer this provider does not recognise: check sts_endpoint (Google's "
+            "https://sts.googleapis.com/v1/token or its Private Service Connect name) and any proxy in between."
+        )
+    if status == 429:
+        return _fix_sts_rate_limited(c)
+    if status >= 500:
+        return _fix_transient(c)
+    if status == 400:
+        return (
+            "Google STS refused the exchange: check the audience names an existing provider (project NUMBER): "
+            f"`gcloud iam workload-identity-pools providers describe {_provider_flags(c)} "
+            "--format='value(name,state,attributeCondition,attributeMapping)'`, and that the AWS identity is the "
+            "one the provider trusts (`aws sts get-caller-identity`)."
+        )
+    if status == 401:
+        return (
+            "Google STS does not ask for credentials, so a 401 comes from something between this worker and "
+            "Google (an authenticating proxy) or from an sts_endpoint that is not Google's STS: check sts_endpoint "
+            "and the HTTPS_PROXY settings."
+        )
+    if status == 403:
+        return (
+            "Google STS refused access for the pool's project: enable the API "
+            f"(`gcloud services enable sts.googleapis.com --project=PROJECT_ID`, project {c.project_number}) and "
+            "check that no VPC Service Controls perimeter or organization policy "
+            "(iam.workloadIdentityPoolAwsAccounts, iam.workloadIdentityPoolProviders) excludes this pool."
+        )
+    if status == 404:
+        return (
+            "the STS endpoint does not serve /v1/token: set sts_endpoint to https://sts.googleapis.com/v1/token "
+            "(or leave it empty; a Private Service Connect name must end in /v1/token too)."
+        )
+    return (
+        f"an HTTP {status} from Google STS is not a documented answer: check sts_endpoint (Google's "
+        "https://sts.googleapis.com/v1/token or its Private Service Connect name) and any proxy in between."
+    )
+
+
+def _iam_fix_for_status(status: int | None, c: ExchangeContext) -> str:
+    """The likeliest fix for an answer of IAM Credentials that no catalogue rule explains, by HTTP status."""
+    if status is None:
+        return (
+            "IAM Credentials gave an answer this provider does not recognise: check iam_endpoint (Google's "
+            "https://iamcredentials.googleapis.com or its Private Service Connect name) and any proxy in between."
+        )
+    if status == 429:
+        return _fix_rate_limited(c)
+    if status >= 500:
+        return _fix_transient(c)
+    if status == 400:
+        return _fix_invalid_argument(c)
+    if status == 401:
+        return _fix_unauthenticated(c)
+    if status == 403:
+        return _fix_permission_denied(c)
+    if status == 404:
+        return _fix_sa_not_found(c)
+    return (
+        f"an HTTP {status} from IAM Credentials is not a documented answer: check iam_endpoint (Google's "
+        "https://iamcredentials.googleapis.com or its Private Service Connect name) and any proxy in between."
+    )
+
+
+def fix_for_status(step: Step, status: int | None, context: ExchangeContext) -> str:
+    """The likeliest fix for ``status`` at ``step`` when the answer itself says nothing we recognise."""
+    if step == "sts_exchange":
+        return _sts_fix_for_status(status, context)
+    return _iam_fix_for_status(status, context)
 
 
 Rule = tuple[str, Callable[[GoogleAnswer], bool], Callable[[ExchangeContext], str]]
@@ -420,6 +552,7 @@ _STS_RULES: list[Rule] = [
     ("grant_type", lambda a: a.code == "unsupported_grant_type", _fix_token_type),
     ("invalid_scope", lambda a: a.code == "invalid_scope", _fix_scope_sts),
     ("service_disabled", lambda a: "SERVICE_DISABLED" in a.reasons, _fix_service_disabled("sts.googleapis.com")),
+    ("rate_limited", lambda a: a.status == 429 or a.code == "RESOURCE_EXHAUSTED", _fix_sts_rate_limited),
 ]
 
 _IAM_RULES: list[Rule] = [
@@ -432,6 +565,7 @@ _IAM_RULES: list[Rule] = [
     ("lifetime", lambda a: a.says("lifetimes of more than 1 hour"), _fix_lifetime),
     ("sa_disabled", lambda a: a.code == "FAILED_PRECONDITION", _fix_sa_disabled),
     ("invalid_argument", lambda a: a.code == "INVALID_ARGUMENT", _fix_invalid_argument),
+    ("not_found", lambda a: a.status == 404 or a.code == "NOT_FOUND", _fix_sa_not_found),
     ("unauthenticated", lambda a: a.status == 401 or a.code == "UNAUTHENTICATED", _fix_unauthenticated),
     ("rate_limited", lambda a: a.status == 429 or a.code == "RESOURCE_EXHAUSTED", _fix_rate_limited),
 ]
@@ -489,33 +623,97 @@ def answer_from_exception(exc: BaseException) -> GoogleAnswer | None:
     return None
 
 
+MAX_GOOGLE_TEXT = 300
+
+
 def translate(step: Step, answer: GoogleAnswer, context: ExchangeContext) -> WifExchangeError:
-    """Turn one of Google's error answers into a :class:`WifExchangeError` for ``step``."""
+    """Turn one of Google's error answers into a :class:`WifExchangeError` for ``step``.
+
+    An answer no catalogue rule explains still names the step and the HTTP status, keeps Google's text and gets the
+    likeliest fix for that status at that step (:func:`fix_for_status`); ``gcp-wif doctor`` is added, not the fix.
+    """
     rules = _STS_RULES if step == "sts_exchange" else _IAM_RULES
-    reason = answer.message or answer.code
+    reason = _truncate(answer.message or answer.code)
     if answer.code and answer.code not in reason:
         reason = f"{answer.code}: {reason}"
     retryable = (answer.status is not None and (answer.status == 429 or answer.status >= 500)) or (
         answer.code in _TRANSIENT_CODES
     )
+    if answer.status is not None:
+        reason = f"HTTP {answer.status} from {_SERVICE[step]}: {reason}"
     for _name, matches, fix in rules:
         if matches(answer):
             return WifExchangeError(
                 step, _sentence(reason), fix(context), status=answer.status, code=answer.code, retryable=retryable
             )
-    fix_text = _fix_transient(context) if retryable else f"run `{_doctor(context)}` for a step-by-step check."
-    return WifExchangeError(
-        step, _sentence(reason), fix_text, status=answer.status, code=answer.code, retryable=retryable
-    )
+    return _unknown(step, answer.status, _sentence(reason), context, code=answer.code, retryable=retryable)
 
 
-def translate_exception(step: Step, exc: BaseException, context: ExchangeContext) -> WifExchangeError:
-    """Translate whatever google-auth raised during ``step``; unknown failures keep their text and name the step."""
+def _unknown(step: Step, status: int | None, text: str, context: ExchangeContext, *, code: str | None = None,
+             retryable: bool = False) -> WifExchangeError:
+    if not text.startswith("HTTP "):
+        text = f"HTTP {status} from {_SERVICE[step]}: {text}" if status is not None else text
+    fix = fix_for_status(step, status, context)
+    if "gcp-wif doctor" not in fix:
+        fix += f" Then `{_doctor(context)}` checks each step."
+    return WifExchangeError(step, text, fix, status=status, code=code, retryable=retryable)
+
+
+_SERVICE = {"sts_exchange": "Google STS", "impersonation": "IAM Credentials", "aws_credentials": "AWS"}
+
+
+def describe_body(body: str | bytes | None) -> str:
+    """Google's text for the message, whatever came back: JSON as it is, an HTML page by its title, an empty body
+    said to be empty; truncated to :data:`MAX_GOOGLE_TEXT` characters."""
+    if body is None:
+        return "(no body)."
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    text = body.strip()
+    if not text:
+        return "(empty body)."
+    if re.match(r"(?is)^\s*(<!doctype html|<html|<\?xml|<head|<body)", text) or "</html>" in text.lower():
+        title = re.search(r"(?is)<title[^>]*>(.*?)</title>", text)
+        heading = title.group(1).strip() if title else re.sub(r"(?s)<[^>]+>", " ", text)
+        return _sentence("an HTML page: " + _truncate(" ".join(heading.split())))
+    if text.startswith(("{", "[")):
+        try:
+            json.loads(text)
+        except ValueError:
+            return _sentence("a truncated or malformed JSON body: " + _truncate(text))
+    return _sentence(_truncate(" ".join(text.split())))
+
+
+def _truncate(text: str) -> str:
+    return text if len(text) <= MAX_GOOGLE_TEXT else text[: MAX_GOOGLE_TEXT - 3] + "..."
+
+
+def _body_of(exc: BaseException) -> str | bytes | None:
+    """The response body google-auth put among the exception's arguments (its last string or bytes)."""
+    for arg in reversed(exc.args):
+        if isinstance(arg, str | bytes):
+            return arg
+    return None
+
+
+def translate_exception(
+    step: Step, exc: BaseException, context: ExchangeContext, *, status: int | None = None
+) -> WifExchangeError:
+    """Translate whatever google-auth raised during ``step``; unknown failures keep their text and name the step.
+
+    ``status`` is the HTTP status of the failed call when the caller saw it (google-auth drops it from its
+    exceptions); it is what names the likeliest fix when the body is empty, HTML, truncated or unknown.
+    """
     if isinstance(exc, WifExchangeError):
         return exc
     answer = answer_from_exception(exc)
     if answer is not None:
+        if answer.status is None and status is not None:
+            answer = GoogleAnswer(status, answer.code, answer.message, answer.reasons)
         return translate(step, answer, context)
+    if status is not None and step != "aws_credentials" and status >= 400:
+        retryable = status == 429 or status >= 500
+        return _unknown(step, status, describe_body(_body_of(exc)), context, retryable=retryable)
     # Resets and timeouts (TransportError) and malformed answers (a 200 that is not JSON, or lacks the token)
     # are worth another attempt; google-auth lets them escape without a status.
     retryable = (

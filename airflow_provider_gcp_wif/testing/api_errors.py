@@ -24,6 +24,8 @@ AUDIENCE_NOT_FULL_RESOURCE_NAME = (
     'Invalid value for "audience". This value should be the full resource name of the Identity Provider.'
 )
 ATTRIBUTE_CONDITION_REJECTED = "The given credential is rejected by the attribute condition."
+# Placeholder wording (no verbatim source): an attribute mapping whose evaluation fails for this credential.
+ATTRIBUTE_MAPPING_FAILED = "Error evaluating the attribute mapping:"
 SUBJECT_TOO_LONG = (
     "The size of mapped attribute google.subject exceeds the 127 bytes limit. Either modify your attribute "
     "mapping or the incoming assertion to produce a mapped attribute that is less than 127 bytes."

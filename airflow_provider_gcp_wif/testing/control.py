@@ -69,17 +69,20 @@ class EmulatorControl:
     # -- faults --------------------------------------------------------------------------------------------
     def inject_faults(self, endpoint: str, statuses: list[int] | None = None, rate: float | None = None,
                       kinds: list[str] | None = None, delay_seconds: float = 0.0, count: int | None = None,
-                      seed: int | None = None) -> dict[str, Any]:
+                      seed: int | None = None, body: str | None = None,
+                      content_type: str | None = None) -> dict[str, Any]:
         """Make the next requests to ``endpoint`` fail.
 
         ``statuses`` are answered in sequence (one request each), then the endpoint recovers. With ``rate``,
         each request fails with that probability (``seed`` makes it repeatable) until ``count`` faults fired.
         ``kinds``: ``status`` (Google error body with the status), ``delay`` (sleep ``delay_seconds``, then
-        answer normally), ``reset`` (drop the connection), ``malformed`` (200 with truncated JSON).
+        answer normally), ``reset`` (drop the connection), ``malformed`` (200 with truncated JSON), ``body``
+        (the status with exactly ``body`` as ``content_type``: answers Google never documented, for tests of the
+        client's handling of the unknown).
         """
         return self._call("POST", "faults", {"endpoint": endpoint, "statuses": statuses, "rate": rate,
                                              "kinds": kinds, "delay_seconds": delay_seconds, "count": count,
-                                             "seed": seed})
+                                             "seed": seed, "body": body, "content_type": content_type})
 
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
@@ -109,13 +112,18 @@ class EmulatorControl:
         self.configure({"org_policy": {"lifetime_extension": list(emails)}})
 
     def set_provider(self, *, pool_id: str = POOL_ID, provider_id: str = PROVIDER_ID, **fields: Any) -> None:
-        """Change (or create) a provider: ``disabled``, ``aws_account_id``, ``attribute_condition``
-        (``{"aws_role_in": [...], "aws_account_in": [...], "arn_in": [...]}`` or ``None``), ``strict``,
-        ``google_subject`` (``assertion.arn`` / ``aws_role`` / ``role_name``)."""
+        """Change (or create) a provider: ``disabled``, ``deleted``, ``aws_account_id``, ``attribute_mapping``
+        (``{"google.subject": "<CEL>", "attribute.<name>": "<CEL>", ...}``, or ``None`` for Google's default AWS
+        mapping), ``attribute_condition`` (a CEL expression, the older ``{"aws_role_in": [...], "aws_account_in":
+        [...], "arn_in": [...]}``, or ``None``), ``strict``, ``google_subject`` (shorthand with the default
+        mapping: ``assertion.arn`` / ``aws_role`` / ``role_name``)."""
         self.configure({"pools": {pool_id: {"providers": {provider_id: fields}}}})
 
-    def set_pool(self, disabled: bool, pool_id: str = POOL_ID) -> None:
-        self.configure({"pools": {pool_id: {"disabled": disabled}}})
+    def set_pool(self, disabled: bool, pool_id: str = POOL_ID, deleted: bool | None = None) -> None:
+        patch: dict[str, Any] = {"disabled": disabled}
+        if deleted is not None:
+            patch["deleted"] = deleted
+        self.configure({"pools": {pool_id: patch}})
 
     def add_service_account(self, email: str, disabled: bool = False) -> None:
         self.configure({"service_accounts": {email: {"disabled": disabled}}})

@@ -121,7 +121,7 @@ class GoogleCloudServer:
         fault = self.state.next_fault(endpoint)
         reply: _Reply | None = None
         if fault is not None:
-            kind, status, delay = fault
+            kind, status, delay, rule = fault
             log["fault"] = kind
             if delay > 0:
                 time.sleep(delay)
@@ -129,6 +129,8 @@ class GoogleCloudServer:
                 reply = self._error_reply(self._injected_error(endpoint, status))
             elif kind == "malformed":
                 reply = _Reply(200, b'{"access_token": "ya29.trunc', headers={})
+            elif kind == "body":
+                reply = _Reply(status, rule.body.encode(), content_type=rule.content_type)
             elif kind == "reset":
                 log["status"] = 0
                 self.state.record(log)

@@ -16,10 +16,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import cel
 from .defaults import deep_merge, default_config
 
 ENDPOINTS = ("sts", "iam.generateAccessToken", "iam.generateIdToken", "storage", "crm")
-FAULT_KINDS = ("status", "delay", "reset", "malformed")
+FAULT_KINDS = ("status", "delay", "reset", "malformed", "body")
 LOG_LIMIT = 10_000
 
 
@@ -65,6 +66,8 @@ class FaultRule:
     remaining: float
     rng: random.Random
     fired: int = 0
+    body: str = ""
+    content_type: str = "application/json; charset=UTF-8"
 
     def matches(self, endpoint: str) -> bool:
         return self.endpoint in ("*", endpoint) or endpoint.startswith(self.endpoint + ".")
@@ -115,11 +118,25 @@ def validate_config(config: dict[str, Any]) -> None:
         for provider_id, provider in pool.get("providers", {}).items():
             if not isinstance(provider, dict):
                 raise ConfigError(f"pools.{pool_id}.providers.{provider_id} must be an object")
+            where = f"pools.{pool_id}.providers.{provider_id}"
             condition = provider.get("attribute_condition")
-            if condition is not None and (not isinstance(condition, dict) or set(condition)
-                                          - {"aws_role_in", "aws_account_in", "arn_in"}):
-                raise ConfigError(f"pools.{pool_id}.providers.{provider_id}.attribute_condition must be null or "
-                                  "an object with aws_role_in / aws_account_in / arn_in lists")
+            if isinstance(condition, str):
+                try:
+                    cel.parse(condition)
+                except cel.CelError as error:
+                    raise ConfigError(f"{where}.attribute_condition: {error}") from None
+            elif condition is not None and (not isinstance(condition, dict) or set(condition)
+                                            - {"aws_role_in", "aws_account_in", "arn_in"}):
+                raise ConfigError(f"{where}.attribute_condition must be null, a CEL expression, or an object "
+                                  "with aws_role_in / aws_account_in / arn_in lists")
+            mapping = provider.get("attribute_mapping")
+            if mapping is not None:
+                if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+                    raise ConfigError(f"{where}.attribute_mapping must be null or an object of CEL expressions")
+                try:
+                    cel.check_mapping(mapping)
+                except cel.CelError as error:
+                    raise ConfigError(f"{where}.attribute_mapping: {error}") from None
             if provider.get("google_subject", "assertion.arn") not in ("assertion.arn", "aws_role", "role_name"):
                 raise ConfigError("google_subject must be one of assertion.arn, aws_role, role_name")
     for email, account in config["service_accounts"].items():
@@ -280,7 +297,9 @@ class EmulatorState:
                 count = len(statuses) if statuses and kinds == ["status"] else max(len(statuses), 1)
         rule = FaultRule(endpoint=endpoint, statuses=statuses, rate=None if rate is None else float(rate),
                          kinds=kinds, delay_seconds=float(spec.get("delay_seconds") or 0.0),
-                         remaining=float(count), rng=random.Random(spec.get("seed")))
+                         remaining=float(count), rng=random.Random(spec.get("seed")),
+                         body=str(spec.get("body") or ""),
+                         content_type=str(spec.get("content_type") or "application/json; charset=UTF-8"))
         with self.lock:
             self.faults.append(rule)
         return self.describe_fault(rule)
@@ -292,13 +311,13 @@ class EmulatorState:
                 "remaining": None if rule.remaining == float("inf") else int(rule.remaining),
                 "fired": rule.fired}
 
-    def next_fault(self, endpoint: str) -> tuple[str, int, float] | None:
+    def next_fault(self, endpoint: str) -> tuple[str, int, float, FaultRule] | None:
         with self.lock:
             for rule in self.faults:
                 if rule.matches(endpoint) and rule.remaining > 0:
                     fault = rule.next_fault()
                     if fault is not None:
-                        return fault[0], fault[1], rule.delay_seconds
+                        return fault[0], fault[1], rule.delay_seconds, rule
             self.faults = [r for r in self.faults if r.remaining > 0]
         return None
 

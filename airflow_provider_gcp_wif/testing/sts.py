@@ -4,8 +4,9 @@ Checks run in this order, each failing with the body ERRORS.md lists for it:
 request fields (grant/token types) -> audience format -> scope -> API enabled -> pool/provider -> subject token
 JSON -> serialized request shape (URL, method, host, x-amz-date, Authorization, x-goog-cloud-target-resource =
 audience; with ``strict``, that header also signed) -> x-amz-date within 15 minutes of the emulator clock ->
-replay to emulated AWS (its rejection passed through) -> AWS account -> google.subject size -> attribute
-condition -> federated token.
+replay to emulated AWS (its rejection passed through) -> AWS account -> attribute mapping (CEL, Google's default
+AWS mapping when the provider has none) -> google.subject size -> attribute condition (CEL) -> federated token,
+whose IAM members are the mapped subject, one ``principalSet`` per mapped attribute value and the pool's ``*``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from . import api_errors as errors
+from . import cel
 from .state import fingerprint
 
 if TYPE_CHECKING:
@@ -27,15 +29,17 @@ if TYPE_CHECKING:
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 AWS_SUBJECT_TOKEN_TYPE = "urn:ietf:params:aws:token-type:aws4_request"
-IAM_PREFIX = "//iam.googleapis.com/"
 
 _AUDIENCE = re.compile(
-    r"^//iam\.googleapis\.com/projects/([^/]+)/locations/([^/]+)/workloadIdentityPools/([^/]+)"
+    r"^//iam\.(?P<universe>[a-z0-9.-]+)/projects/([^/]+)/locations/([^/]+)/workloadIdentityPools/([^/]+)"
     r"/providers/([^/]+)$"
 )
-_STS_URL = re.compile(r"^https://(sts(?:\.[a-z0-9-]+)?\.amazonaws\.com)/?\?([^#]*)$")
+# Regional AWS STS hosts of every partition: aws and aws-us-gov (sts.<region>.amazonaws.com) and aws-cn
+# (sts.cn-north-1.amazonaws.com.cn, sts.cn-northwest-1.amazonaws.com.cn).
+_STS_URL = re.compile(
+    r"^https://(sts(?:\.[a-z0-9-]+)?\.amazonaws\.com|sts\.cn-[a-z]+-[0-9]+\.amazonaws\.com\.cn)/?\?([^#]*)$"
+)
 _SCOPE = re.compile(r"^https://www\.googleapis\.com/auth/[A-Za-z0-9_.\-/]+$")
-_ASSUMED_ROLE = re.compile(r"^arn:(aws[\w-]*):sts::(\d{12}):assumed-role/([^/]+)/(.+)$")
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 MAX_SKEW_SECONDS = 15 * 60
 MAX_SUBJECT_BYTES = 127
@@ -90,7 +94,8 @@ class TokenExchange:
                 raise errors.oauth_error("invalid_request", f'Invalid value for "{name}".')
 
         audience = normalize_audience(fields.get("audience", ""))
-        if not audience.startswith(IAM_PREFIX):
+        universe = config.get("universe_domain") or "googleapis.com"
+        if not audience.startswith(f"//iam.{universe}/"):
             raise errors.oauth_error("invalid_request", errors.AUDIENCE_NOT_FULL_RESOURCE_NAME)
         scopes = self._scopes(fields.get("scope", ""))
         if "sts.googleapis.com" in config.get("disabled_services", []):
@@ -101,26 +106,30 @@ class TokenExchange:
         request = self._subject_request(fields.get("subject_token", ""))
         headers = self._check_request_shape(request, audience, provider)
         self._check_date(headers["x-amz-date"])
-        arn, account = self._replay(request)
+        arn, account, userid = self._replay(request)
         self.log["aws_arn"] = arn
 
         if provider.get("aws_account_id") and account != str(provider["aws_account_id"]):
             raise errors.oauth_error("invalid_grant", errors.AWS_ACCOUNT_MISMATCH)
-        subject, attributes = map_attributes(arn, account, provider.get("google_subject", "assertion.arn"))
+        assertion = {"arn": arn, "account": account, "userid": userid}
+        try:
+            subject, attributes, groups = cel.map_assertion(provider_mapping(provider), assertion)
+        except cel.CelError as error:
+            raise errors.oauth_error("invalid_request", f"{errors.ATTRIBUTE_MAPPING_FAILED} {error}") from None
         if len(subject.encode()) > MAX_SUBJECT_BYTES:
             raise errors.oauth_error("invalid_request", errors.SUBJECT_TOO_LONG)
-        if not condition_allows(provider.get("attribute_condition"), arn, attributes):
+        if not condition_allows(provider.get("attribute_condition"), assertion, subject, attributes, groups):
             raise errors.oauth_error("unauthorized_client", errors.ATTRIBUTE_CONDITION_REJECTED)
 
-        principal = f"principal://iam.googleapis.com/{pool_resource}/subject/{subject}"
-        members = frozenset({
-            principal,
-            f"principalSet://iam.googleapis.com/{pool_resource}/attribute.aws_role/{attributes['aws_role']}",
-            f"principalSet://iam.googleapis.com/{pool_resource}/attribute.aws_account/{account}",
-            f"principalSet://iam.googleapis.com/{pool_resource}/*",
-        })
+        iam = f"iam.{universe}"
+        principal = f"principal://{iam}/{pool_resource}/subject/{subject}"
+        members = {principal, f"principalSet://{iam}/{pool_resource}/*"}
+        for name, value in attributes.items():
+            for item in value if isinstance(value, list) else [value]:
+                members.add(f"principalSet://{iam}/{pool_resource}/attribute.{name}/{item}")
+        members.update(f"principalSet://{iam}/{pool_resource}/group/{group}" for group in groups)
         ttl = int(config["token_ttl"].get("sts") or 3600)
-        value, _ = self.state.issue_token("federated", principal, members, scopes, ttl)
+        value, _ = self.state.issue_token("federated", principal, frozenset(members), scopes, ttl)
         self.log["principal"] = principal
         self.log["token_fingerprint"] = fingerprint(value)
         return {"access_token": value, "issued_token_type": ACCESS_TOKEN_TYPE, "token_type": "Bearer",
@@ -139,11 +148,12 @@ class TokenExchange:
         match = _AUDIENCE.match(audience)
         if not match:
             raise errors.oauth_error("invalid_target", errors.INVALID_TARGET)
-        project, location, pool_id, provider_id = match.groups()
+        _universe, project, location, pool_id, provider_id = match.groups()
         pool = config["pools"].get(pool_id)
         provider = (pool or {}).get("providers", {}).get(provider_id)
         if (project != config["project_number"] or location != "global" or pool is None or provider is None
-                or pool.get("disabled") or provider.get("disabled")):
+                or pool.get("disabled") or provider.get("disabled") or pool.get("deleted")
+                or provider.get("deleted")):
             raise errors.oauth_error("invalid_target", errors.INVALID_TARGET)
         return f"projects/{project}/locations/global/workloadIdentityPools/{pool_id}", provider
 
@@ -203,7 +213,7 @@ class TokenExchange:
             raise errors.aws_rejection("SignatureDoesNotMatch", f"Signature not yet current: {amz_date} is still "
                                        f"later than {fmt(now + MAX_SKEW_SECONDS)} ({fmt(now)} + 15 min.)")
 
-    def _replay(self, request: dict[str, Any]) -> tuple[str, str]:
+    def _replay(self, request: dict[str, Any]) -> tuple[str, str, str]:
         if self.aws is None:
             raise errors.internal_error()
         headers = [(item["key"], item["value"]) for item in request["headers"]]
@@ -220,27 +230,38 @@ class TokenExchange:
         arn, account = _xml_value(text, "Arn"), _xml_value(text, "Account")
         if not arn or not account:
             raise errors.internal_error()
-        return arn, account
+        return arn, account, _xml_value(text, "UserId") or ""
 
 
-def map_attributes(arn: str, account: str, google_subject: str) -> tuple[str, dict[str, str]]:
-    """Google's default AWS attribute mapping (plus the emulator's ``google_subject`` switch)."""
-    match = _ASSUMED_ROLE.match(arn)
-    if match:
-        partition, acct, role_name, _session = match.groups()
-        aws_role = f"arn:{partition}:sts::{acct}:assumed-role/{role_name}"
-    else:
-        role_name, aws_role = arn, arn
-    subject = {"assertion.arn": arn, "aws_role": aws_role, "role_name": role_name}.get(google_subject, arn)
-    return subject, {"aws_role": aws_role, "aws_account": account}
+_LEGACY_SUBJECTS = {
+    "assertion.arn": "assertion.arn",
+    "aws_role": cel.AWS_ROLE_DEFAULT,
+    "role_name": "assertion.arn.extract('assumed-role/{role_name}/')",
+}
 
 
-def condition_allows(condition: dict[str, Any] | None, arn: str, attributes: dict[str, str]) -> bool:
-    """Declarative stand-in for a CEL attribute condition: every listed key must match."""
+def provider_mapping(provider: dict[str, Any]) -> dict[str, str] | None:
+    """The provider's attribute mapping (``None``: Google's default AWS mapping). The older ``google_subject``
+    switch of the emulator's configuration is kept as a shorthand for a custom ``google.subject``."""
+    mapping = provider.get("attribute_mapping")
+    if mapping:
+        return dict(mapping)
+    subject = provider.get("google_subject", "assertion.arn")
+    if subject == "assertion.arn":
+        return None
+    return {**cel.AWS_DEFAULT_MAPPING, "google.subject": _LEGACY_SUBJECTS[subject]}
+
+
+def condition_allows(condition: str | dict[str, Any] | None, assertion: dict[str, str], subject: str,
+                     attributes: dict[str, Any], groups: list[str]) -> bool:
+    """A CEL attribute condition, evaluated as Google does (see :mod:`.cel`); the older declarative form
+    (``{"aws_role_in": [...], "aws_account_in": [...], "arn_in": [...]}``: every listed key must match) is kept."""
     if not condition:
         return True
-    checks = (("aws_role_in", attributes["aws_role"]), ("aws_account_in", attributes["aws_account"]),
-              ("arn_in", arn))
+    if isinstance(condition, str):
+        return cel.condition_holds(condition, assertion, subject, attributes, groups)
+    checks = (("aws_role_in", attributes.get("aws_role")), ("aws_account_in", assertion["account"]),
+              ("arn_in", assertion["arn"]))
     return all(value in condition[key] for key, value in checks if condition.get(key) is not None)
 
 

@@ -10,11 +10,11 @@ import re
 import pytest
 
 from airflow_provider_gcp_wif import cli
-from tests.core.conftest import aws_env, fresh_cache, seed_env
+from tests.core.conftest import aws_env, fresh_cache, role_supplier, seed_env
 
 # The core's fixtures, shared rather than copied: a clean credential cache, the fixture AWS identity, the seed's
-# variables.
-__all__ = ["aws_env", "fresh_cache", "seed_env"]
+# variables, the fixture role.
+__all__ = ["aws_env", "fresh_cache", "role_supplier", "seed_env"]
 
 
 @pytest.fixture

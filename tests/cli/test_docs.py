@@ -35,6 +35,7 @@ SYMPTOMS = {
     ("sts_exchange", "grant_type"): "unsupported_grant_type",
     ("sts_exchange", "invalid_scope"): "invalid_scope: The requested scope is invalid",
     ("sts_exchange", "service_disabled"): "403 SERVICE_DISABLED: Security Token Service API has not been used",
+    ("sts_exchange", "rate_limited"): "429 (any body): RESOURCE_EXHAUSTED, Quota exceeded, or an empty/HTML answer",
     ("impersonation", "service_disabled"): "403 SERVICE_DISABLED: IAM Service Account Credentials API has not been "
                                            "used",
     ("impersonation", "scope_insufficient"): "403 ACCESS_TOKEN_SCOPE_INSUFFICIENT",
@@ -44,6 +45,7 @@ SYMPTOMS = {
     ("impersonation", "lifetime"): "400 ... can not have lifetimes of more than 1 hour",
     ("impersonation", "sa_disabled"): "400 FAILED_PRECONDITION: Precondition check failed",
     ("impersonation", "invalid_argument"): "400 INVALID_ARGUMENT: Request contains an invalid argument",
+    ("impersonation", "not_found"): "404 NOT_FOUND (or an empty 404): the service account does not exist",
     ("impersonation", "unauthenticated"): "401 UNAUTHENTICATED: Request had invalid authentication credentials",
     ("impersonation", "rate_limited"): "429 RESOURCE_EXHAUSTED: Quota exceeded ... Generate credentials requests",
 }

@@ -91,7 +91,9 @@ def test_a_subject_over_127_bytes_warns_and_the_sts_step_confirms_it(emulator, c
     assert statuses(out)["subject length"] == "WARN"
     assert statuses(out)["STS exchange"] == "FAIL"
     assert "exceeds the 127 bytes limit" in out
-    assert "--attribute-mapping=\"google.subject=assertion.arn.extract('assumed-role/{role_name}/')" in out
+    assert "--attribute-mapping=\"google.subject=assertion.arn.contains('assumed-role') ? assertion.account" in out
+    # Google's default attribute.aws_role, which the setup's condition and principalSet binding rely on, is kept.
+    assert "attribute.aws_role=assertion.arn.contains('assumed-role') ? assertion.arn.extract('{account_arn}" in out
 
 
 def test_a_project_the_account_may_not_read_is_a_warning_not_a_failure(emulator, conn_env, set_conn):

@@ -1,0 +1,246 @@
+"""Every fix we print that changes Google's configuration works: provoke the error in the emulated clouds, apply the
+printed gcloud commands to the emulator's configuration, and the same exchange then succeeds.
+
+The emulator evaluates attribute mappings and conditions as Google does (CEL), so a fix that, say, remaps
+attribute.aws_role to something the setup's condition and principalSet binding do not expect fails here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import google.auth.transport.requests
+import pytest
+
+from airflow_provider_gcp_wif import errors
+from airflow_provider_gcp_wif.credentials import get_credentials
+from airflow_provider_gcp_wif.supplier import Boto3Supplier
+from tests.emulated_gcloud import (
+    AlreadyInState,
+    EmulatedGcloud,
+    assert_gcloud_parses,
+    gcloud_commands,
+    is_mutating,
+)
+
+REQUEST = google.auth.transport.requests.Request()
+ROLE = "arn:aws:sts::123456789012:assumed-role/wif-role"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """How to break the emulated project for one catalogue rule, and which identity and settings meet it."""
+
+    rule: tuple[str, str]  # (step, rule name) in errors.py
+    breaks: Callable[[Any, dict[str, Any]], None]
+    extras: dict[str, Any] | None = None
+    identity: str = "role"  # role (wif-role) | long_role (an MWAA-like role with a long name and session)
+
+
+def _long_role_setup(control, info):
+    """What `gcp-wif setup --aws-role-name <the long role>` creates: a condition and a principalSet binding on
+    the role ARN, and Google's default mapping (so google.subject is the whole, too long, session ARN)."""
+    role = f"arn:aws:sts::{info['aws_account_id']}:assumed-role/{info['long_role_arn'].rsplit('/', 1)[1]}"
+    control.set_provider(attribute_condition=f"attribute.aws_role=='{role}'")
+    control.add_binding(info["service_account"], "roles/iam.workloadIdentityUser",
+                        f"principalSet://iam.googleapis.com/{_pool(info)}/attribute.aws_role/{role}")
+
+
+def _pool(info):
+    return f"projects/{info['project_number']}/locations/global/workloadIdentityPools/{info['pool_id']}"
+
+
+SCENARIOS = {
+    "provider_disabled": Scenario(("sts_exchange", "invalid_target"), lambda c, i: c.set_provider(disabled=True)),
+    "provider_deleted": Scenario(("sts_exchange", "invalid_target"), lambda c, i: c.set_provider(deleted=True)),
+    "pool_disabled": Scenario(("sts_exchange", "invalid_target"), lambda c, i: c.set_pool(disabled=True)),
+    "pool_deleted": Scenario(("sts_exchange", "invalid_target"), lambda c, i: c.set_pool(False, deleted=True)),
+    "condition_excludes_role": Scenario(
+        ("sts_exchange", "attribute_condition"),
+        lambda c, i: c.set_provider(attribute_condition="attribute.aws_role == 'arn:aws:sts::1:assumed-role/x'")),
+    "condition_on_unmapped_attribute": Scenario(
+        ("sts_exchange", "attribute_condition"),
+        lambda c, i: c.set_provider(attribute_condition="attribute.team == 'data'")),
+    "subject_over_127_bytes": Scenario(("sts_exchange", "subject_too_long"), _long_role_setup,
+                                       identity="long_role"),
+    "aws_account_not_trusted": Scenario(("sts_exchange", "account_not_allowed"),
+                                        lambda c, i: c.set_provider(aws_account_id="111111111111")),
+    "sts_api_disabled": Scenario(("sts_exchange", "service_disabled"),
+                                 lambda c, i: c.configure({"disabled_services": ["sts.googleapis.com"]})),
+    "iam_api_disabled": Scenario(("impersonation", "service_disabled"),
+                                 lambda c, i: c.configure({"disabled_services": ["iamcredentials.googleapis.com"]})),
+    "binding_missing": Scenario(("impersonation", "permission_denied"),
+                                lambda c, i: c.remove_bindings(i["service_account"])),
+    "chain_hop_missing": Scenario(
+        ("impersonation", "permission_denied"), lambda c, i: c.remove_bindings(i["target_service_account"]),
+        extras={"impersonation_chain": "{service_account},{target_service_account}"}),
+    "lifetime_over_an_hour": Scenario(("impersonation", "lifetime"), lambda c, i: None,
+                                      extras={"lifetime_seconds": 7200}),
+    "service_account_disabled": Scenario(("impersonation", "sa_disabled"),
+                                         lambda c, i: c.add_service_account(i["service_account"], disabled=True)),
+}
+
+
+def _supplier(identity: str, aws_env, role_supplier) -> Boto3Supplier:
+    if identity == "role":
+        return role_supplier()
+    assumed = boto3.client("sts").assume_role(RoleArn=aws_env["long_role_arn"],
+                                              RoleSessionName="airflow-mwaa-task-session-0123456789-abcdefghij")
+    credentials = assumed["Credentials"]
+    session = boto3.session.Session(aws_access_key_id=credentials["AccessKeyId"],
+                                    aws_secret_access_key=credentials["SecretAccessKey"],
+                                    aws_session_token=credentials["SessionToken"], region_name=aws_env["aws_region"])
+    return Boto3Supplier(lambda: session, identity_key="long-role", description="long role")
+
+
+def _fresh_token(settings, supplier) -> str:
+    from airflow_provider_gcp_wif import credentials as wif_credentials
+
+    wif_credentials.clear_cache()
+    credentials = get_credentials(settings, supplier)
+    credentials.refresh(REQUEST)
+    return credentials.token
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_applying_the_printed_fix_makes_the_exchange_work(name, emulator, settings_for, role_supplier, aws_env):
+    scenario = SCENARIOS[name]
+    info = emulator.info
+    extras = {k: v.format(**info) if isinstance(v, str) else v for k, v in (scenario.extras or {}).items()}
+    settings = settings_for(**extras)
+    supplier = _supplier(scenario.identity, aws_env, role_supplier)
+    scenario.breaks(emulator.control, info)
+
+    with pytest.raises(errors.WifExchangeError) as caught:
+        _fresh_token(settings, supplier)
+    error = caught.value
+    assert error.step == scenario.rule[0], str(error)
+    commands = [c for c in gcloud_commands(error.fix) if is_mutating(c)]
+    assert commands, f"the fix changes nothing: {error.fix}"
+    assert _verbs(commands) == _verbs_of_rule(*scenario.rule), "the error came from another catalogue rule"
+
+    gcloud = EmulatedGcloud(emulator.control)
+    for command in commands:
+        # e.g. "undelete" offered next to "update --no-disabled": gcloud would say so and change nothing
+        with contextlib.suppress(AlreadyInState):
+            gcloud.run(command)
+    assert _fresh_token(settings, supplier)
+
+
+_VERBS = {"create", "create-aws", "update", "update-aws", "undelete", "enable", "add-iam-policy-binding", "allow",
+          "set-policy"}
+
+
+def _verbs(commands: list[str]) -> set[str]:
+    """``iam service-accounts add-iam-policy-binding`` etc.: the command without its resource and flags."""
+    result = set()
+    for command in commands:
+        words = command.split()[1:]
+        end = next(i for i, w in enumerate(words) if w in _VERBS)
+        result.add(" ".join(words[: end + 1]))
+    return result
+
+
+def _verbs_of_rule(step: str, rule: str) -> set[str]:
+    return _verbs([c for c in gcloud_commands(_rule_fix(step, rule)) if is_mutating(c)])
+
+
+def _rule_fix(step: str, rule: str) -> str:
+    rules = errors._STS_RULES if step == "sts_exchange" else errors._IAM_RULES
+    return next(fix for name, _, fix in rules if name == rule)(_CONTEXT)
+
+
+_CONTEXT = errors.ExchangeContext(
+    project_number="734501234567", pool_id="aws-pool", provider_id="aws-provider",
+    service_account="airflow-wif@wif-demo-project.iam.gserviceaccount.com",
+    delegates=("airflow-wif@wif-demo-project.iam.gserviceaccount.com",),
+    caller_arn_lookup=lambda: "arn:aws:sts::123456789012:assumed-role/wif-role/session")
+
+
+def test_every_rule_whose_fix_changes_google_configuration_has_a_scenario():
+    changing = {
+        (step, name)
+        for step, rules in (("sts_exchange", errors._STS_RULES), ("impersonation", errors._IAM_RULES))
+        for name, _, fix in rules
+        if any(is_mutating(c) for c in gcloud_commands(fix(_CONTEXT)))
+    }
+    assert changing == {s.rule for s in SCENARIOS.values()}
+
+
+def test_the_long_subject_fix_keeps_googles_default_aws_role_mapping():
+    """The mapping it prints gives, for every partition, the attribute.aws_role that the setup's condition and
+    principalSet binding name (evaluated by the emulator's CEL, as Google would)."""
+    from airflow_provider_gcp_wif.testing import cel
+    from tests.emulated_gcloud import parse_arg_dict
+
+    fix = _rule_fix("sts_exchange", "subject_too_long")
+    mapping_flag = next(c for c in gcloud_commands(fix) if "update-aws" in c).split("--attribute-mapping=", 1)[1]
+    mapping = parse_arg_dict(mapping_flag.strip('"'))
+    for partition in ("aws", "aws-us-gov", "aws-cn"):
+        arn = f"arn:{partition}:sts::123456789012:assumed-role/AmazonMWAA-env-{'x' * 40}/{'s' * 64}"
+        subject, attributes, _ = cel.map_assertion(mapping, {"arn": arn, "account": "123456789012", "userid": "u"})
+        assert attributes["aws_role"] == arn.rsplit("/", 1)[0]
+        assert len(subject.encode()) <= 127
+
+
+@pytest.mark.parametrize("partition", ["aws-us-gov", "aws-cn"])
+def test_fixes_name_the_callers_partition_and_universe(partition):
+    """A GovCloud or China worker is told to bind and admit its own partition's role ARN."""
+    context = errors.ExchangeContext(
+        project_number="734501234567", pool_id="aws-pool", provider_id="aws-provider",
+        service_account="airflow-wif@wif-demo-project.iam.gserviceaccount.com", universe_domain="example.test",
+        caller_arn_lookup=lambda: f"arn:{partition}:sts::123456789012:assumed-role/wif-role/session")
+    fixes = " ".join(fix(context) for _, _, fix in errors._STS_RULES + errors._IAM_RULES)
+    assert f"arn:{partition}:sts::123456789012:assumed-role/wif-role" in fixes
+    assert "arn:aws:sts::" not in fixes
+    assert "principalSet://iam.example.test/projects/734501234567/" in fixes
+    assert "iam.googleapis.com/projects" not in fixes
+
+
+def test_one_default_aws_role_mapping_everywhere():
+    """The setup, the fixes and the emulated Google agree on Google's default attribute.aws_role mapping."""
+    from airflow_provider_gcp_wif import cli
+    from airflow_provider_gcp_wif.testing import cel
+
+    assert cli.AWS_ROLE_MAPPING == errors.AWS_ROLE_MAPPING == cel.AWS_ROLE_DEFAULT
+
+
+def test_in_another_universe_the_printed_binding_is_the_one_that_works(emulator, aws_env, role_supplier):
+    """Audience, pool and principal follow universe_domain: the emulated Google of universe example.test only
+    knows //iam.example.test/ names, and the binding the fix prints for it makes impersonation work."""
+    from airflow_provider_gcp_wif.config import WifSettings
+
+    info = emulator.info
+    emulator.control.configure({"universe_domain": "example.test"})
+    emulator.control.remove_bindings(info["service_account"])
+    settings = WifSettings.from_extras({
+        "project_number": info["project_number"], "pool_id": info["pool_id"], "provider_id": info["provider_id"],
+        "impersonation_chain": info["service_account"], "universe_domain": "example.test",
+        "sts_endpoint": info["sts_endpoint"], "iam_endpoint": info["iam_endpoint"], "num_retries": 0,
+    }, allowed_endpoint_hosts="example.test")
+    assert settings.audience.startswith("//iam.example.test/projects/")
+    with pytest.raises(errors.WifExchangeError) as caught:
+        _fresh_token(settings, role_supplier())
+    assert caught.value.step == "impersonation"
+    commands = [c for c in gcloud_commands(caught.value.fix) if is_mutating(c)]
+    assert any("principalSet://iam.example.test/projects/" in c for c in commands)
+    gcloud = EmulatedGcloud(emulator.control)
+    for command in commands:
+        gcloud.run(command)
+    assert _fresh_token(settings, role_supplier())
+
+
+@pytest.mark.skipif(shutil.which("gcloud") is None, reason="gcloud is not installed")
+def test_every_command_in_every_fix_parses_in_real_gcloud(tmp_path):
+    """The commands the oracle applies are also the ones gcloud accepts (flags, positional arguments)."""
+    context = dataclasses.replace(_CONTEXT, lifetime_seconds=7200)
+    lines = sorted({c.replace("ORG_ID", "1234567").replace("PROJECT_ID", "wif-demo-project")
+                    for _, _, fix in errors._STS_RULES + errors._IAM_RULES
+                    for c in gcloud_commands(fix(context))})
+    assert_gcloud_parses(lines, tmp_path)
