@@ -136,7 +136,11 @@ class CloudSecretManagerWifBackend(CloudSecretManagerBackend):
         self.secret_manager_endpoint = _endpoint(secret_manager_endpoint, self.settings.universe_domain)
 
         from airflow_provider_gcp_wif.credentials import get_credentials
+        from airflow_provider_gcp_wif.integration import activate
 
+        # Airflow may build its secrets backend before it imports plugins: make sure the tokens minted for it
+        # reach the secrets masker (idempotent and cheap, as when the plugin is imported).
+        activate()
         self.credentials = get_credentials(self.settings, self.supplier)  # shared; no I/O until first use
 
     @staticmethod

@@ -197,3 +197,31 @@ def test_airflow_reads_a_connection_and_a_variable_through_the_backend(emulator,
         ("airflow-variables-no_such_variable", 404)}
     assert {r["principal"] for r in reads} == {info["service_account"]}
     assert all(r["status"] == 200 for r in emulator.control.requests("sts"))
+
+
+def test_tokens_minted_for_the_backend_reach_the_secrets_masker(aws_user, emulator):
+    """In a fresh interpreter that imported no plugin (Airflow may build its secrets backend first)."""
+    import os
+    import subprocess
+    import sys
+
+    store_secrets(emulator)
+    code = textwrap.dedent("""
+        import importlib, json, os
+        from airflow_provider_gcp_wif.secrets.secret_manager import CloudSecretManagerWifBackend
+        backend = CloudSecretManagerWifBackend(**json.loads(os.environ["KWARGS"]))
+        assert backend.get_variable("greeting") == "hello from Secret Manager"
+        for name in ("airflow.sdk.log", "airflow.sdk.execution_time.secrets_masker", "airflow.utils.log.secrets_masker"):
+            try:
+                redact = getattr(importlib.import_module(name), "redact", None)
+            except ImportError:
+                continue
+            if redact is not None:
+                break
+        print(redact("token " + backend.credentials.token))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "KWARGS": json.dumps(backend_kwargs(aws_user))})
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "token ***"
