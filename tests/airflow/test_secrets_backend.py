@@ -157,10 +157,10 @@ def test_the_stock_constructor_sets_no_attribute_this_one_lacks(aws_user):
     assert "client" in vars(type(ours)) and isinstance(inspect.getattr_static(type(ours), "client"), property)
 
 
-def test_registered_in_provider_info():
-    from airflow_provider_gcp_wif.provider_info import get_provider_info
+def test_airflow_lists_it_among_the_providers_secrets_backends():
+    from airflow.providers_manager import ProvidersManager
 
-    assert BACKEND in get_provider_info()["secrets-backends"]
+    assert BACKEND in ProvidersManager().secrets_backend_class_names
 
 
 # -- real Airflow processes ---------------------------------------------------------------------------------------
