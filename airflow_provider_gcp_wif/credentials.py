@@ -340,6 +340,22 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         self._lock = threading.Lock()
         self._inner = build_google_credentials(self.settings, self.supplier)
 
+    def federated_token(self, request: Any | None = None) -> str:
+        """A live federated token: the bearer of IAM Credentials calls made for this identity besides
+        ``generateAccessToken`` (``generateIdToken``). It is the source of the impersonated token, so ID tokens
+        and access tokens share one STS exchange; when it is stale, only it is renewed (one STS exchange, under
+        this credential's lock, without retries: callers retry ``retryable`` errors)."""
+        with self._lock:
+            source = getattr(self._inner, "_source_credentials", None)
+            if source is None:  # direct access: the federated token is this credential's own token
+                if not self.valid:
+                    self._exchange(request or _default_request())
+                return str(self.token)
+            if not source.valid:
+                source.refresh(request or _default_request())
+                masking.announce(source.token)
+            return str(source.token)
+
     # -- google-auth plumbing --------------------------------------------------------------------------------
 
     def with_quota_project(self, quota_project_id: str | None) -> WifCredentials:

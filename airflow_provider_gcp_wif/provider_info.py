@@ -141,6 +141,7 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Keyless Google Cloud access for Airflow on AWS (MWAA, ECS, EKS, EC2): a `gcp_wif` "
         "connection turns an Airflow AWS connection's identity into Google credentials.",
         "versions": [__version__],
+        "secrets-backends": ["airflow_provider_gcp_wif.secrets.secret_manager.CloudSecretManagerWifBackend"],
         "connection-types": [
             {
                 "connection-type": CONN_TYPE,

@@ -72,6 +72,31 @@ class GcpWifHook(GoogleBaseHook):
             "placeholders": {name: field["placeholder"] for name, field in CONN_FIELDS.items() if field["placeholder"]},
         }
 
+    # -- ID tokens -----------------------------------------------------------------------------------------
+
+    def get_id_token(self, audience: str) -> str:
+        """An ID token for ``audience`` — the URL of a private Cloud Run service or Cloud Function, or an IAP client
+        id — signed by Google for the connection's service account (the last of ``impersonation_chain``, or of the
+        hook's own ``impersonation_chain`` argument), with its ``email`` claim. Send it as ``Authorization: Bearer
+        <token>``.
+
+        Cached per audience in the process and renewed ahead of expiry (Google's ID tokens last one hour); the
+        token is registered with Airflow's secrets masker.
+
+        Raises:
+            WifConfigError: the connection is not of type ``gcp_wif``, or has no service account (Google's STS
+                cannot issue ID tokens to the federated identity itself).
+            WifExchangeError: a step of the exchange or ``generateIdToken`` failed; says which and the fix.
+        """
+        from airflow_provider_gcp_wif.errors import WifConfigError
+        from airflow_provider_gcp_wif.id_tokens import get_id_token
+
+        binding = self.__dict__.get("_gcp_wif")
+        if binding is None:
+            raise WifConfigError("conn_type", f"connection {self.gcp_conn_id!r} is not of type {CONN_TYPE!r}.",
+                                 "use a gcp_wif connection (GcpWifHook(gcp_conn_id=...)).")
+        return get_id_token(binding.credentials(), audience)
+
     # -- Test button ---------------------------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:

@@ -157,6 +157,24 @@ class EmulatorControl:
         """Replace the project-level grants (``[{"role": ..., "members": [...]}]``)."""
         self.configure({"project_iam": bindings})
 
+    # -- Secret Manager ------------------------------------------------------------------------------------
+    def add_secret_version(self, secret_id: str, data: str, iam: list[dict[str, Any]] | None = None) -> int:
+        """Add a version holding ``data`` to ``secret_id`` (creating the secret); ``iam`` replaces the secret's
+        grants (``[{"role": "roles/secretmanager.secretAccessor", "members": [...]}]``). Returns the version."""
+        secret = self.get_config().get("secrets", {}).get(secret_id) or {}
+        versions = [*secret.get("versions", []), data]
+        self.configure({"secrets": {secret_id: {"versions": versions,
+                                                "iam": secret.get("iam", []) if iam is None else iam}}})
+        return len(versions)
+
+    def set_secret_iam(self, secret_id: str, role: str, members: list[str]) -> None:
+        """Set the members of ``role`` on ``secret_id`` (an empty list removes the role)."""
+        secret = self.get_config().get("secrets", {}).get(secret_id) or {"versions": []}
+        bindings = [b for b in secret.get("iam", []) if b["role"] != role]
+        if members:
+            bindings.append({"role": role, "members": list(members)})
+        self.configure({"secrets": {secret_id: {**secret, "iam": bindings}}})
+
     # -- AWS -----------------------------------------------------------------------------------------------
     def expire_aws_credentials(self, access_key_id: str) -> None:
         """Emulated AWS answers requests signed with this key with ``ExpiredToken``."""

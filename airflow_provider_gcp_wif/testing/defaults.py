@@ -55,6 +55,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "buckets": {
         BUCKET: {"iam": [{"role": "roles/storage.objectAdmin", "members": [f"serviceAccount:{SERVICE_ACCOUNT}"]}]},
     },
+    # Secret Manager: {secret_id: {"versions": [text, ...], "iam": [{role, members}]}} (version 1 first).
+    "secrets": {},
     "allow_anonymous_storage": True,
     "disabled_services": [],
 }

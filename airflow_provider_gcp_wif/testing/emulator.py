@@ -97,6 +97,8 @@ class CloudEmulator:
             "iam_endpoint": base,
             "storage_host": base,
             "crm_endpoint": base,
+            "secret_manager_endpoint": base,
+            "id_token_certs_url": f"{base}/oauth2/v1/certs",
             "control_url": f"{base}/_emulator",
             "aws_region": self.aws.region,
             "aws_account_id": self.aws.trusted.account_id,

@@ -1,5 +1,7 @@
 """Emulated IAM Service Account Credentials: ``generateAccessToken`` and ``generateIdToken``.
 
+ID tokens are RS256 JWTs signed by the emulator's key (:mod:`.signing`), verifiable against its certificates.
+
 Order of checks: bearer (401) -> API enabled -> request arguments (400 INVALID_ARGUMENT) -> permission along the
 chain ``delegates + [target]`` (403, also for a service account that does not exist) -> target disabled
 (400 FAILED_PRECONDITION) -> lifetime over an hour without the org policy (400).
@@ -7,9 +9,7 @@ chain ``delegates + [target]`` (403, also for a service account that does not ex
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ _DELEGATE = re.compile(r"^projects/-/serviceAccounts/([^/]+)$")
 _LIFETIME = re.compile(r"^(\d+)(\.\d+)?s$")
 _SCOPE = re.compile(r"^https://www\.googleapis\.com/auth/[A-Za-z0-9_.\-/]+$")
 MAX_LIFETIME = 3600
+ISSUER = "https://accounts.google.com"
 MAX_EXTENDED_LIFETIME = 43200
 
 ACCESS_TOKEN_ROLES = {"roles/iam.workloadIdentityUser", "roles/iam.serviceAccountTokenCreator", "roles/owner",
@@ -148,17 +149,16 @@ class ServiceAccountCredentials:
 
     # -- ID token ------------------------------------------------------------------------------------------
     def _id_token(self, email: str, audience: str, include_email: bool) -> str:
+        """An RS256 JWT signed by the emulator's key (published at ``/oauth2/v1/certs`` and ``/oauth2/v3/certs``),
+        with the claims Google puts in service-account ID tokens."""
         now = int(self.state.now())
-        claims: dict[str, Any] = {"iss": "https://accounts.google.com", "aud": audience, "azp": email,
-                                  "sub": str(int(hashlib.sha256(email.encode()).hexdigest()[:15], 16)),
-                                  "iat": now, "exp": now + 3600}
+        claims: dict[str, Any] = {"aud": audience, "azp": str(self._unique_id(email)), "exp": now + 3600,
+                                  "iat": now, "iss": ISSUER, "sub": str(self._unique_id(email))}
         if include_email:
             claims.update(email=email, email_verified=True)
+        return self.state.id_token_signer.sign(claims)
 
-        def b64(data: bytes) -> str:
-            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-        signing_input = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "gcp-wif-emulator"}).encode()) \
-            + "." + b64(json.dumps(claims).encode())
-        signature = hmac.new(self.state.id_token_key, signing_input.encode(), hashlib.sha256).digest()
-        return signing_input + "." + b64(signature)
+    @staticmethod
+    def _unique_id(email: str) -> int:
+        """A stable 21-digit number per account, like a service account's ``uniqueId``."""
+        return 10**20 + int(hashlib.sha256(email.encode()).hexdigest()[:15], 16)

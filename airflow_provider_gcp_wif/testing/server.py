@@ -2,7 +2,10 @@
 
 Routes: ``POST /v1/token`` (STS), ``POST /v1/projects/-/serviceAccounts/<email>:generateAccessToken`` and
 ``:generateIdToken`` (IAM Credentials), ``GET /v1/projects/<project>`` (Resource Manager), ``/storage/v1/``,
-``/upload/storage/v1/``, ``/download/storage/v1/`` (Cloud Storage), ``/_emulator/*`` (controls, loopback only).
+``/upload/storage/v1/``, ``/download/storage/v1/`` (Cloud Storage),
+``GET /v1/projects/<project>/secrets/<secret>/versions/<version>:access`` (Secret Manager),
+``GET /oauth2/v1/certs`` and ``/oauth2/v3/certs`` (the ID-token signing certificates, PEM and JWKS),
+``/_emulator/*`` (controls, loopback only).
 Every Google request passes the fault injector first and lands in the request log afterwards.
 """
 
@@ -29,9 +32,12 @@ if TYPE_CHECKING:
 
 _IAM_PATH = re.compile(r"^/v1/projects/([^/]+)/serviceAccounts/([^/:]+):(generateAccessToken|generateIdToken)$")
 _CRM_PATH = re.compile(r"^/v1/projects/([^/:]+)$")
+_SECRET_PATH = re.compile(r"^/v1/projects/([^/]+)/secrets/([^/]+)/versions/([^/:]+):access$")
+_CERTS_PATHS = ("/oauth2/v1/certs", "/oauth2/v3/certs")
 _STORAGE_PREFIXES = ("/storage/v1/", "/upload/storage/v1/", "/download/storage/v1/")
 _SERVICES = {"sts": "sts.googleapis.com", "iam": "iamcredentials.googleapis.com",
-             "storage": "storage.googleapis.com", "crm": "cloudresourcemanager.googleapis.com"}
+             "storage": "storage.googleapis.com", "crm": "cloudresourcemanager.googleapis.com",
+             "secretmanager": "secretmanager.googleapis.com", "certs": "www.googleapis.com"}
 
 
 def classify(method: str, path: str) -> str | None:
@@ -44,6 +50,10 @@ def classify(method: str, path: str) -> str | None:
         return "storage"
     if method == "GET" and _CRM_PATH.match(path):
         return "crm"
+    if _SECRET_PATH.match(path):
+        return "secretmanager"
+    if path in _CERTS_PATHS:
+        return "certs"
     return None
 
 
@@ -147,7 +157,7 @@ class GoogleCloudServer:
 
     def _dispatch(self, endpoint: str, request: Any, environ: dict[str, Any], body: bytes,
                   log: dict[str, Any]) -> _Reply:
-        from . import crm, iam, storage, sts
+        from . import crm, iam, secret_manager, storage, sts
 
         try:
             if endpoint == "sts":
@@ -169,6 +179,18 @@ class GoogleCloudServer:
                 assert match is not None
                 return _Reply.json(200, crm.get_project(self.state, log, match.group(1),
                                                         request.headers.get("Authorization")))
+            if endpoint == "secretmanager":
+                if request.method != "GET":
+                    raise errors.google_error(405, "METHOD_NOT_ALLOWED", "Method not allowed")
+                match = _SECRET_PATH.match(request.path)
+                assert match is not None
+                return _Reply.json(200, secret_manager.access_secret_version(
+                    self.state, log, match.group(1), match.group(2), match.group(3),
+                    request.headers.get("Authorization")))
+            if endpoint == "certs":
+                signer = self.state.id_token_signer
+                return _Reply.json(200, signer.jwks() if request.path.endswith("/v3/certs") else signer.certificates(),
+                                   {"Cache-Control": "public, max-age=3600"})
             raw_path = (environ.get("REQUEST_URI") or environ.get("RAW_URI") or request.path).split("?")[0]
             if "://" in raw_path:  # absolute-form request target
                 raw_path = urllib.parse.urlsplit(raw_path).path

@@ -18,8 +18,9 @@ from typing import Any
 
 from . import cel
 from .defaults import deep_merge, default_config
+from .signing import IdTokenSigner
 
-ENDPOINTS = ("sts", "iam.generateAccessToken", "iam.generateIdToken", "storage", "crm")
+ENDPOINTS = ("sts", "iam.generateAccessToken", "iam.generateIdToken", "storage", "crm", "secretmanager", "certs")
 FAULT_KINDS = ("status", "delay", "reset", "malformed", "body")
 LOG_LIMIT = 10_000
 
@@ -144,6 +145,14 @@ def validate_config(config: dict[str, Any]) -> None:
     _validate_bindings(config.get("project_iam", []), "project_iam")
     for name, bucket in config["buckets"].items():
         _validate_bindings((bucket or {}).get("iam", []), f"buckets.{name}.iam")
+    if not isinstance(config.get("secrets", {}), dict):
+        raise ConfigError("secrets must be an object {secret_id: {versions, iam}}")
+    for name, secret in config.get("secrets", {}).items():
+        versions = secret.get("versions", []) if isinstance(secret, dict) else None
+        if not isinstance(secret, dict) or not isinstance(versions, list) \
+                or not all(v is None or isinstance(v, str) for v in versions):
+            raise ConfigError(f"secrets.{name} must be {{\"versions\": [text or null, ...], \"iam\": [...]}}")
+        _validate_bindings(secret.get("iam", []), f"secrets.{name}.iam")
     ttl = config["token_ttl"]
     for key in ("sts", "iam"):
         if ttl.get(key) is not None and (not isinstance(ttl[key], (int, float)) or ttl[key] <= 0):
@@ -177,7 +186,7 @@ class EmulatorState:
         self.faults: list[FaultRule] = []
         self.buckets: dict[str, StoredBucket] = {}
         self.uploads: dict[str, dict[str, Any]] = {}
-        self.id_token_key = secrets.token_bytes(32)
+        self.id_token_signer = IdTokenSigner()
         self._create_configured_buckets()
 
     # -- clock ---------------------------------------------------------------------------------------------

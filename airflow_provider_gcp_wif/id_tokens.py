@@ -1,0 +1,188 @@
+"""Google ID tokens for an AWS identity: IAM Credentials ``generateIdToken`` as the impersonated service account.
+
+A private Cloud Run service, Cloud Function or IAP-protected app wants an *ID token* whose audience is its URL (or
+client id), not an access token. Google's STS issues access tokens only, so the federated identity cannot get one
+itself: a service account mints it, which is why :func:`get_id_token` needs an ``impersonation_chain``.
+
+The call is authorised with the federated token (as google-auth's ``IDTokenCredentials`` does), with ``delegates``
+for chains and ``includeEmail`` so that the receiving service sees which account calls. Unlike google-auth's
+``IDTokenCredentials`` (which always calls ``iamcredentials.googleapis.com``), it goes to the settings'
+``iam_endpoint`` — already checked against the deployment's allow-list — and never follows a redirect, so the
+federated token reaches no other host.
+
+Tokens are cached process-wide per (settings, AWS identity, audience) and renewed ahead of expiry, one renewal at
+a time per audience; every token is announced to the secrets masker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_gcp_wif import masking
+from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError, parse_google_answer, translate
+
+if TYPE_CHECKING:
+    from airflow_provider_gcp_wif.credentials import WifCredentials
+
+log = logging.getLogger(__name__)
+
+#: Renew an ID token when less than this is left of its life (Google's last one hour) ...
+REFRESH_AHEAD_SECONDS = 300
+#: ... but keep serving the current one if the renewal fails and at least this much is left.
+MINIMUM_REMAINING_SECONDS = 60
+
+
+@dataclass
+class _CachedIdToken:
+    token: str | None = None
+    expires_at: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def remaining(self) -> float:
+        return self.expires_at - time.time() if self.token else -1.0
+
+
+_cache: dict[tuple[Any, ...], _CachedIdToken] = {}
+_cache_lock = threading.Lock()
+
+
+def get_id_token(credentials: WifCredentials, audience: str, *, request: Any | None = None) -> str:
+    """An ID token for ``audience`` (e.g. ``https://SERVICE-HASH.a.run.app``), signed by Google for the settings'
+    service account, with its ``email`` claim.
+
+    Args:
+        credentials: the shared credentials of a ``gcp_wif`` connection (their settings name the account).
+        audience: what the receiving service expects in ``aud``: a Cloud Run / Cloud Functions URL, or an IAP
+            OAuth client id.
+        request: a google-auth transport request (default: a ``requests``-based one).
+
+    Raises:
+        WifConfigError: no service account is configured, or ``audience`` is empty — before any network call.
+        WifExchangeError: a step failed (``impersonation`` for ``generateIdToken`` itself), with the fix.
+    """
+    from airflow_provider_gcp_wif.credentials import cache_key
+
+    settings = credentials.settings
+    if not isinstance(audience, str) or not audience.strip() or any(c.isspace() for c in audience):
+        raise WifConfigError(
+            "audience (of the ID token)", f"{audience!r} is not an ID-token audience.",
+            "pass the receiving service's URL, e.g. https://SERVICE-HASH-REGION.a.run.app (Cloud Run, Cloud "
+            "Functions), or the OAuth client id of an IAP-protected app.", conn_id=settings.conn_id)
+    if settings.service_account is None:
+        raise WifConfigError(
+            "impersonation_chain",
+            "is empty, and ID tokens can only be minted for a service account: Google's STS issues access tokens "
+            "only, so the federated identity (direct resource access) cannot get an ID token.",
+            "set impersonation_chain to a service account the federated identity may use (its "
+            "roles/iam.workloadIdentityUser grant includes iam.serviceAccounts.getOpenIdToken), or pass "
+            "impersonation_chain= to the hook; grant that account roles/run.invoker on the Cloud Run service.",
+            conn_id=settings.conn_id)
+    key = (*cache_key(settings, credentials.supplier), audience)
+    entry = _cache.get(key)
+    if entry is None:
+        with _cache_lock:
+            entry = _cache.setdefault(key, _CachedIdToken())
+    if entry.remaining() > REFRESH_AHEAD_SECONDS:
+        return str(entry.token)
+    with entry.lock:
+        if entry.remaining() > REFRESH_AHEAD_SECONDS:  # another thread renewed it meanwhile
+            return str(entry.token)
+        try:
+            token, expires_at = _generate(credentials, audience, request)
+        except WifExchangeError as err:
+            if entry.remaining() > MINIMUM_REMAINING_SECONDS:
+                log.warning("gcp_wif: renewing the ID token for %s failed, the current one stays in use: %s",
+                            audience, err)
+                return str(entry.token)
+            raise
+        entry.token, entry.expires_at = token, expires_at
+        return token
+
+
+def _generate(credentials: WifCredentials, audience: str, request: Any | None) -> tuple[str, float]:
+    """One ``generateIdToken`` call (retrying transient failures as the access-token exchange does)."""
+    from airflow_provider_gcp_wif.credentials import _default_request, exchange_context
+
+    settings = credentials.settings
+    request = request or _default_request()
+    email = settings.service_account
+    url = f"{settings.iam_endpoint}/v1/projects/-/serviceAccounts/{email}:generateIdToken"
+    body: dict[str, Any] = {"audience": audience, "includeEmail": True}
+    if settings.delegates:
+        body["delegates"] = [f"projects/-/serviceAccounts/{delegate}" for delegate in settings.delegates]
+    context = exchange_context(settings, credentials.supplier)
+    attempts = settings.num_retries + 1
+    for attempt in range(attempts):
+        try:
+            return _call(request, url, credentials.federated_token(request), body, context)
+        except WifExchangeError as err:
+            if not err.retryable or attempt == attempts - 1:
+                raise
+            delay = min(8.0, 0.5 * (2**attempt)) * (0.5 + random.random() / 2)  # noqa: S311
+            log.info("gcp_wif: generateIdToken failed transiently (%s); retry %d of %d in %.2fs",
+                     err.code or err.status or "no answer", attempt + 1, attempts - 1, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _call(request: Any, url: str, bearer: str, body: dict[str, Any], context: Any) -> tuple[str, float]:
+    from google.auth import exceptions as google_exceptions
+    from google.auth import jwt
+
+    headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"}
+    try:
+        # allow_redirects=False: the federated token goes to the allowed IAM endpoint and nowhere else.
+        response = request(url=url, method="POST", body=json.dumps(body).encode(), headers=headers,
+                           allow_redirects=False)
+    except google_exceptions.TransportError as err:
+        raise WifExchangeError("impersonation", f"generateIdToken could not reach {url}: {err}.",
+                               "a network failure: retry; check connectivity to the IAM Credentials endpoint.",
+                               retryable=True) from err
+    status = int(response.status)
+    data = response.data.decode("utf-8", "replace") if isinstance(response.data, bytes) else str(response.data)
+    if 300 <= status < 400:
+        raise WifExchangeError(
+            "impersonation", f"IAM Credentials answered generateIdToken with a redirect (HTTP {status}); the "
+            "federated token is not sent on to another URL.",
+            "set iam_endpoint to the IAM Credentials endpoint itself (https://iamcredentials.googleapis.com or "
+            "your Private Service Connect name).", status=status)
+    if status != 200:
+        answer = parse_google_answer(data, status)
+        if answer is None:
+            raise WifExchangeError("impersonation", f"generateIdToken answered HTTP {status} without a Google "
+                                   "error body.", "check iam_endpoint; retry.", status=status,
+                                   retryable=status == 429 or status >= 500)
+        raise translate("impersonation", answer, context)
+    try:
+        token = json.loads(data)["token"]
+        claims = jwt.decode(token, verify=False)  # our own fresh token: only its expiry is read
+        expires_at = float(claims["exp"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise WifExchangeError("impersonation", "generateIdToken answered 200 without a readable ID token.",
+                               "retry; if it persists, check iam_endpoint.", status=status,
+                               retryable=True) from err
+    masking.announce(token)
+    return str(token), expires_at
+
+
+def clear_cache() -> None:
+    """Forget every cached ID token (tests)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _after_fork_in_child() -> None:
+    global _cache_lock
+    _cache_lock = threading.Lock()
+    _cache.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
