@@ -598,6 +598,11 @@ class _Parser:
         url = result.pop("impersonation_url", None)
         if url:
             match = _IMPERSONATION_URL.match(url)
+            try:
+                parse_endpoint(match.group("base") if match else url)
+            except _BadEndpoint as why:
+                self.fail(name, f"its service_account_impersonation_url {shown_url(url)} {why}.",
+                          "re-create the file with --service-account=EMAIL.")
             if not match or not url.isascii() or any(not " " < ch < "\x7f" or ch in "\\?#" for ch in url):
                 self.fail(name, f"has a service_account_impersonation_url that is not a generateAccessToken URL: "
                                 f"{shown_url(url)}.", "re-create the file with --service-account=EMAIL.")

@@ -197,3 +197,38 @@ def test_the_stored_url_is_the_normalised_one_that_was_checked():
     assert parsed.sts_endpoint == "https://sts.googleapis.com/v1/token"
     assert parsed.iam_endpoint == "https://[::1]:8443"
     assert ipaddress.ip_address(parse_url(parsed.iam_endpoint).host.strip("[]")).is_loopback
+
+
+# -- credentials typed into an endpoint are never echoed -------------------------------------------------------
+
+secrets = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~", min_size=4,
+                  max_size=20).map(lambda s: "S3CR3T" + s)
+
+
+@st.composite
+def endpoints_with_a_secret(draw):
+    secret = draw(secrets)
+    host = draw(st.sampled_from(ALLOWED_HOSTS + DISALLOWED_HOSTS))
+    shape = draw(st.sampled_from([
+        "{scheme}user:{secret}@{host}/v1/token", "{scheme}{secret}@{host}", "{scheme}{host}/v1/token?key={secret}",
+        "{scheme}{host}/v1/token#{secret}", "{scheme}{host}?{secret}", "{scheme}a:{secret}@b@{host}/v1/token",
+        "{scheme}{host}\\@{secret}@x/v1/token", "{scheme}u:{secret}@{host}\\.googleapis.com/?k={secret}#{secret}",
+        "{scheme}[{secret}@{host}", "{scheme}{host}:{secret}@x/", "{scheme}{host}/v1/token?\u3002={secret}",
+    ]))
+    return secret, shape.format(scheme=draw(st.sampled_from(SCHEMES)), secret=secret, host=host)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(route=st.sampled_from([*ROUTES, "scope"]), case=endpoints_with_a_secret())
+def test_a_credential_in_an_endpoint_is_never_echoed_in_the_error_or_its_traceback(route, case):
+    import traceback
+
+    secret, endpoint = case
+    extras = {**BASE, "scope": endpoint} if route == "scope" else extras_for(route, endpoint)
+    try:
+        parsed = WifSettings.from_extras(extras, conn_id="c", allowed_endpoint_hosts=DEPLOYMENT_ALLOWS)
+    except WifConfigError as err:
+        shown = [str(err), repr(err), "".join(traceback.format_exception(err)), err.problem, err.fix]
+        assert not any(secret in text for text in shown), (route, endpoint, str(err))
+    else:
+        raise AssertionError(f"{route}: {endpoint!r} accepted as {parsed!r}")
