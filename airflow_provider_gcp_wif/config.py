@@ -451,6 +451,7 @@ class WifSettings:
 
 
 _ALLOW_ALL = ("__already_validated__",)
+_MISSING: Any = object()
 _FILE_KEYS = {"sts_endpoint": "token_url", "iam_endpoint": "service_account_impersonation_url"}
 
 
@@ -489,10 +490,10 @@ class _Parser:
     def fail(self, name: str, problem: str, fix: str) -> NoReturn:
         raise WifConfigError(name, problem, fix, conn_id=self.conn_id)
 
-    def text(self, name: str, limit: int = MAX_TEXT, value: Any = None, field: str | None = None) -> str | None:
+    def text(self, name: str, limit: int = MAX_TEXT, value: Any = _MISSING, field: str | None = None) -> str | None:
         """A text value (whole numbers are accepted as their digits), stripped and at most ``limit`` long.
-        ``value``/``field``: check a value from the credential config, blaming ``field`` for it."""
-        if value is None:
+        ``value``/``field``: check a value from the credential config instead, blaming ``field`` for it."""
+        if value is _MISSING:
             value = self.values.get(name)
         if value is None:
             return None
@@ -716,7 +717,7 @@ class _Parser:
             chain.append(email)
         return tuple(chain)
 
-    def project_id(self, name: str, value: Any = None, field: str | None = None) -> str | None:
+    def project_id(self, name: str, value: Any = _MISSING, field: str | None = None) -> str | None:
         value = self.text(name, value=value, field=field)
         if value is not None and not _PROJECT_ID.match(value):
             self.fail(field or name, f"{f'its {name} ' if field else ''}{shown(value)} is not a Google Cloud "
