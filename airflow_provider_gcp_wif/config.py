@@ -129,9 +129,11 @@ def shown_url(value: Any) -> str:
         return shown(value)
     cut = min((i for i in (value.find("?"), value.find("#")) if i >= 0), default=-1)
     text = value if cut < 0 else value[:cut] + value[cut] + "<redacted>"
-    if "@" in text:
-        start = text.find("://") + 3 if "://" in text else 0
-        text = text[:start] + "<redacted>" + text[text.rfind("@"):]
+    at = text.rfind("@")
+    if at >= 0:
+        scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text)
+        start = scheme.end() if scheme and scheme.end() <= at else 0
+        text = text[:start] + "<redacted>" + text[at:]
     return shown(text)
 
 
@@ -506,7 +508,7 @@ class _Parser:
             value = str(value)
         value = value.strip()
         if len(value) > limit:
-            self.fail(blame, f"{what}is {len(value)} characters long, more than {limit}: {shown(value)}.",
+            self.fail(blame, f"{what}is {len(value)} characters long, more than {limit}: {shown_url(value)}.",
                       "check that the right value was pasted into this field.")
         return value or None
 
@@ -623,7 +625,7 @@ class _Parser:
         raw = given or from_file or DEFAULT_UNIVERSE_DOMAIN
         value = _dns_name(raw)
         if value is None or "." not in value or not _HOSTNAME.match(value):
-            self.fail(blame, f"{shown(raw)} is not a domain name.", "leave it empty for googleapis.com.")
+            self.fail(blame, f"{shown_url(raw)} is not a domain name.", "leave it empty for googleapis.com.")
         if value != DEFAULT_UNIVERSE_DOMAIN and self.allowed is not _ALLOW_ALL and not _listed(value, self.allowed):
             self.fail(blame, f"{value!r} is not allowed by this deployment.",
                       f"an Airflow administrator adds it to [gcp_wif] allowed_endpoint_hosts ({ALLOWED_HOSTS_ENV}).")
@@ -641,15 +643,15 @@ class _Parser:
             self.check_pool_id("provider_id", provider)
         given = self.text("audience")
         if given and from_file and _normalise_audience(given) != _normalise_audience(from_file):
-            self.fail("audience", f"{shown(given)} disagrees with the credential_config's audience "
-                                  f"{shown(from_file)}.", "remove one of them.")
+            self.fail("audience", f"{shown_url(given)} disagrees with the credential_config's audience "
+                                  f"{shown_url(from_file)}.", "remove one of them.")
         raw_audience = given or from_file
         if raw_audience:
             audience = _normalise_audience(raw_audience)
             match = _AUDIENCE.match(audience)
             if not match or match.group("domain") != universe:
                 self.fail("audience" if given else "credential_config",
-                          f"{shown(raw_audience)} is not a workload identity provider's full name.",
+                          f"{shown_url(raw_audience)} is not a workload identity provider's full name.",
                           f"use //iam.{universe}/projects/PROJECT_NUMBER/locations/global/workloadIdentityPools/"
                           "POOL_ID/providers/PROVIDER_ID, or set project_number, pool_id and provider_id instead.")
             parts = {"project_number": match.group("number"), "pool_id": match.group("pool"),
@@ -740,7 +742,7 @@ class _Parser:
                       f"use Google OAuth scopes such as {CLOUD_PLATFORM_SCOPE}, comma separated.")
         for item in items:
             if not isinstance(item, str) or len(item) > MAX_TEXT:
-                self.fail("scope", f"lists {shown(item)}, not an OAuth scope.",
+                self.fail("scope", f"lists {shown_url(item)}, not an OAuth scope.",
                           f"use Google OAuth scopes such as {CLOUD_PLATFORM_SCOPE}, comma separated.")
         scopes = tuple(dict.fromkeys(s.strip() for s in items if s.strip()))
         if not scopes:

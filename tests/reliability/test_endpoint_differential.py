@@ -214,6 +214,8 @@ def endpoints_with_a_secret(draw):
         "{scheme}{host}/v1/token#{secret}", "{scheme}{host}?{secret}", "{scheme}a:{secret}@b@{host}/v1/token",
         "{scheme}{host}\\@{secret}@x/v1/token", "{scheme}u:{secret}@{host}\\.googleapis.com/?k={secret}#{secret}",
         "{scheme}[{secret}@{host}", "{scheme}{host}:{secret}@x/", "{scheme}{host}/v1/token?\u3002={secret}",
+        "{secret}@{scheme}{host}/v1/token", "{secret}:x@{scheme}{host}@y", "{scheme}u:{secret}@{host}/" + "a" * 3000,
+        "{scheme}{host}/" + "a" * 3000 + "?key={secret}",
     ]))
     return secret, shape.format(scheme=draw(st.sampled_from(SCHEMES)), secret=secret, host=host)
 
