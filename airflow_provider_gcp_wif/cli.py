@@ -155,10 +155,10 @@ def cmd_token(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         credentials = get_credentials(source.settings, source.supplier)
         credentials.refresh(_request())
     except (WifConfigError, UsageError) as error:
-        print(f"gcp-wif: {error}", file=err)
+        print(f"gcp-wif: {one_line(error)}", file=err)
         return EXIT_USAGE
     except WifExchangeError as error:
-        print(f"gcp-wif: {error}", file=err)
+        print(f"gcp-wif: {one_line(error)}", file=err)
         return EXIT_FAILED
     token, expire_time = credentials.token, rfc3339(credentials.expiry)
     if args.json:
@@ -408,6 +408,8 @@ def _google_message(response: Any) -> str:
 def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     doctor = Doctor(args.conn_id, api_call=not args.no_api_call, api_url=args.api_url)
     checks = doctor.run()
+    if checks[0].status == FAIL:  # bad settings: also the one line on stderr that `token` and `setup` print
+        print(f"gcp-wif doctor: {one_line(checks[0].detail)}", file=err)
     if args.json:
         print(json.dumps({"ok": not doctor.failed, "checks": [c.as_dict() for c in checks]}, indent=2), file=out)
         return EXIT_FAILED if doctor.failed else EXIT_OK
@@ -881,7 +883,7 @@ def cmd_setup(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         plan = build_setup_plan(args)
     except WifConfigError as error:
-        print(f"gcp-wif setup: {error}", file=err)
+        print(f"gcp-wif setup: {one_line(error)}", file=err)
         return EXIT_USAGE
     out.write(render_terraform(plan) if args.format == "terraform" else render_gcloud(plan))
     return EXIT_OK
@@ -1122,10 +1124,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(message: object, limit: int = 2000) -> str:
+    """``message`` as one bounded line: whitespace and control characters collapse to single spaces."""
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in str(message)[: 2 * limit]).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run one subcommand. Whatever goes wrong ends as one line on stderr and a non-zero status, no traceback:
+    2 for bad settings or usage, 1 for anything else."""
+    from airflow_provider_gcp_wif.errors import WifConfigError
+
     args = _parser().parse_args(argv)
     handler: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.handler
-    return handler(args, out or sys.stdout, err or sys.stderr)
+    error_stream = err or sys.stderr
+    try:
+        return handler(args, out or sys.stdout, error_stream)
+    except (WifConfigError, UsageError) as error:
+        print(f"gcp-wif {args.command}: {one_line(error)}", file=error_stream)
+        return EXIT_USAGE
+    except Exception as error:  # noqa: BLE001 - a command line prints one line, not a traceback
+        print(f"gcp-wif {args.command}: {type(error).__name__}: {one_line(error, 500)}", file=error_stream)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

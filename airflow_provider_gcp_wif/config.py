@@ -20,6 +20,12 @@ includes the ``*.p.googleapis.com`` Private Service Connect names), loopback (lo
 (comma separated host names; ``.example.com`` allows sub-domains). A universe domain other than
 ``googleapis.com`` must be allowed the same way. A connection editor cannot loosen this: the signed AWS request is a
 bearer credential and must reach Google's STS and nothing else.
+
+An endpoint must be a plain ``http(s)://HOST[:PORT][/PATH]``: HOST an ASCII DNS name or an IP literal; no
+backslash, whitespace, control or non-ASCII character, no percent-escape, no ``user:password@``, no query or
+fragment. The host that is checked is the host urllib3 and requests (the libraries that send the request) parse out
+of it, and the settings store that normalised URL, never the string that was typed. Error messages show values
+truncated, and URLs with any userinfo, query or fragment redacted.
 """
 
 from __future__ import annotations
@@ -28,12 +34,12 @@ import difflib
 import ipaddress
 import json
 import logging
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
 from airflow_provider_gcp_wif.errors import WifConfigError
 
@@ -89,16 +95,166 @@ _AUDIENCE = re.compile(
     r"workloadIdentityPools/(?P<pool>[^/]+)/providers/(?P<provider>[^/]+)$"
 )
 _SHORT_SCOPES = {"openid", "email", "profile"}
+_SCOPE = re.compile(r"(?i:https)://(?P<host>[A-Za-z0-9.-]{1,253})(?P<path>/[A-Za-z0-9._~/:+-]*)?")
 _IMPERSONATION_URL = re.compile(r"^(?P<base>https?://[^/]+)/v1/projects/-/serviceAccounts/(?P<email>[^:/]+):generateAccessToken$")
+
+# Size bounds: a value is refused (with a truncated excerpt) before any regular expression or parser sees more.
+MAX_TEXT = 2048  # one id, email, URL, region, ...
+MAX_LIST_TEXT = 16384  # impersonation_chain / scope as one comma-separated text
+MAX_ITEMS = 64  # impersonation_chain / scope as a list
+MAX_CREDENTIAL_CONFIG = 65536  # the credential-config JSON text
+SHOWN_CHARS = 80  # how much of a bad value an error message shows
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_ENDPOINT_SHAPE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/]*)(?P<path>/.*)?")
+_ENDPOINT_PATH = re.compile(r"(/[A-Za-z0-9._~-]*)*")
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
+    """``value`` as an error message shows it: on one line, at most ~2 x ``limit`` characters, never the whole of
+    a huge or nested value (no ``repr`` of containers, no ``str`` of huge numbers)."""
+    if isinstance(value, str):
+        text = repr(value[:limit])
+        if len(text) > 2 * limit:
+            text = text[: 2 * limit]
+        return text + (f"... ({len(value)} characters)" if len(value) > limit or len(text) == 2 * limit else "")
+    return _json_type(value)
+
+
+def shown_url(value: Any) -> str:
+    """Like :func:`shown`, with anything that may be a credential typed into a URL redacted: the userinfo
+    (``user:password@``), the query and the fragment."""
+    if not isinstance(value, str):
+        return shown(value)
+    cut = min((i for i in (value.find("?"), value.find("#")) if i >= 0), default=-1)
+    text = value if cut < 0 else value[:cut] + value[cut] + "<redacted>"
+    at = text.rfind("@")
+    if at >= 0:
+        scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text)
+        start = scheme.end() if scheme and scheme.end() <= at else 0
+        text = text[:start] + "<redacted>" + text[at:]
+    return shown(text)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value) if value.bit_length() <= 64 else f"a {value.bit_length()}-bit number"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, Mapping):
+        return "a JSON object"
+    if isinstance(value, list | tuple):
+        return "a JSON list"
+    return f"a {type(value).__name__[:40]}"
+
+
+class _BadEndpoint(Exception):
+    """Why an endpoint string is refused (internal; the parser turns it into a ``WifConfigError``)."""
+
+
+def _dns_name(value: str) -> str | None:
+    """The lowercase ASCII DNS name without a trailing dot, or ``None``. A name whose last label is numeric (or
+    hex) must be a plain dotted-quad IPv4 address: resolvers read ``127.1``, ``2130706433`` or ``0x7f.1`` as
+    addresses, so such a string is never treated as a name."""
+    name = value.lower()
+    if name.endswith("."):
+        name = name[:-1]
+    if not 0 < len(name) <= 253 or not name.isascii():
+        return None
+    labels = name.split(".")
+    if not all(_DNS_LABEL.fullmatch(label) for label in labels):
+        return None
+    if labels[-1].isdigit() or labels[-1].startswith("0x"):
+        try:
+            return str(ipaddress.IPv4Address(name))
+        except ValueError:
+            return None
+    return name
+
+
+def parse_endpoint(raw: str) -> tuple[str, str, int | None, str]:
+    """``(scheme, host, port, path)`` of an endpoint in the strict grammar; ``host`` is a lowercase DNS name, a
+    dotted-quad IPv4 address or a bracketed, compressed IPv6 address; ``port`` is ``None`` for the scheme's default.
+
+    Raises:
+        _BadEndpoint: saying what is wrong.
+    """
+    if len(raw) > MAX_TEXT:
+        raise _BadEndpoint(f"is longer than {MAX_TEXT} characters")
+    if not raw.isascii() or any(not " " < ch < "\x7f" for ch in raw):
+        raise _BadEndpoint("contains whitespace, control or non-ASCII characters")
+    if "\\" in raw:
+        raise _BadEndpoint("contains a backslash")
+    match = _ENDPOINT_SHAPE.fullmatch(raw)
+    if not match or match["scheme"].lower() not in _DEFAULT_PORTS:
+        raise _BadEndpoint("is not an http(s) URL")
+    if "@" in raw:
+        raise _BadEndpoint("must not contain credentials (user:password@)")
+    if "?" in raw or "#" in raw:
+        raise _BadEndpoint("must not contain a query or a fragment")
+    if "%" in raw:
+        raise _BadEndpoint("must not contain percent-escapes")
+    scheme, authority, path = match["scheme"].lower(), match["authority"], match["path"] or ""
+    if authority.startswith("["):
+        inside, bracket, rest = authority[1:].partition("]")
+        try:
+            host = f"[{ipaddress.IPv6Address(inside).compressed}]" if bracket else ""
+        except ValueError:
+            host = ""
+        port_text = rest[1:] if rest.startswith(":") else (None if not rest else "")
+    else:
+        name, colon, port_text_ = authority.partition(":")
+        host = _dns_name(name) or ""
+        port_text = port_text_ if colon else None
+    if not host:
+        raise _BadEndpoint("does not name a host: use a DNS name or an IP address")
+    port: int | None = None
+    if port_text is not None:
+        if not (port_text.isdigit() and len(port_text) <= 5 and 1 <= int(port_text) <= 65535):
+            raise _BadEndpoint("has a port that is not a number from 1 to 65535")
+        port = int(port_text)
+        if port == _DEFAULT_PORTS[scheme]:
+            port = None
+    if not _ENDPOINT_PATH.fullmatch(path) or any(seg in (".", "..") for seg in path.split("/")):
+        raise _BadEndpoint("has a path that is not plain /segments of letters, digits and -._~")
+    return scheme, host, port, path.rstrip("/")
+
+
+def _cross_check(url: str, host: str, port: int | None) -> None:
+    """Defence in depth: the sending libraries must read the same host and port out of the normalised URL."""
+    import requests
+    from urllib3.util import parse_url
+
+    prepared = requests.PreparedRequest()
+    try:
+        prepared.prepare_url(url, None)
+        readings = [parse_url(url), parse_url(prepared.url or "")]
+    except Exception as err:  # any parser failure: the URL is not the plain one that was checked
+        raise _BadEndpoint("is not read the same way by the HTTP libraries") from err
+    for reading in readings:
+        if (reading.host or "").lower() != host or reading.port != port or reading.auth or reading.query:
+            raise _BadEndpoint("is not read the same way by the HTTP libraries")
 
 
 def _loopback(host: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ``::1`` (brackets allowed); nothing else, not even IPv4-mapped forms."""
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv4Address):
+        return address in ipaddress.IPv4Network("127.0.0.0/8")
+    return address == ipaddress.IPv6Address("::1")
 
 
 def deployment_allowed_hosts(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
@@ -111,14 +267,36 @@ def deployment_allowed_hosts(environ: Mapping[str, str] | None = None) -> tuple[
 
 
 def parse_allowed_hosts(raw: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Allow-list entries, normalised like endpoint hosts (lowercase, no trailing dot, ``*.x`` = ``.x``). An entry
+    that is not an ASCII DNS name or IP address (e.g. a Unicode name: write its ``xn--`` form) is ignored, with a
+    warning."""
     if raw is None:
         return ()
     items = raw.split(",") if isinstance(raw, str) else list(raw)
-    return tuple(item.strip().lower().lstrip("*") for item in items if item and item.strip())
+    entries = []
+    for item in items:
+        entry = str(item).strip().lower().lstrip("*") if isinstance(item, str) else ""
+        if not entry:
+            continue
+        suffix = entry.startswith(".")
+        name = entry[1:] if suffix else entry
+        if name.startswith("[") and name.endswith("]"):
+            name = name[1:-1]
+        try:
+            normal: str | None = ipaddress.ip_address(name).compressed
+        except ValueError:
+            normal = _dns_name(name)
+        if normal is None:
+            log.warning("[gcp_wif] allowed_endpoint_hosts: %s is not a host name or address; ignored.", shown(item))
+            continue
+        entries.append("." + normal if suffix else normal)
+    return tuple(entries)
 
 
 def _host_allowed(host: str, allowed: tuple[str, ...], universe_domain: str) -> bool:
     host = host.lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
     if _loopback(host):
         return True
     if host == universe_domain or host.endswith("." + universe_domain):
@@ -275,6 +453,8 @@ class WifSettings:
 
 
 _ALLOW_ALL = ("__already_validated__",)
+_MISSING: Any = object()
+_FILE_KEYS = {"sts_endpoint": "token_url", "iam_endpoint": "service_account_impersonation_url"}
 
 
 class _Parser:
@@ -288,6 +468,10 @@ class _Parser:
             self.fail("extra", f"must be a JSON object, not {type(raw).__name__}.", "store extras as a JSON object.")
         self.values: dict[str, Any] = {}
         for key, value in raw.items():
+            if not isinstance(key, str):
+                log.warning("gcp_wif connection %r: extra key %s is not text; ignored.", self.conn_id or "",
+                            shown(key))
+                continue
             plain = key[len(LEGACY_PREFIX):] if key.startswith(LEGACY_PREFIX) else key
             if value is None or (isinstance(value, str) and not value.strip()):
                 continue
@@ -308,21 +492,33 @@ class _Parser:
     def fail(self, name: str, problem: str, fix: str) -> NoReturn:
         raise WifConfigError(name, problem, fix, conn_id=self.conn_id)
 
-    def text(self, name: str) -> str | None:
-        value = self.values.get(name)
+    def text(self, name: str, limit: int = MAX_TEXT, value: Any = _MISSING, field: str | None = None) -> str | None:
+        """A text value (whole numbers are accepted as their digits), stripped and at most ``limit`` long.
+        ``value``/``field``: check a value from the credential config instead, blaming ``field`` for it."""
+        if value is _MISSING:
+            value = self.values.get(name)
         if value is None:
             return None
-        if not isinstance(value, str | int):
-            self.fail(name, f"must be text, not {type(value).__name__}.", "store it as a JSON string.")
-        return str(value).strip()
+        blame, what = (field, f"its {name} ") if field else (name, "")
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            self.fail(blame, f"{what}must be text, not {_json_type(value)}.", "store it as a JSON string.")
+        if isinstance(value, int):
+            if value.bit_length() > 64:
+                self.fail(blame, f"{what}is {_json_type(value)}, not a setting.", "store it as a JSON string.")
+            value = str(value)
+        value = value.strip()
+        if len(value) > limit:
+            self.fail(blame, f"{what}is {len(value)} characters long, more than {limit}: {shown_url(value)}.",
+                      "check that the right value was pasted into this field.")
+        return value or None
 
     def _warn_unknown(self) -> None:
         for key in self.values:
             if key not in KNOWN_KEYS:
-                close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.6)
+                close = difflib.get_close_matches(key[:100], KNOWN_KEYS, n=1, cutoff=0.6)
                 hint = f" Did you mean {close[0]!r}?" if close else f" Known keys: {', '.join(KNOWN_KEYS)}."
                 log.warning(
-                    "gcp_wif connection %r: unknown extra %r is ignored.%s", self.conn_id or "", key, hint
+                    "gcp_wif connection %r: unknown extra %s is ignored.%s", self.conn_id or "", shown(key), hint
                 )
 
     # -- fields ----------------------------------------------------------------------------------------------
@@ -353,7 +549,8 @@ class _Parser:
             project=self.project_id("project"),
             scopes=self.scopes(),
             lifetime_seconds=lifetime,
-            quota_project_id=self.project_id("quota_project_id") or from_file.get("quota_project_id"),
+            quota_project_id=self.project_id("quota_project_id")
+            or self.project_id("quota_project_id", from_file.get("quota_project_id"), field="credential_config"),
             aws_region=self.region(),
             universe_domain=universe,
             sts_endpoint=sts,
@@ -363,9 +560,10 @@ class _Parser:
         )
 
     def aws_conn_id(self) -> str:
-        value = self.text("aws_conn_id") or "aws_default"
-        if any(ch.isspace() for ch in value):
-            self.fail("aws_conn_id", f"{value!r} contains whitespace.", "name an existing Airflow AWS connection id.")
+        value = self.text("aws_conn_id", limit=250) or "aws_default"
+        if any(ch.isspace() or not ch.isprintable() for ch in value):
+            self.fail("aws_conn_id", f"{shown(value)} contains whitespace or control characters.",
+                      "name an existing Airflow AWS connection id.")
         return value
 
     def credential_config(self) -> dict[str, Any]:
@@ -373,51 +571,63 @@ class _Parser:
         if raw is None:
             return {}
         name = "credential_config"
+        paste = "paste the whole file written by `gcloud iam workload-identity-pools create-cred-config ... --aws`."
         if isinstance(raw, str):
+            if len(raw) > MAX_CREDENTIAL_CONFIG:
+                self.fail(name, f"is {len(raw)} characters long, more than {MAX_CREDENTIAL_CONFIG}.", paste)
             try:
                 raw = json.loads(raw)
             except json.JSONDecodeError as err:
-                self.fail(name, f"is not valid JSON ({err.msg} at line {err.lineno}).",
-                          "paste the whole file written by `gcloud iam workload-identity-pools create-cred-config "
-                          "... --aws`.")
+                self.fail(name, f"is not valid JSON ({err.msg} at line {err.lineno}).", paste)
+            except (ValueError, RecursionError) as err:  # int-digit limit, nesting deeper than the stack
+                self.fail(name, f"is not usable JSON ({type(err).__name__}).", paste)
         if not isinstance(raw, Mapping):
-            self.fail(name, "must be a JSON object.", "paste the whole credential configuration file.")
+            self.fail(name, f"must be a JSON object, not {_json_type(raw)}.", paste)
         if raw.get("type") != "external_account":
-            self.fail(name, f"has type {raw.get('type')!r}, expected 'external_account'.",
+            self.fail(name, f"has type {shown(raw.get('type'))}, expected 'external_account'.",
                       "use the file from `gcloud iam workload-identity-pools create-cred-config ... --aws`; a "
                       "service-account key does not belong in a gcp_wif connection.")
         token_type = raw.get("subject_token_type")
         if token_type != AWS_SUBJECT_TOKEN_TYPE:
-            self.fail(name, f"is for subject_token_type {token_type!r}, not AWS ({AWS_SUBJECT_TOKEN_TYPE}).",
+            self.fail(name, f"is for subject_token_type {shown(token_type)}, not AWS ({AWS_SUBJECT_TOKEN_TYPE}).",
                       "create the configuration with `--aws` for an AWS provider of the pool.")
         result: dict[str, Any] = {}
-        if raw.get("audience"):
-            result["audience"] = raw["audience"]
-        if raw.get("token_url"):
-            result["sts_endpoint"] = raw["token_url"]
-        if raw.get("universe_domain"):
-            result["universe_domain"] = raw["universe_domain"]
-        if raw.get("quota_project_id"):
-            result["quota_project_id"] = raw["quota_project_id"]
-        url = raw.get("service_account_impersonation_url")
+        for key, target in (("audience", "audience"), ("token_url", "sts_endpoint"),
+                            ("universe_domain", "universe_domain"), ("quota_project_id", "quota_project_id"),
+                            ("service_account_impersonation_url", "impersonation_url")):
+            value = self.text(key, value=raw.get(key), field=name)
+            if value:
+                result[target] = value
+        url = result.pop("impersonation_url", None)
         if url:
-            match = _IMPERSONATION_URL.match(str(url))
-            if not match:
+            match = _IMPERSONATION_URL.match(url)
+            try:
+                parse_endpoint(match.group("base") if match else url)
+            except _BadEndpoint as why:
+                self.fail(name, f"its service_account_impersonation_url {shown_url(url)} {why}.",
+                          "re-create the file with --service-account=EMAIL.")
+            if not match or not url.isascii() or any(not " " < ch < "\x7f" or ch in "\\?#" for ch in url):
                 self.fail(name, f"has a service_account_impersonation_url that is not a generateAccessToken URL: "
-                                f"{url!r}.", "re-create the file with --service-account=EMAIL.")
+                                f"{shown_url(url)}.", "re-create the file with --service-account=EMAIL.")
             result["service_account"] = match.group("email")
             result["iam_endpoint"] = match.group("base")
-        options = raw.get("service_account_impersonation") or {}
-        if isinstance(options, Mapping) and options.get("token_lifetime_seconds"):
+        options = raw.get("service_account_impersonation")
+        if options is not None and not isinstance(options, Mapping):
+            self.fail(name, f"its service_account_impersonation must be a JSON object, not {_json_type(options)}.",
+                      paste)
+        if options and options.get("token_lifetime_seconds") is not None:
             result["lifetime_seconds"] = options["token_lifetime_seconds"]
         return result
 
     def universe_domain(self, from_file: str | None) -> str:
-        value = (self.text("universe_domain") or from_file or DEFAULT_UNIVERSE_DOMAIN).lower()
-        if not _HOSTNAME.match(value):
-            self.fail("universe_domain", f"{value!r} is not a domain name.", "leave it empty for googleapis.com.")
+        given = self.text("universe_domain")
+        blame = "universe_domain" if given or not from_file else "credential_config"
+        raw = given or from_file or DEFAULT_UNIVERSE_DOMAIN
+        value = _dns_name(raw)
+        if value is None or "." not in value or not _HOSTNAME.match(value):
+            self.fail(blame, f"{shown_url(raw)} is not a domain name.", "leave it empty for googleapis.com.")
         if value != DEFAULT_UNIVERSE_DOMAIN and self.allowed is not _ALLOW_ALL and not _listed(value, self.allowed):
-            self.fail("universe_domain", f"{value!r} is not allowed by this deployment.",
+            self.fail(blame, f"{value!r} is not allowed by this deployment.",
                       f"an Airflow administrator adds it to [gcp_wif] allowed_endpoint_hosts ({ALLOWED_HOSTS_ENV}).")
         return value
 
@@ -433,14 +643,15 @@ class _Parser:
             self.check_pool_id("provider_id", provider)
         given = self.text("audience")
         if given and from_file and _normalise_audience(given) != _normalise_audience(from_file):
-            self.fail("audience", f"{given!r} disagrees with the credential_config's audience {from_file!r}.",
-                      "remove one of them.")
+            self.fail("audience", f"{shown_url(given)} disagrees with the credential_config's audience "
+                                  f"{shown_url(from_file)}.", "remove one of them.")
         raw_audience = given or from_file
         if raw_audience:
             audience = _normalise_audience(raw_audience)
             match = _AUDIENCE.match(audience)
             if not match or match.group("domain") != universe:
-                self.fail("audience", f"{raw_audience!r} is not a workload identity provider's full name.",
+                self.fail("audience" if given else "credential_config",
+                          f"{shown_url(raw_audience)} is not a workload identity provider's full name.",
                           f"use //iam.{universe}/projects/PROJECT_NUMBER/locations/global/workloadIdentityPools/"
                           "POOL_ID/providers/PROVIDER_ID, or set project_number, pool_id and provider_id instead.")
             parts = {"project_number": match.group("number"), "pool_id": match.group("pool"),
@@ -450,7 +661,7 @@ class _Parser:
             self.check_pool_id("audience", parts["provider_id"], what="provider id")
             for key, value in (("project_number", number), ("pool_id", pool), ("provider_id", provider)):
                 if value is not None and value != parts[key]:
-                    self.fail(key, f"{value!r} disagrees with the audience, which names {parts[key]!r}.",
+                    self.fail(key, f"{shown(value)} disagrees with the audience, which names {shown(parts[key])}.",
                               "set either the audience or project_number/pool_id/provider_id, or make them agree.")
             return audience, parts["project_number"], parts["pool_id"], parts["provider_id"]
         missing = [k for k, v in (("project_number", number), ("pool_id", pool), ("provider_id", provider)) if not v]
@@ -465,13 +676,14 @@ class _Parser:
 
     def check_number(self, value: str, name: str = "project_number") -> None:
         if not _DIGITS.match(value):
-            self.fail(name, f"project number {value!r} must be digits only (the project NUMBER, not its ID).",
+            self.fail(name, f"project number {shown(value)} must be digits only (the project NUMBER, not its ID).",
                       "find it with `gcloud projects describe PROJECT_ID --format='value(projectNumber)'`.")
 
     def check_pool_id(self, name: str, value: str, what: str | None = None) -> None:
         what = what or name.replace("_", " ")
         if not _POOL_ID.match(value):
-            self.fail(name, f"{what} {value!r} must be 4-32 characters of lowercase letters, digits and hyphens.",
+            self.fail(name, f"{what} {shown(value)} must be 4-32 characters of lowercase letters, digits and "
+                            "hyphens.",
                       "copy the id from `gcloud iam workload-identity-pools list --location=global` (pools) or "
                       "`... providers list --workload-identity-pool=POOL_ID --location=global` (providers).")
         if value.startswith("gcp-"):
@@ -479,32 +691,39 @@ class _Parser:
                       "use the id of the pool/provider you created.")
 
     def impersonation_chain(self, from_file: str | None) -> tuple[str, ...]:
-        raw = self.values.get("impersonation_chain")
+        name = "impersonation_chain"
+        raw = self.values.get(name)
         if raw is None:
             items: list[Any] = [from_file] if from_file else []
         elif isinstance(raw, str):
-            items = raw.split(",")
+            items = (self.text(name, limit=MAX_LIST_TEXT) or "").split(",")
         elif isinstance(raw, list | tuple):
             items = list(raw)
         else:
-            self.fail("impersonation_chain", f"must be text or a list, not {type(raw).__name__}.",
+            self.fail(name, f"must be text or a list, not {_json_type(raw)}.",
                       "use service-account emails, comma separated.")
+        if len(items) > MAX_ITEMS:
+            self.fail(name, f"lists {len(items)} accounts, more than {MAX_ITEMS}.", "list the accounts to chain.")
         chain = []
         for item in items:
-            email = str(item).strip()
+            if not isinstance(item, str):
+                self.fail(name, f"lists {_json_type(item)}, not a service-account email.",
+                          "use service-account emails (text), comma separated.")
+            email = item.strip()
             if not email:
                 continue
-            if not _EMAIL.match(email):
-                self.fail("impersonation_chain", f"{email!r} is not a service-account email.",
+            if len(email) > 254 or not _EMAIL.match(email):
+                self.fail(name, f"{shown(email)} is not a service-account email.",
                           "use plain emails such as NAME@PROJECT_ID.iam.gserviceaccount.com, comma separated, "
                           "without quotes or spaces; leave it empty for direct resource access.")
             chain.append(email)
         return tuple(chain)
 
-    def project_id(self, name: str) -> str | None:
-        value = self.text(name)
+    def project_id(self, name: str, value: Any = _MISSING, field: str | None = None) -> str | None:
+        value = self.text(name, value=value, field=field)
         if value is not None and not _PROJECT_ID.match(value):
-            self.fail(name, f"{value!r} is not a Google Cloud project id.",
+            self.fail(field or name, f"{f'its {name} ' if field else ''}{shown(value)} is not a Google Cloud "
+                                     "project id.",
                       "use the project ID (6-30 lowercase letters, digits, hyphens), e.g. my-project-123.")
         return value
 
@@ -512,38 +731,56 @@ class _Parser:
         raw = self.values.get("scope")
         if raw is None:
             return (CLOUD_PLATFORM_SCOPE,)
-        items = raw if isinstance(raw, list | tuple) else re.split(r"[,\s]+", str(raw))
-        scopes = tuple(dict.fromkeys(str(s).strip() for s in items if str(s).strip()))
+        if isinstance(raw, list | tuple):
+            if len(raw) > MAX_ITEMS:
+                self.fail("scope", f"lists {len(raw)} scopes, more than {MAX_ITEMS}.", "list the scopes you need.")
+            items = list(raw)
+        elif isinstance(raw, str):
+            items = re.split(r"[,\s]+", self.text("scope", limit=MAX_LIST_TEXT) or "")
+        else:
+            self.fail("scope", f"must be text or a list, not {_json_type(raw)}.",
+                      f"use Google OAuth scopes such as {CLOUD_PLATFORM_SCOPE}, comma separated.")
+        for item in items:
+            if not isinstance(item, str) or len(item) > MAX_TEXT:
+                self.fail("scope", f"lists {shown_url(item)}, not an OAuth scope.",
+                          f"use Google OAuth scopes such as {CLOUD_PLATFORM_SCOPE}, comma separated.")
+        scopes = tuple(dict.fromkeys(s.strip() for s in items if s.strip()))
         if not scopes:
             return (CLOUD_PLATFORM_SCOPE,)
         for scope in scopes:
             if scope in _SHORT_SCOPES:
                 continue
-            parts = urlsplit(scope)
-            host = (parts.hostname or "").lower()
+            match = _SCOPE.fullmatch(scope)
+            host = match["host"].lower() if match else ""
             google = host in ("googleapis.com", "google.com") or host.endswith((".googleapis.com", ".google.com"))
-            if parts.scheme != "https" or not google:
-                self.fail("scope", f"{scope!r} is not an OAuth scope.",
+            if not google:
+                self.fail("scope", f"{shown_url(scope)} is not an OAuth scope.",
                           f"use Google OAuth scopes such as {CLOUD_PLATFORM_SCOPE}, comma separated (the URL of "
                           "your own service is an ID-token audience, not a scope).")
         return scopes
 
     def lifetime(self, from_file: Any) -> int:
-        raw = self.values.get("lifetime_seconds", from_file)
+        raw = self.values.get("lifetime_seconds")
+        name = "lifetime_seconds"
+        if raw is None:
+            raw, name = from_file, "credential_config"
         if raw is None:
             return 3600
         if isinstance(raw, bool):
-            self.fail("lifetime_seconds", "must be a number of seconds, not true/false.", "use e.g. 3600.")
-        text = str(raw).strip()
-        if text.endswith("s"):
-            text = text[:-1]
-        try:
-            value = int(float(text)) if re.fullmatch(r"[0-9]+(\.0+)?", text) else int(text)
-        except ValueError:
-            self.fail("lifetime_seconds", f"{raw!r} is not a number of seconds.",
-                      "use e.g. 3600 or \"3600s\" (1 to 43200).")
+            self.fail(name, "must be a number of seconds, not true/false.", "use e.g. 3600.")
+        value = -1
+        if isinstance(raw, int):
+            value = raw if raw.bit_length() <= 64 else -1
+        elif isinstance(raw, float):
+            value = int(raw) if math.isfinite(raw) and raw.is_integer() and abs(raw) < 2**63 else -1
+        elif isinstance(raw, str):
+            match = re.fullmatch(r"([0-9]{1,9})(\.0+)?s?", raw.strip()[:100])
+            if match:
+                value = int(match.group(1))
+        if value == -1:
+            self.fail(name, f"{shown(raw)} is not a number of seconds.", "use e.g. 3600 or \"3600s\" (1 to 43200).")
         if not 1 <= value <= MAX_LIFETIME_SECONDS:
-            self.fail("lifetime_seconds", f"{value} is outside 1-{MAX_LIFETIME_SECONDS} seconds.",
+            self.fail(name, f"{value} is outside 1-{MAX_LIFETIME_SECONDS} seconds.",
                       "use at most 3600, or up to 43200 where the org policy "
                       "constraints/iam.allowServiceAccountCredentialLifetimeExtension lists the service account.")
         return value
@@ -551,7 +788,7 @@ class _Parser:
     def region(self) -> str | None:
         value = self.text("aws_region")
         if value is not None and not _REGION.match(value):
-            self.fail("aws_region", f"{value!r} is not an AWS region.",
+            self.fail("aws_region", f"{shown(value)} is not an AWS region.",
                       "use a region code such as us-east-1 or eu-west-2, or leave it empty to use the AWS "
                       "connection's region_name.")
         return value
@@ -560,34 +797,36 @@ class _Parser:
         raw = self.values.get("num_retries")
         if raw is None:
             return 5
-        try:
-            value = int(str(raw).strip())
-        except ValueError:
-            value = -1
-        if isinstance(raw, bool) or not 0 <= value <= 20:
-            self.fail("num_retries", f"{raw!r} is not a whole number from 0 to 20.", "use e.g. 5 (the default).")
+        value = -1
+        if isinstance(raw, int) and not isinstance(raw, bool) and raw.bit_length() <= 64:
+            value = raw
+        elif isinstance(raw, str) and re.fullmatch(r"[0-9]{1,3}", raw.strip()[:10]):
+            value = int(raw.strip())
+        if not 0 <= value <= 20:
+            self.fail("num_retries", f"{shown(raw)} is not a whole number from 0 to 20.", "use e.g. 5 (the default).")
         return value
 
     def endpoint(self, name: str, from_file: str | None, default: str, universe: str, *, token_url: bool) -> str:
-        raw = self.text(name) or from_file
+        given = self.text(name)
+        raw = given or from_file
         if not raw:
             return default
-        parts = urlsplit(raw)
-        host = (parts.hostname or "").lower()
-        if parts.scheme not in ("https", "http") or not host:
-            self.fail(name, f"{raw!r} is not an http(s) URL.", f"use e.g. {default}.")
-        if parts.username or parts.password or parts.query or parts.fragment:
-            self.fail(name, f"{raw!r} must not contain credentials, a query or a fragment.", f"use e.g. {default}.")
-        if parts.scheme == "http" and not _loopback(host):
-            self.fail(name, f"{raw!r} uses plain http for a non-loopback host.", "use https.")
+        blame, what = (name, "") if given else ("credential_config", f"its {_FILE_KEYS[name]} ")
+        try:
+            scheme, host, port, path = parse_endpoint(raw)
+            base = f"{scheme}://{host}" + (f":{port}" if port else "")
+            _cross_check(base + path, host, port)
+        except _BadEndpoint as why:
+            self.fail(blame, f"{what}{shown_url(raw)} {why}.",
+                      f"use a plain URL such as {default} (scheme, host, optional port and path only).")
+        if scheme == "http" and not _loopback(host):
+            self.fail(blame, f"{what}{shown_url(raw)} uses plain http for a non-loopback host.", "use https.")
         if self.allowed is not _ALLOW_ALL and not _host_allowed(host, self.allowed, universe):
-            self.fail(name, f"host {host!r} is not a Google endpoint, and this deployment does not allow it; the "
-                            "signed AWS request is a credential and is only sent to Google.",
+            self.fail(blame, f"{what}host {host!r} is not a Google endpoint, and this deployment does not allow it; "
+                             "the signed AWS request is a credential and is only sent to Google.",
                       f"use Google's endpoint ({default}) or a Private Service Connect name under *.p.{universe}; "
                       f"an Airflow administrator can allow other hosts in [gcp_wif] allowed_endpoint_hosts "
                       f"({ALLOWED_HOSTS_ENV}).")
-        path = parts.path.rstrip("/")
-        base = f"{parts.scheme}://{parts.netloc}"
         if token_url:
             return base + (path or "/v1/token")
         if "/v1/" in path + "/":

@@ -48,15 +48,22 @@ class WifConfigError(ValueError):
     """
 
     def __init__(self, field: str, problem: str, fix: str = "", conn_id: str | None = None) -> None:
-        self.field = field
-        self.problem = problem
-        self.fix = fix
-        self.conn_id = conn_id
+        # Bounded, whatever a caller passes: a setting's value is never echoed whole (config.py shows excerpts).
+        self.field = _bounded(field, 100)
+        self.problem = _bounded(problem, 1000)
+        self.fix = _bounded(fix, 1000)
+        self.conn_id = None if conn_id is None else _bounded(conn_id, 250)
+        field, problem, fix, conn_id = self.field, self.problem, self.fix, self.conn_id
         where = f"gcp_wif connection {conn_id!r}: " if conn_id else ""
         message = f"{where}{field}: {problem}"
         if fix:
             message += f" Fix: {fix}"
         super().__init__(message)
+
+
+def _bounded(text: object, limit: int) -> str:
+    text = text if isinstance(text, str) else f"<{type(text).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class WifExchangeError(google_exceptions.RefreshError):

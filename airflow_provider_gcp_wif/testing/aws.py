@@ -33,6 +33,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from .bind import ALLOW_FLAG, NonLoopbackHostError, require_loopback
+
 DEFAULT_REGION = "us-east-1"
 TRUSTED_ACCOUNT_ID = "123456789012"
 UNTRUSTED_ACCOUNT_ID = "999988887777"
@@ -68,7 +70,10 @@ class AwsIdentity:
 class AwsEmulator:
     """Parent-side handle on the moto child process."""
 
-    def __init__(self, host: str = "127.0.0.1", region: str = DEFAULT_REGION) -> None:
+    def __init__(self, host: str = "127.0.0.1", region: str = DEFAULT_REGION, *,
+                 allow_non_loopback: bool = False) -> None:
+        require_loopback(host, allow_non_loopback)
+        self.allow_non_loopback = allow_non_loopback
         self.host = host
         self.region = region
         self.endpoint: str = ""
@@ -84,7 +89,7 @@ class AwsEmulator:
         env["INITIAL_NO_AUTH_ACTION_COUNT"] = "inf"  # the child switches auth on itself after seeding
         self._process = subprocess.Popen(
             [sys.executable, "-m", "airflow_provider_gcp_wif.testing.aws", "--host", self.host,
-             "--region", self.region],
+             "--region", self.region, *([ALLOW_FLAG] if self.allow_non_loopback else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=None,
@@ -327,7 +332,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="moto child process of the gcp-wif emulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--region", default=DEFAULT_REGION)
+    parser.add_argument(ALLOW_FLAG, action="store_true")
     args = parser.parse_args(argv)
+    try:
+        require_loopback(args.host, args.allow_non_loopback)
+    except NonLoopbackHostError as err:
+        parser.error(str(err))
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

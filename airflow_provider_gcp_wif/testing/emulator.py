@@ -8,6 +8,7 @@ from typing import Any
 
 from . import defaults
 from .aws import DEFAULT_REGION, LONG_ROLE_NAME, AwsEmulator
+from .bind import require_loopback
 from .control import EmulatorControl
 from .server import GoogleCloudServer
 from .state import EmulatorState
@@ -27,7 +28,8 @@ class CloudEmulator:
     Args:
         config: the declarative Google-side configuration (a dict, or a JSON file path), deep-merged over
             :data:`DEFAULT_CONFIG`; ``None`` for the default fixture.
-        host: address to bind (loopback only is supported).
+        host: address to bind: loopback (127.0.0.0/8, ``::1``, ``localhost``); anything else raises
+            :class:`~airflow_provider_gcp_wif.testing.bind.NonLoopbackHostError` unless ``allow_non_loopback``.
         port: port of the Google server; 0 picks a free one. Emulated AWS always takes a free port.
 
     ``start()`` returns ``self``; ``info`` is the start-up JSON line of ``python -m
@@ -35,9 +37,10 @@ class CloudEmulator:
     """
 
     def __init__(self, config: dict[str, Any] | str | os.PathLike[str] | None = None, host: str = "127.0.0.1",
-                 port: int = 0, aws_region: str = DEFAULT_REGION) -> None:
+                 port: int = 0, aws_region: str = DEFAULT_REGION, *, allow_non_loopback: bool = False) -> None:
+        require_loopback(host, allow_non_loopback)
         self.state = EmulatorState(load_config(config))
-        self.aws = AwsEmulator(host=host, region=aws_region)
+        self.aws = AwsEmulator(host=host, region=aws_region, allow_non_loopback=allow_non_loopback)
         self.server = GoogleCloudServer(self.state, self.aws, host=host, port=port)
         self.info: dict[str, Any] = {}
         self._control: EmulatorControl | None = None

@@ -97,3 +97,40 @@ def test_the_decoy_does_receive_the_exchange_once_the_deployment_allows_its_host
         WifCredentials(settings, role_supplier(), retry_initial_delay=0.01).force_refresh(google_request)
     assert received and received[0], "the decoy saw the connection (a TLS hello carrying the exchange's host)"
     assert EVIL_HOST.encode() in received[0]
+
+
+@pytest.mark.parametrize("route", ["sts_endpoint", "iam_endpoint", "token_url", "service_account_impersonation_url"])
+def test_the_backslash_bypass_is_refused_and_the_decoy_it_points_at_receives_nothing(
+    emulator, aws_env, decoy, monkeypatch, route
+):
+    """``https://tokens.attacker.example\\.googleapis.com`` looks like a googleapis.com host to ``urlsplit``, but
+    requests connects to ``tokens.attacker.example`` on port 443 (here: the decoy). Refused on every route."""
+    import requests
+
+    port, received = decoy
+    resolve_host_only = socket.getaddrinfo
+
+    def resolve(host, service, *args, **kwargs):  # ...and the decoy stands in for port 443 of that host
+        return resolve_host_only(host, port if host == EVIL_HOST and service == 443 else service, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    bypass = f"https://{EVIL_HOST}\\.googleapis.com"
+    # The control: the sending library itself does take this string to the decoy.
+    with pytest.raises(requests.RequestException):
+        requests.post(bypass + "/v1/token", data={"subject_token": "x"}, timeout=5)
+    assert received and EVIL_HOST.encode() in received[0]
+    received.clear()
+
+    if route in ("sts_endpoint", "iam_endpoint"):
+        extras = extras_for(aws_env, **{route: bypass + ("/v1/token" if route == "sts_endpoint" else "")})
+    else:
+        config = {"type": "external_account", "subject_token_type": "urn:ietf:params:aws:token-type:aws4_request",
+                  "audience": f"//iam.googleapis.com/projects/{aws_env['project_number']}/locations/global/"
+                              f"workloadIdentityPools/{aws_env['pool_id']}/providers/{aws_env['provider_id']}"}
+        config[route] = bypass + ("/v1/token" if route == "token_url" else
+                                  f"/v1/projects/-/serviceAccounts/{aws_env['service_account']}:generateAccessToken")
+        extras = {"credential_config": json.dumps(config), "num_retries": 0}
+    with pytest.raises(WifConfigError) as caught:
+        WifSettings.from_extras(extras, allowed_endpoint_hosts="")
+    assert caught.value.field in (route, "credential_config") and "backslash" in caught.value.problem
+    assert received == [] and emulator.control.requests() == []
