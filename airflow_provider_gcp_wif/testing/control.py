@@ -75,7 +75,8 @@ class EmulatorControl:
         ``statuses`` are answered in sequence (one request each), then the endpoint recovers. With ``rate``,
         each request fails with that probability (``seed`` makes it repeatable) until ``count`` faults fired.
         ``kinds``: ``status`` (Google error body with the status), ``delay`` (sleep ``delay_seconds``, then
-        answer normally), ``reset`` (drop the connection), ``malformed`` (200 with truncated JSON).
+        answer normally), ``reset`` (drop the connection), ``malformed`` (200 with truncated JSON), ``bad_expiry``
+        (the real answer, with a live token, whose ``expires_in`` / ``expireTime`` is not a valid value).
         """
         return self._call("POST", "faults", {"endpoint": endpoint, "statuses": statuses, "rate": rate,
                                              "kinds": kinds, "delay_seconds": delay_seconds, "count": count,

@@ -19,7 +19,7 @@ from typing import Any
 from .defaults import deep_merge, default_config
 
 ENDPOINTS = ("sts", "iam.generateAccessToken", "iam.generateIdToken", "storage", "crm")
-FAULT_KINDS = ("status", "delay", "reset", "malformed")
+FAULT_KINDS = ("status", "delay", "reset", "malformed", "bad_expiry")
 LOG_LIMIT = 10_000
 
 
