@@ -29,7 +29,7 @@ def known_tokens(emulator: Any) -> dict[str, str]:
     for entry in emulator.control.requests():
         for field, name in FINGERPRINT_FIELDS.items():
             if entry.get(field):
-                known[entry[field]] = f"{name} of {entry['endpoint']}"
+                known.setdefault(entry[field], f"{name} of {entry['endpoint']}")  # first seen names it
     return known
 
 

@@ -1,0 +1,45 @@
+"""google-auth's own request/response logging, switched on in a real Airflow task at DEBUG, shows no subject token,
+federated token or access token.
+
+google-auth (>= 2.38) logs every request and response it makes, headers and bodies, as structured fields of its log
+records once ``GOOGLE_SDK_PYTHON_LOGGING_SCOPE=google`` is set and a Google client initialises logging. Those records
+go to google-api-core's own stderr handler, which no Airflow masker sees, and a response is logged before the
+provider holds the token it carries. The tokens are judged by the emulator's request log (``token_oracle``): the
+subject token STS received, the federated token it issued, the token IAM Credentials issued, the token Storage got.
+
+``airflow dags test`` logs each ``mask_secret`` value at DEBUG ("Sending request ... MaskSecret"): that upstream
+exposure, and botocore's wire logging, are left out of the scan as in ``test_secrets_stay_secret``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .airflow_process import airflow, environment, everything_written
+from .test_secrets_stay_secret import leaks, upstream_exposure
+from .token_oracle import known_tokens, tokens_in
+
+DAGS = Path(__file__).parent / "dags"
+
+
+def test_google_auth_debug_logging_in_a_task_shows_none_of_the_exchange_tokens(emulator, tmp_path):
+    home = tmp_path / "home"
+    env = environment(emulator, home, DAGS, AIRFLOW__LOGGING__LOGGING_LEVEL="DEBUG",
+                      GOOGLE_SDK_PYTHON_LOGGING_SCOPE="google")
+    assert airflow(env, "db", "migrate").returncode == 0
+    result = airflow(env, "dags", "test", "wif_google_auth_debug", timeout=300)
+    written = everything_written(result, home)
+    assert result.returncode == 0, written[-5000:]
+
+    google_auth_records = [line for line in written.splitlines() if '"httpRequest"' in line]
+    assert any("/v1/token" in line for line in google_auth_records), "google-auth logged the STS request"
+    assert any(":generateAccessToken" in line for line in google_auth_records), "... and the IAM request"
+    known = known_tokens(emulator)
+    assert {"subject token of sts", "token of sts", "issued token of iam.generateAccessToken"} <= set(
+        known.values()), "an exchange really happened"
+    assert emulator.control.requests("storage"), "and an API call with its token"
+
+    scanned = "\n".join(line for line in written.splitlines() if not upstream_exposure(line))
+    found = tokens_in(scanned, known)
+    assert not found, found
+    assert not leaks(scanned, {}), leaks(scanned, {})[:5]
