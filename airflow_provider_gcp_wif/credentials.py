@@ -224,7 +224,12 @@ def _no_redirect_transport() -> Any:
                 raise RedirectRefused(response.status, response.headers.get("location"), url)
             return response
 
-    return NoRedirectRequest(NoRedirectSession())
+    import http.cookiejar
+
+    session = NoRedirectSession()
+    # Shared by every connection's exchange in the process: no state may pass from one answer to the next request.
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return NoRedirectRequest(session)
 
 
 def _forget_transport_in_child() -> None:
