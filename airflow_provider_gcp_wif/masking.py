@@ -3,10 +3,10 @@
 The core imports no Airflow: :mod:`airflow_provider_gcp_wif.integration` registers Airflow's ``mask_secret`` here.
 
 :func:`redact_google_auth_logs` covers what announcing cannot: google-auth's own request/response logging
-(google-auth >= 2.38, switched on by ``GOOGLE_SDK_PYTHON_LOGGING_SCOPE`` or by configuring the ``google`` logger)
-writes the subject token, the federated token in an ``Authorization`` header and the minted tokens of the answers
-as structured fields of its records, sometimes to its own handler that no host masker sees, and a response is
-logged before the caller holds the token it carries.
+(recent google-auth releases, not 2.34 and older; switched on by ``GOOGLE_SDK_PYTHON_LOGGING_SCOPE`` or by
+configuring the ``google`` logger) writes the subject token, the federated token in an ``Authorization`` header and
+the minted tokens of the answers as structured fields of its records, sometimes to its own handler that no host
+masker sees, and a response is logged before the caller holds the token it carries.
 """
 
 from __future__ import annotations
