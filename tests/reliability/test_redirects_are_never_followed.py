@@ -129,3 +129,17 @@ def test_the_exchange_transport_is_one_per_process_and_a_forked_child_makes_its_
     _, status = os.waitpid(pid, 0)
     assert os.read(read, 1) == b"\x00" and os.waitstatus_to_exitcode(status) == 0
     assert wif_credentials.exchange_transport() is parent
+
+
+def test_the_error_names_only_the_redirect_host_never_credentials_in_its_url(emulator, settings_for, role_supplier):
+    with listening_decoy() as (decoy_port, received):
+        location = f"http://someone:hunter2-secret@127.0.0.1:{decoy_port}/v1/token?key=AIzaSecretKey#frag"
+        with redirecting_endpoint(307, location) as (endpoint, _):
+            credentials = get_credentials(settings_for(iam_endpoint=endpoint), role_supplier())
+            with pytest.raises(WifExchangeError) as caught:
+                _refresh(credentials)
+        assert not received
+    text = str(caught.value) + repr(caught.value)
+    assert f"a redirect to 127.0.0.1:{decoy_port}" in text
+    for secret in ("someone", "hunter2-secret", "AIzaSecretKey", "frag"):
+        assert secret not in text
