@@ -206,6 +206,8 @@ def exchange_transport() -> Any:
 
 
 def _no_redirect_transport() -> Any:
+    import http.cookiejar
+
     import google.auth.transport.requests
     import requests
 
@@ -223,8 +225,6 @@ def _no_redirect_transport() -> Any:
             if 300 <= response.status < 400:
                 raise RedirectRefused(response.status, response.headers.get("location"), url)
             return response
-
-    import http.cookiejar
 
     session = NoRedirectSession()
     # Shared by every connection's exchange in the process: no state may pass from one answer to the next request.

@@ -629,9 +629,9 @@ class ExchangeFailureCause(Exception):
     and the chain below it, redacted, and no traceback (whose frames' locals would hold the body again).
     """
 
-    def __init__(self, original_type: str, message: str) -> None:
+    def __init__(self, message: str, original_type: str = "") -> None:  # (message,) alone unpickles it
         self.original_type = original_type
-        super().__init__(f"{original_type}: {message}" if message else original_type)
+        super().__init__(message)
 
 
 def sanitized_cause(exc: BaseException, secrets: Iterable[str | None] = (), depth: int = 8) -> ExchangeFailureCause:
@@ -651,10 +651,10 @@ def sanitized_cause(exc: BaseException, secrets: Iterable[str | None] = (), dept
     found = set().union(*(secrets_in(text) for text in texts)) if texts else set()
     masking.announce(*known, *found)
     known += sorted(found, key=len, reverse=True)
-    stand_ins = [
-        ExchangeFailureCause(f"{type(link).__module__}.{type(link).__qualname__}", redact(str(link), known))
-        for link in chain
-    ]
+    stand_ins = []
+    for link in chain:
+        name, text = f"{type(link).__module__}.{type(link).__qualname__}", redact(str(link), known)
+        stand_ins.append(ExchangeFailureCause(f"{name}: {text}" if text else name, name))
     for upper, lower in itertools.pairwise(stand_ins):
         upper.__cause__ = lower
     return stand_ins[0]

@@ -9,6 +9,7 @@ the secrets masker too. The tokens are judged by the emulator's own request log 
 from __future__ import annotations
 
 import json
+import pickle
 import string
 import traceback
 
@@ -129,6 +130,7 @@ def test_no_generated_token_survives_the_sanitised_chain(token, shape, as_bytes,
     text = everything_said_about(cause)
     assert token not in text
     assert "RefreshError" in text and "Unable to acquire impersonated credentials" in text, "the cause stays useful"
+    assert str(pickle.loads(pickle.dumps(cause))) == str(cause), "it crosses process boundaries"
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)
