@@ -13,10 +13,14 @@ exposure, and botocore's wire logging, are left out of the scan as in ``test_sec
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import google.auth.transport.requests
 import pytest
 from google.auth import _helpers
+
+from airflow_provider_gcp_wif.credentials import get_credentials
 
 from .airflow_process import airflow, environment, everything_written
 from .test_secrets_stay_secret import leaks, upstream_exposure
@@ -49,3 +53,34 @@ def test_google_auth_debug_logging_in_a_task_shows_none_of_the_exchange_tokens(e
     found = tokens_in(scanned, known)
     assert not found, found
     assert not leaks(scanned, {}), leaks(scanned, {})[:5]
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.texts: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.texts.append(f"{record.getMessage()} {record.__dict__!r}")
+
+
+def test_in_process_google_auth_records_of_an_exchange_hold_no_token(emulator, settings_for, role_supplier):
+    """The same without Airflow, with the ``google`` logger configured in code (Google's other documented way)."""
+    google_logger = logging.getLogger("google")
+    records = _Records()
+    level, propagate = google_logger.level, google_logger.propagate
+    google_logger.addHandler(records)
+    google_logger.setLevel(logging.DEBUG)
+    try:
+        credentials = get_credentials(settings_for(), role_supplier())
+        credentials.refresh(google.auth.transport.requests.Request())
+    finally:
+        google_logger.removeHandler(records)
+        google_logger.setLevel(level)
+        google_logger.propagate = propagate
+    assert credentials.valid, "the exchange worked: the redaction never touches the request itself"
+    text = "\n".join(records.texts)
+    assert "httpRequest" in text and ":generateAccessToken" in text, "google-auth logged both requests"
+    known = known_tokens(emulator)
+    assert len(known) >= 3
+    assert not tokens_in(text, known), tokens_in(text, known)
