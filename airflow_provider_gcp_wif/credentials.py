@@ -15,6 +15,10 @@ for chains, which google-auth's built-in external-account impersonation lacks). 
    using the still-valid token (and a failed advisory refresh is only logged); in the *mandatory* window everyone
    waits for a single refresh. Transient failures (429, 5xx, resets, malformed answers) are retried with capped
    exponential backoff, up to ``num_retries`` times.
+4. **No credential leaves by a side door.** STS and IAM Credentials requests go through the provider's own
+   transport, which never follows a redirect (:func:`exchange_transport`), whatever transport the caller passed;
+   every token is announced to the secrets masker before it can be logged; a failure chains a sanitised copy of
+   google-auth's exception (whose arguments can hold a response body with a live token), never the original.
 """
 
 from __future__ import annotations
@@ -38,7 +42,13 @@ from google.auth import exceptions as google_exceptions
 
 from airflow_provider_gcp_wif import masking
 from airflow_provider_gcp_wif.config import CLOUD_PLATFORM_SCOPE, WifSettings
-from airflow_provider_gcp_wif.errors import ExchangeContext, WifExchangeError, translate_exception
+from airflow_provider_gcp_wif.errors import (
+    ExchangeContext,
+    RedirectRefused,
+    WifExchangeError,
+    sanitized_cause,
+    translate_exception,
+)
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
 
 log = logging.getLogger(__name__)
@@ -102,14 +112,25 @@ class _FederatedCredentials(aws.Credentials):
             "method": signed["method"],
             "headers": [{"key": key, "value": value} for key, value in signed["headers"].items()],
         }
-        return urllib.parse.quote(json.dumps(serialized, separators=(",", ":"), sort_keys=True))
+        subject_token = urllib.parse.quote(json.dumps(serialized, separators=(",", ":"), sort_keys=True))
+        # Announced before it is sent: google-auth's request logging writes it before we see any answer.
+        masking.announce(subject_token)
+        return subject_token
 
     def refresh(self, request: Any) -> None:
-        recorder = _StatusRecorder(request)
+        # ``request`` (whatever transport the caller holds) is not used: see exchange_transport().
+        recorder = _StatusRecorder(exchange_transport())
         try:
             super().refresh(recorder)
-        except Exception as exc:
-            raise translate_exception("sts_exchange", exc, self._wif_context, status=recorder.status) from exc
+        except WifExchangeError:
+            raise  # the AWS step failed: already named
+        except Exception as exc:  # noqa: BLE001 - re-raised below as a WifExchangeError
+            error = translate_exception("sts_exchange", exc, self._wif_context, status=recorder.status)
+            cause = sanitized_cause(exc, [self.token])
+        else:
+            masking.announce(self.token)  # before the impersonation call sends it (and logs it)
+            return
+        raise error from cause
 
 
 class _ImpersonatedCredentials(impersonated_credentials.Credentials):
@@ -118,13 +139,19 @@ class _ImpersonatedCredentials(impersonated_credentials.Credentials):
     _wif_context: ExchangeContext = ExchangeContext()
 
     def refresh(self, request: Any) -> None:
-        recorder = _StatusRecorder(request)
+        # ``request`` (whatever transport the caller holds) is not used: see exchange_transport().
+        recorder = _StatusRecorder(exchange_transport())
         try:
             super().refresh(recorder)
         except WifExchangeError:
             raise  # the federated source failed: already names its step
-        except Exception as exc:
-            raise translate_exception("impersonation", exc, self._wif_context, status=recorder.status) from exc
+        except Exception as exc:  # noqa: BLE001 - re-raised below as a WifExchangeError
+            error = translate_exception("impersonation", exc, self._wif_context, status=recorder.status)
+            cause = sanitized_cause(exc, [self.token, self._source_credentials.token])
+        else:
+            masking.announce(self.token)
+            return
+        raise error from cause
 
 
 def build_google_credentials(settings: WifSettings, supplier: Boto3Supplier) -> google_credentials.Credentials:
@@ -174,10 +201,74 @@ def exchange_context(settings: WifSettings, supplier: Boto3Supplier | None) -> E
     )
 
 
-def _default_request() -> Any:
-    import google.auth.transport.requests
+# ---------------------------------------------------------------------------------------------------------------
+# The exchange's own transport
+# ---------------------------------------------------------------------------------------------------------------
 
-    return google.auth.transport.requests.Request()
+_transport: Any = None
+_transport_lock = threading.Lock()
+
+
+def exchange_transport() -> Any:
+    """The transport of every STS and IAM Credentials request: google-auth's requests transport over a session
+    that never follows a redirect (a 3xx answer raises :class:`~airflow_provider_gcp_wif.errors.RedirectRefused`).
+
+    google-auth refreshes with whatever ``request`` its caller passes (an ``AuthorizedSession``'s, the httplib2
+    adapter of google-api-python-client, a hook's), and those follow redirects: an allowed endpoint answering
+    ``307 Location: https://elsewhere/`` would have the subject token POSTed to ``elsewhere``. So the exchange never
+    uses the caller's transport. Created once per process, on first use (a forked child makes its own).
+    """
+    global _transport
+    transport = _transport
+    if transport is None:
+        with _transport_lock:
+            transport = _transport
+            if transport is None:
+                transport = _transport = _no_redirect_transport()
+                masking.redact_google_auth_logs()
+    return transport
+
+
+def _no_redirect_transport() -> Any:
+    import http.cookiejar
+
+    import google.auth.transport.requests
+    import requests
+
+    class NoRedirectSession(requests.Session):
+        def get_redirect_target(self, resp: Any) -> str | None:
+            return None  # never follow, whatever allow_redirects says
+
+    class NoRedirectRequest(google.auth.transport.requests.Request):
+        def __call__(self, url: str, method: str = "GET", body: Any = None, headers: Any = None,
+                     timeout: Any = None, **kwargs: Any) -> Any:
+            kwargs["allow_redirects"] = False
+            if timeout is not None:
+                kwargs["timeout"] = timeout
+            response = super().__call__(url, method=method, body=body, headers=headers, **kwargs)
+            if 300 <= response.status < 400:
+                raise RedirectRefused(response.status, response.headers.get("location"), url)
+            return response
+
+    session = NoRedirectSession()
+    # Shared by every connection's exchange in the process: no state may pass from one answer to the next request.
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return NoRedirectRequest(session)
+
+
+def _forget_transport_in_child() -> None:
+    # A forked child must not share the parent's connection pool, nor inherit a lock held by another thread.
+    global _transport, _transport_lock
+    _transport = None
+    _transport_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_transport_in_child)
+
+
+def _default_request() -> Any:
+    return exchange_transport()
 
 
 class WifCredentials(google_credentials.CredentialsWithQuotaProject):

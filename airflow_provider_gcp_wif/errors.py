@@ -20,11 +20,14 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Callable
+import urllib.parse
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from google.auth import exceptions as google_exceptions
+
+from airflow_provider_gcp_wif import masking
 
 Step = Literal["aws_credentials", "sts_exchange", "impersonation"]
 
@@ -106,6 +109,35 @@ class WifExchangeError(google_exceptions.RefreshError):
             _rebuild_exchange_error,
             (self.step, self.reason, self.fix, self.status, self.code, self._wif_retryable),
         )
+
+
+class RedirectRefused(google_exceptions.GoogleAuthError):
+    """An STS or IAM Credentials endpoint answered with a redirect, which the exchange never follows: a redirect
+    would carry the subject token or the federated Bearer token to a host the endpoint allow-list never saw.
+
+    Attributes:
+        status: the 3xx status.
+        target_host: ``host[:port]`` of the ``Location`` header (only the host: a URL can carry credentials),
+            ``None`` when there was none.
+    """
+
+    def __init__(self, status: int, location: str | None, url: str) -> None:
+        self.status = status
+        self.target_host = _host_of(urllib.parse.urljoin(url, location)) if location else None
+        where = f"a redirect to {self.target_host}" if self.target_host else "a redirect without a Location"
+        super().__init__(f"the endpoint answered HTTP {status}, {where}")
+
+
+def _host_of(url: str) -> str | None:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    host = "".join(c if c.isascii() and c.isprintable() else "?" for c in host)[:100]
+    return f"{host}:{port}" if port else host
 
 
 def _rebuild_exchange_error(
@@ -640,7 +672,7 @@ def translate(step: Step, answer: GoogleAnswer, context: ExchangeContext) -> Wif
     likeliest fix for that status at that step (:func:`fix_for_status`); ``gcp-wif doctor`` is added, not the fix.
     """
     rules = _STS_RULES if step == "sts_exchange" else _IAM_RULES
-    reason = _truncate(answer.message or answer.code)
+    reason = _truncate(redact(answer.message or answer.code))
     if answer.code and answer.code not in reason:
         reason = f"{answer.code}: {reason}"
     retryable = (answer.status is not None and (answer.status == 429 or answer.status >= 500)) or (
@@ -713,6 +745,16 @@ def translate_exception(
     """
     if isinstance(exc, WifExchangeError):
         return exc
+    if isinstance(exc, RedirectRefused):
+        setting = "sts_endpoint (or credential_config's token_url)" if step == "sts_exchange" else "iam_endpoint"
+        return WifExchangeError(
+            step,
+            f"{exc}; the provider never follows a redirect with credentials (it would send the "
+            f"{'subject token' if step == 'sts_exchange' else 'federated Bearer token'} to another host).",
+            f"point {setting} at the final URL, the one the endpoint redirects to, once you have checked that it "
+            "is a Google endpoint you trust (and allowed by [gcp_wif] allowed_endpoint_hosts if it is not Google's).",
+            status=exc.status,
+        )
     answer = answer_from_exception(exc)
     if answer is not None:
         if answer.status is None and status is not None:
@@ -720,7 +762,7 @@ def translate_exception(
         return translate(step, answer, context)
     if status is not None and step != "aws_credentials" and status >= 400:
         retryable = status == 429 or status >= 500
-        return _unknown(step, status, describe_body(_body_of(exc)), context, retryable=retryable)
+        return _unknown(step, status, redact(describe_body(_body_of(exc))), context, retryable=retryable)
     # Resets and timeouts (TransportError) and malformed answers (a 200 that is not JSON, or lacks the token)
     # are worth another attempt; google-auth lets them escape without a status.
     retryable = (
@@ -728,7 +770,7 @@ def translate_exception(
         or isinstance(exc, google_exceptions.TransportError | json.JSONDecodeError)
         or "invalid expiration in response" in str(exc)
     )
-    text = _sentence(str(exc.args[0]) if exc.args else type(exc).__name__)
+    text = _sentence(redact(str(exc.args[0])) if exc.args else type(exc).__name__)
     fix = _fix_transient(context) if retryable else f"run `{_doctor(context)}` for a step-by-step check."
     return WifExchangeError(step, text, fix, retryable=retryable)
 
@@ -736,3 +778,88 @@ def translate_exception(
 def _sentence(text: str) -> str:
     text = text.strip()
     return text if text.endswith((".", "!", "?")) else text + "."
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Keeping tokens out of error texts and exception chains
+# ---------------------------------------------------------------------------------------------------------------
+
+#: Field names whose values are bearer credentials, in JSON bodies (complete or truncated), Python reprs of dicts
+#: and form bodies: OAuth/STS (``access_token``, ``id_token``, ``subject_token``), IAM Credentials
+#: (``accessToken``, ``token`` of generateIdToken, ``signedJwt``), and headers.
+_SECRET_FIELD = re.compile(
+    r"""(?ix)
+    ( ["']? \b (?: access_?token | id_?token | refresh_?token | subject_?token | actor_?token | token
+                 | signed_?jwt | client_?secret | assertion | x-amz-security-token ) \b ["']?
+      \s* [:=] \s* b? ["']? )
+    ( [^"'\s,&}\]]+ )
+    """
+)
+_BEARER = re.compile(r"(?i)(\b(?:bearer|aws4-hmac-sha256)\s+)([^\s\"',}\]]+(?:\s*,\s*[^\s\"',}\]]+)*)")
+_TOKEN_SHAPES = re.compile(
+    r"\bya29\.[\w.~+/=-]+"  # Google OAuth access tokens
+    r"|\beyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]*"  # JWTs (ID tokens, signed JWTs)
+    r"|Signature=[0-9a-fA-F]{64}"  # SigV4 signatures (subject tokens)
+)
+REDACTED = "***"
+
+
+def secrets_in(text: str) -> set[str]:
+    """The bearer-credential values that ``text`` holds in a token field (a response body, a header)."""
+    found = {match.group(2) for match in _SECRET_FIELD.finditer(text)}
+    found |= {match.group(2) for match in _BEARER.finditer(text)}
+    found |= {match.group(0) for match in _TOKEN_SHAPES.finditer(text)}
+    return {value for value in found if len(value) >= 8}
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` with every known secret, every token-field value and every token-shaped string replaced by
+    ``***``."""
+    for secret in secrets:
+        if secret:
+            for variant in {secret, urllib.parse.unquote(secret)}:
+                text = text.replace(variant, REDACTED)
+    text = _SECRET_FIELD.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+    return _TOKEN_SHAPES.sub(REDACTED, text)
+
+
+class ExchangeFailureCause(Exception):
+    """What google-auth (or the transport) raised under a :class:`WifExchangeError`, as text with every token
+    removed.
+
+    google-auth's exceptions can carry the whole response body among their arguments (a ``generateAccessToken``
+    answer with a live ``accessToken`` and a malformed ``expireTime``, for one): chaining the original would print
+    that token in every formatted traceback, which is what a task log shows. This copy keeps the type, the message
+    and the chain below it, redacted, and no traceback (whose frames' locals would hold the body again).
+    """
+
+    def __init__(self, message: str, original_type: str = "") -> None:  # (message,) alone unpickles it
+        self.original_type = original_type
+        super().__init__(message)
+
+
+def sanitized_cause(exc: BaseException, secrets: Iterable[str | None] = (), depth: int = 8) -> ExchangeFailureCause:
+    """A token-free stand-in for ``exc`` and everything chained below it. ``secrets`` (tokens the caller holds) and
+    every token found in the chain are also announced to the secrets masker (:mod:`airflow_provider_gcp_wif.masking`).
+    """
+    known = [s for s in secrets if s]
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < depth and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    texts = [str(link) for link in chain]
+    for link in chain:
+        texts += [repr(arg) for arg in link.args]
+        texts += [str(value) for value in vars(link).values() if isinstance(value, str | bytes)]  # JSON's .doc
+    found = set().union(*(secrets_in(text) for text in texts)) if texts else set()
+    masking.announce(*known, *found)
+    known += sorted(found, key=len, reverse=True)
+    stand_ins = []
+    for link in chain:
+        name, text = f"{type(link).__module__}.{type(link).__qualname__}", redact(str(link), known)
+        stand_ins.append(ExchangeFailureCause(f"{name}: {text}" if text else name, name))
+    for upper, lower in itertools.pairwise(stand_ins):
+        upper.__cause__ = lower
+    return stand_ins[0]

@@ -1,6 +1,12 @@
 """Where secrets minted or read by the core are announced, so that a host (Airflow's secrets masker) can redact them.
 
 The core imports no Airflow: :mod:`airflow_provider_gcp_wif.integration` registers Airflow's ``mask_secret`` here.
+
+:func:`redact_google_auth_logs` covers what announcing cannot: google-auth's own request/response logging
+(recent google-auth releases, not 2.34 and older; switched on by ``GOOGLE_SDK_PYTHON_LOGGING_SCOPE`` or by
+configuring the ``google`` logger) writes the subject token, the federated token in an ``Authorization`` header and
+the minted tokens of the answers as structured fields of its records, sometimes to its own handler that no host
+masker sees, and a response is logged before the caller holds the token it carries.
 """
 
 from __future__ import annotations
@@ -8,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -40,3 +47,59 @@ def announce(*values: str | None) -> None:
                 listener(value)
             except Exception:
                 log.debug("gcp_wif: a secret listener failed", exc_info=True)
+
+
+#: The loggers google-auth's transports log requests and responses with (``google.auth._helpers.request_log``).
+GOOGLE_AUTH_TRANSPORT_LOGGERS = (
+    "google.auth.transport.requests",
+    "google.auth.transport.urllib3",
+    "google.auth.transport._http_client",
+    "google.auth.transport._aiohttp_requests",
+    "google.auth.aio.transport.aiohttp",
+    "google.auth.aio._helpers",
+)
+#: Header and body fields whose values are credentials (compared case-insensitively).
+SECRET_FIELDS = frozenset({
+    "authorization", "proxy-authorization", "x-goog-iam-authorization-token", "x-amz-security-token",
+    "access_token", "accesstoken", "id_token", "idtoken", "token", "refresh_token", "subject_token",
+    "actor_token", "client_secret", "assertion", "signedjwt", "signed_jwt",
+})
+_REDACTED = "***"
+
+
+class GoogleAuthLogRedactor(logging.Filter):
+    """Replaces the credential fields of google-auth's ``httpRequest`` / ``httpResponse`` record extras with
+    ``***`` (on a copy: the request's own headers dict is never touched). Runs on the logger itself, so before any
+    handler, Airflow's or google-api-core's."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name in ("httpRequest", "httpResponse"):
+            value = record.__dict__.get(name)
+            if value is not None:
+                record.__dict__[name] = _redacted(value)
+        return True
+
+
+def _redacted(value: Any, depth: int = 0) -> Any:
+    if depth > 20:
+        return _REDACTED
+    if isinstance(value, dict):
+        return {
+            key: _REDACTED if isinstance(key, str) and key.lower() in SECRET_FIELDS and value[key] is not None
+            else _redacted(value[key], depth + 1)
+            for key in value
+        }
+    if isinstance(value, list | tuple):
+        return [_redacted(item, depth + 1) for item in value]
+    return value
+
+
+_redactor = GoogleAuthLogRedactor()
+
+
+def redact_google_auth_logs() -> None:
+    """Install :class:`GoogleAuthLogRedactor` on google-auth's transport loggers (idempotent)."""
+    for name in GOOGLE_AUTH_TRANSPORT_LOGGERS:
+        logger = logging.getLogger(name)
+        if _redactor not in logger.filters:
+            logger.addFilter(_redactor)

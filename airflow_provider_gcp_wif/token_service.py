@@ -21,10 +21,10 @@ import datetime
 import hashlib
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow_provider_gcp_wif.config import SEED_ENV, WifSettings
-from airflow_provider_gcp_wif.credentials import WifCredentials, get_credentials
+from airflow_provider_gcp_wif.credentials import WifCredentials, exchange_transport, get_credentials
 from airflow_provider_gcp_wif.errors import WifConfigError
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
 
@@ -180,7 +180,7 @@ class TokenService:
             WifExchangeError: naming the failed step (``aws_credentials``, ``sts_exchange``, ``impersonation``).
         """
         credentials = self.credentials
-        credentials.refresh(_request())
+        credentials.refresh(exchange_transport())
         assert credentials.token is not None
         return credentials.token, rfc3339(credentials.expiry)
 
@@ -192,11 +192,6 @@ def rfc3339(moment: datetime.datetime | None) -> str:
         moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
-
-def _request() -> Any:
-    import google.auth.transport.requests
-
-    return google.auth.transport.requests.Request()
 
 
 __all__ = ["SEED_ENV", "TokenService"]

@@ -78,7 +78,8 @@ class EmulatorControl:
         ``kinds``: ``status`` (Google error body with the status), ``delay`` (sleep ``delay_seconds``, then
         answer normally), ``reset`` (drop the connection), ``malformed`` (200 with truncated JSON), ``body``
         (the status with exactly ``body`` as ``content_type``: answers Google never documented, for tests of the
-        client's handling of the unknown).
+        client's handling of the unknown), ``bad_expiry``
+        (the real answer, with a live token, whose ``expires_in`` / ``expireTime`` is not a valid value).
         """
         return self._call("POST", "faults", {"endpoint": endpoint, "statuses": statuses, "rate": rate,
                                              "kinds": kinds, "delay_seconds": delay_seconds, "count": count,

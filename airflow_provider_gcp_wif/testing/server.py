@@ -151,6 +151,8 @@ class GoogleCloudServer:
             # Server-side work (for STS: including the replay to AWS), without injected delays: benchmarks
             # subtract it to find the client's own overhead.
             log["server_ms"] = round((time.perf_counter() - started) * 1000, 3)
+            if fault is not None and fault[0] == "bad_expiry" and reply.status == 200:
+                reply = _with_bad_expiry(reply)
         log["status"] = reply.status
         self.state.record(log)
         return reply
@@ -292,6 +294,15 @@ class GoogleCloudServer:
             self.aws.expire_access_key(str(payload["access_key_id"]))
             return ok
         return _Reply.json(404, {"error": f"unknown control {method} /_emulator/{action}"})
+
+
+def _with_bad_expiry(reply: _Reply) -> _Reply:
+    """The same answer (its token stays live) with an expiry no client can parse."""
+    body = json.loads(reply.body)
+    for name in ("expires_in", "expireTime"):
+        if name in body:
+            body[name] = "soon"
+    return _Reply.json(reply.status, body, {k: v for k, v in reply.headers.items() if k != "Content-Type"})
 
 
 def _reset_connection(environ: dict[str, Any]) -> None:

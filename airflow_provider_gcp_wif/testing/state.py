@@ -21,7 +21,7 @@ from .defaults import deep_merge, default_config
 from .signing import IdTokenSigner
 
 ENDPOINTS = ("sts", "iam.generateAccessToken", "iam.generateIdToken", "storage", "crm", "secretmanager", "certs")
-FAULT_KINDS = ("status", "delay", "reset", "malformed", "body")
+FAULT_KINDS = ("status", "delay", "reset", "malformed", "body", "bad_expiry")
 LOG_LIMIT = 10_000
 
 

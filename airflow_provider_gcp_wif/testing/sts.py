@@ -103,6 +103,8 @@ class TokenExchange:
                                           config["project_number"])
         pool_resource, provider = self._provider(config, audience)
 
+        if fields.get("subject_token"):
+            self.log["subject_token_fingerprint"] = fingerprint(fields["subject_token"])
         request = self._subject_request(fields.get("subject_token", ""))
         headers = self._check_request_shape(request, audience, provider)
         self._check_date(headers["x-amz-date"])

@@ -1,0 +1,145 @@
+"""The exchange never follows a redirect: an allowed STS or IAM Credentials endpoint answering 3xx cannot have the
+subject token or the federated Bearer token sent to another host, whatever transport the caller hands in.
+
+Set-up: a loopback "endpoint" (allowed: loopback is) that answers every request with a redirect to a second loopback
+listener, the decoy. The decoy must receive nothing, for 301, 302, 307 and 308, on the STS step and on the
+impersonation step, through each transport a caller can hold: google-auth's requests ``Request`` (hooks,
+``refresh()``), an ``AuthorizedSession`` (google-cloud-* clients) and google-api-python-client's httplib2 adapter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import os
+import threading
+from collections.abc import Callable, Iterator
+
+import google.auth.transport.requests
+import google_auth_httplib2
+import pytest
+
+from airflow_provider_gcp_wif import credentials as wif_credentials
+from airflow_provider_gcp_wif.credentials import get_credentials
+from airflow_provider_gcp_wif.errors import WifExchangeError
+from tests.core.conftest import listening_decoy
+
+
+@contextlib.contextmanager
+def redirecting_endpoint(status: int, location: str) -> Iterator[tuple[str, list[str]]]:
+    """An HTTP server on loopback answering every request with ``status`` and ``Location: location``; yields its
+    base URL and the request lines it received."""
+    seen: list[str] = []
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def _redirect(self) -> None:
+            seen.append(self.requestline)
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            self.send_response(status)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = do_PUT = _redirect
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _refresh(credentials) -> None:
+    credentials.refresh(google.auth.transport.requests.Request())
+
+
+def _authorized_session(credentials) -> None:
+    google.auth.transport.requests.AuthorizedSession(credentials).get("http://127.0.0.1:9/never-reached")
+
+
+def _httplib2(credentials) -> None:
+    google_auth_httplib2.AuthorizedHttp(credentials).request("http://127.0.0.1:9/never-reached")
+
+
+CALLERS: dict[str, Callable] = {
+    "requests Request (refresh)": _refresh,
+    "AuthorizedSession (google-cloud clients)": _authorized_session,
+    "httplib2 AuthorizedHttp (googleapiclient)": _httplib2,
+}
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("step", ["sts_exchange", "impersonation"])
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirecting_endpoint_gets_a_clear_error_and_the_decoy_gets_nothing(
+    emulator, settings_for, role_supplier, caller, step, status
+):
+    with listening_decoy() as (decoy_port, received):
+        decoy = f"127.0.0.1:{decoy_port}"
+        with redirecting_endpoint(status, f"http://{decoy}/v1/token") as (endpoint, seen):
+            if step == "sts_exchange":
+                settings = settings_for(sts_endpoint=f"{endpoint}/v1/token")
+            else:
+                settings = settings_for(iam_endpoint=endpoint)
+            credentials = get_credentials(settings, role_supplier())
+            with pytest.raises(WifExchangeError) as caught:
+                CALLERS[caller](credentials)
+        assert not received, f"the decoy received: {received[0][:300]!r}"
+    error = caught.value
+    assert len(seen) == 1, "the endpoint was asked once (a redirect is not retried)"
+    assert error.step == step and not error.retryable
+    assert f"answered HTTP {status}, a redirect to {decoy}" in error.reason
+    assert "never follows a redirect" in error.reason
+    assert ("sts_endpoint" if step == "sts_exchange" else "iam_endpoint") in error.fix
+    assert credentials.token is None
+
+
+def test_a_redirect_without_location_is_refused_too(emulator, settings_for, role_supplier):
+    with redirecting_endpoint(307, "") as (endpoint, seen):
+        credentials = get_credentials(settings_for(sts_endpoint=f"{endpoint}/v1/token"), role_supplier())
+        with pytest.raises(WifExchangeError, match="answered HTTP 307") as caught:
+            _refresh(credentials)
+    assert caught.value.step == "sts_exchange" and len(seen) == 1
+
+
+def test_the_exchange_transport_is_one_per_process_and_a_forked_child_makes_its_own(settings_for, role_supplier):
+    parent = wif_credentials.exchange_transport()
+    assert wif_credentials.exchange_transport() is parent
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a new transport, and a working exchange through it
+        code = 1
+        try:
+            child = wif_credentials.exchange_transport()
+            credentials = get_credentials(settings_for(), role_supplier())
+            _refresh(credentials)
+            code = 0 if child is not parent and credentials.valid else 2
+        finally:
+            os.write(write, bytes([code]))
+            os._exit(code)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"\x00" and os.waitstatus_to_exitcode(status) == 0
+    assert wif_credentials.exchange_transport() is parent
+
+
+def test_the_error_names_only_the_redirect_host_never_credentials_in_its_url(emulator, settings_for, role_supplier):
+    with listening_decoy() as (decoy_port, received):
+        location = f"http://someone:hunter2-secret@127.0.0.1:{decoy_port}/v1/token?key=AIzaSecretKey#frag"
+        with redirecting_endpoint(307, location) as (endpoint, _):
+            credentials = get_credentials(settings_for(iam_endpoint=endpoint), role_supplier())
+            with pytest.raises(WifExchangeError) as caught:
+                _refresh(credentials)
+        assert not received
+    text = str(caught.value) + repr(caught.value)
+    assert f"a redirect to 127.0.0.1:{decoy_port}" in text
+    for secret in ("someone", "hunter2-secret", "AIzaSecretKey", "frag"):
+        assert secret not in text
