@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_gcp_wif import masking
-from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError, parse_google_answer, translate
+from airflow_provider_gcp_wif.errors import (
+    RedirectRefused,
+    WifConfigError,
+    WifExchangeError,
+    parse_google_answer,
+    translate,
+    translate_exception,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_gcp_wif.credentials import WifCredentials
@@ -61,7 +68,8 @@ def get_id_token(credentials: WifCredentials, audience: str, *, request: Any | N
         credentials: the shared credentials of a ``gcp_wif`` connection (their settings name the account).
         audience: what the receiving service expects in ``aud``: a Cloud Run / Cloud Functions URL, or an IAP
             OAuth client id.
-        request: a google-auth transport request (default: a ``requests``-based one).
+        request: ignored (kept for callers): like the STS and generateAccessToken steps, generateIdToken always
+            goes through the provider's own transport, which never follows a redirect.
 
     Raises:
         WifConfigError: no service account is configured, or ``audience`` is empty — before any network call.
@@ -108,10 +116,11 @@ def get_id_token(credentials: WifCredentials, audience: str, *, request: Any | N
 
 def _generate(credentials: WifCredentials, audience: str, request: Any | None) -> tuple[str, float]:
     """One ``generateIdToken`` call (retrying transient failures as the access-token exchange does)."""
-    from airflow_provider_gcp_wif.credentials import _default_request, exchange_context
+    from airflow_provider_gcp_wif.credentials import exchange_context, exchange_transport
 
     settings = credentials.settings
-    request = request or _default_request()
+    # Like the STS and generateAccessToken steps, never the caller's transport: it may follow redirects.
+    request = exchange_transport()
     email = settings.service_account
     url = f"{settings.iam_endpoint}/v1/projects/-/serviceAccounts/{email}:generateIdToken"
     body: dict[str, Any] = {"audience": audience, "includeEmail": True}
@@ -138,21 +147,17 @@ def _call(request: Any, url: str, bearer: str, body: dict[str, Any], context: An
 
     headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"}
     try:
-        # allow_redirects=False: the federated token goes to the allowed IAM endpoint and nowhere else.
-        response = request(url=url, method="POST", body=json.dumps(body).encode(), headers=headers,
-                           allow_redirects=False)
+        # The provider's own transport refuses redirects: the federated token goes to the allowed IAM endpoint
+        # and nowhere else.
+        response = request(url=url, method="POST", body=json.dumps(body).encode(), headers=headers)
+    except RedirectRefused as err:
+        raise translate_exception("impersonation", err, context) from None
     except google_exceptions.TransportError as err:
         raise WifExchangeError("impersonation", f"generateIdToken could not reach {url}: {err}.",
                                "a network failure: retry; check connectivity to the IAM Credentials endpoint.",
                                retryable=True) from err
     status = int(response.status)
     data = response.data.decode("utf-8", "replace") if isinstance(response.data, bytes) else str(response.data)
-    if 300 <= status < 400:
-        raise WifExchangeError(
-            "impersonation", f"IAM Credentials answered generateIdToken with a redirect (HTTP {status}); the "
-            "federated token is not sent on to another URL.",
-            "set iam_endpoint to the IAM Credentials endpoint itself (https://iamcredentials.googleapis.com or "
-            "your Private Service Connect name).", status=status)
     if status != 200:
         answer = parse_google_answer(data, status)
         if answer is None:
