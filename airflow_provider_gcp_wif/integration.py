@@ -17,7 +17,10 @@ Every other connection takes the original code path untouched: the recognition l
 ``google_cloud_platform`` connection never has, and then confirms the connection's type.
 
 Activation costs almost nothing: if ``base_google`` is not imported yet, a post-import hook extends it the moment it
-is (no boto3, google-auth or googleapiclient import happens here).
+is, then removes itself (no boto3, google-auth or googleapiclient import happens here). The extension is guarded:
+:func:`contract_problems` checks the installed ``GoogleBaseHook`` first; on a mismatch nothing is wrapped, one error
+is logged and only ``gcp_wif`` connections are refused (:func:`unsupported_provider_error`). Nothing raises inside
+the import of ``base_google``. :func:`deactivate` restores the original methods.
 """
 
 from __future__ import annotations
