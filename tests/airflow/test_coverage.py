@@ -56,12 +56,14 @@ def test_committed_table_matches_the_installed_provider(run):
 
 
 def test_every_google_hook_of_this_provider_gets_wif_credentials(run):
-    """In every environment of the matrix: a hook whose credentials are not the WIF ones is one the table explains."""
+    """In every environment of the matrix: a hook whose credentials are not the WIF ones is one the table explains,
+    or one that fails with an anonymous Google Cloud connection too (broken in that provider release)."""
     table = script()
     checked = [row for row in run["rows"] if row["kind"] in ("sync", "async") and row["status"] != "unchecked"]
     assert len(checked) > 40, run["rows"]
     unexplained = [row for row in checked if row["status"] == "fails" and row["hook"] not in table.FAILURES]
     assert unexplained == []
     wif = [row for row in checked if row["credentials"] == "WifCredentials"]
-    assert len(wif) >= len(checked) - len(table.FAILURES) - 2  # the two Gemini API-key hooks
+    broken = [row for row in checked if row["status"] == "broken"]
+    assert len(wif) >= len(checked) - len(table.FAILURES) - len(broken) - 2  # the two Gemini API-key hooks
     assert run["timings"]["hooks"] < 30, run["timings"]  # building ~100 hooks takes seconds (imports aside)
