@@ -33,8 +33,9 @@ def main() -> None:
     request = google.auth.transport.requests.Request()
 
     if spec.get("airflow"):
-        import airflow_provider_gcp_wif.plugin  # noqa: F401 - what every Airflow process does at start-up
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        import airflow_provider_gcp_wif.plugin  # noqa: F401 - what every Airflow process does at start-up
 
         def credentials():
             return GCSHook(gcp_conn_id="gcp_wif_default").get_credentials_and_project_id()[0]

@@ -253,18 +253,9 @@ def test_through_airflow_the_deployment_opts_in(emulator, aws_env, cache_dir):
 
 
 def test_a_connection_cannot_opt_in(emulator, aws_env, cache_dir):
-    """Extras are the connection editor's: a token_cache extra is not a deployment setting."""
+    """Extras are the connection editor's: a token_cache extra is not a deployment setting (it is ignored)."""
     conn = json.loads(aws_env["env"]["AIRFLOW_CONN_GCP_WIF_DEFAULT"])
     conn["extra"].update(token_cache="host", token_cache_dir=str(cache_dir))
-    env = _airflow_env(aws_env, AIRFLOW_CONN_GCP_WIF_DEFAULT=json.dumps(conn))
-    results = []
-    for _ in range(2):
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tests.reliability.host_cache_worker",
-             json.dumps({"info": aws_env, "airflow": True})],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        out, err = process.communicate(timeout=180)
-        results.append((process.returncode, err))
+    _airflow_tasks(aws_env, _airflow_env(aws_env, AIRFLOW_CONN_GCP_WIF_DEFAULT=json.dumps(conn)), 2)
+    assert endpoint_counts(emulator) == (2, 2)
     assert not cache_dir.exists()
-    if all(code == 0 for code, _ in results):
-        assert endpoint_counts(emulator) == (2, 2)
