@@ -18,7 +18,7 @@ from typing import Any
 
 from .defaults import deep_merge, default_config
 
-ENDPOINTS = ("sts", "iam.generateAccessToken", "iam.generateIdToken", "storage", "crm")
+ENDPOINTS = ("sts", "iam.generateAccessToken", "iam.generateIdToken", "storage", "crm", "oauth2")
 FAULT_KINDS = ("status", "delay", "reset", "malformed")
 LOG_LIMIT = 10_000
 
@@ -161,6 +161,7 @@ class EmulatorState:
         self.buckets: dict[str, StoredBucket] = {}
         self.uploads: dict[str, dict[str, Any]] = {}
         self.id_token_key = secrets.token_bytes(32)
+        self.service_account_keys: dict[str, tuple[str, str]] = {}  # key id -> (email, public key PEM)
         self._create_configured_buckets()
 
     # -- clock ---------------------------------------------------------------------------------------------
