@@ -12,6 +12,20 @@ in one run, against the local emulated clouds (no internet). Standard library + 
       AWS connection assumes a role: DESIGN.md counts that hop). The rest is our overhead. Goal: <= 1.15x.
 (iv)  plugin activation at task start: `import airflow` first, then time `import airflow_provider_gcp_wif.plugin`
       in a fresh interpreter, median of N; the modules it adds are listed. Goal: < 20 ms.
+(v)   task start: fresh interpreters doing what a task does (import Airflow + the plugin, build a `GCSHook`, list
+      the bucket: the first authorized request to emulated Storage), 50 ms injected on every Google hop (STS,
+      IAM Credentials, OAuth, Resource Manager, Storage). Four ways to authenticate: `gcp_wif` with
+      `[gcp_wif] token_cache = process` (the default) and `= host`, the stock service-account key (an emulator-
+      issued key; JWT-bearer grant at the emulated OAuth endpoint) and the stock external-account file (google-auth
+      `aws` credential source with the role's credentials in the environment, impersonating the same account).
+      TASKS interpreters in sequence (the four ways interleaved, so that the shared machine's load hits them alike)
+      and PARALLEL at once per way; each batch starts with an empty host cache. Reported: token exchanges per batch
+      (STS exchanges, OAuth grants for the key) and the median time to the first authorized answer, counted from
+      the end of the imports every way shares (`import airflow`, the plugin, the GCS hook module: seconds on a
+      busy machine, the same for all four, and noisier than the difference) — so building the hook, the
+      credentials (and importing what they need), the token and the request are in it. The whole interpreter's
+      time from its first line is reported too (`task_start_total_ms`). Goals: 1 exchange per batch with the host
+      cache; host / stock key <= 1.0.
 
 Timings are machine dependent; nothing here is asserted by the test suite. The last line is one JSON object.
 """
@@ -32,6 +46,28 @@ WARM_ITERATIONS = 2000
 COLD_RUNS = 5
 PLUGIN_RUNS = 7
 DELAY = 0.05
+TASKS = int(os.environ.get("BENCH_TASKS", "20"))
+PARALLEL = int(os.environ.get("BENCH_PARALLEL", "8"))
+WAYS = ("process", "host", "stock_key", "stock_external")
+WAY_CONN = {"process": "gcp_wif_default", "host": "gcp_wif_default", "stock_key": "gcp_stock_key",
+            "stock_external": "gcp_stock_external"}
+
+TASK_PROBE = """
+import time
+started = time.perf_counter()
+import json, os, sys
+import airflow
+import airflow_provider_gcp_wif.plugin
+from airflow.providers.google.cloud.hooks.gcs import GCSHook
+if os.environ.get("BENCH_CRM"):  # the stock external-account path looks its project up: the emulated CRM
+    import google.auth.external_account
+    google.auth.external_account._CLOUD_RESOURCE_MANAGER = os.environ["BENCH_CRM"]
+imported = time.perf_counter()
+client = GCSHook(gcp_conn_id=os.environ["BENCH_CONN"]).get_conn()
+names = [blob.name for blob in client.list_blobs(os.environ["BENCH_BUCKET"], max_results=1)]
+done = time.perf_counter()
+print(json.dumps({"ms": (done - started) * 1000, "after_imports_ms": (done - imported) * 1000}))
+"""
 
 PLUGIN_PROBE = """
 import json, sys, time
@@ -65,7 +101,7 @@ def service_account_key() -> dict:
             "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token"}
 
 
-def external_account_file(info: dict, directory: str) -> str:
+def external_account_file(info: dict, directory: str, impersonate: str | None = None) -> str:
     config = {
         "type": "external_account",
         "audience": info["audience"],
@@ -77,10 +113,113 @@ def external_account_file(info: dict, directory: str) -> str:
                                               "?Action=GetCallerIdentity&Version=2011-06-15",
         },
     }
-    path = os.path.join(directory, "external-account.json")
+    if impersonate:
+        config["service_account_impersonation_url"] = (
+            f"{info['iam_endpoint'].rstrip('/')}/v1/projects/-/serviceAccounts/{impersonate}:generateAccessToken")
+    path = os.path.join(directory, "external-account-impersonating.json" if impersonate else "external-account.json")
     with open(path, "w") as handle:
         json.dump(config, handle)
     return path
+
+
+def task_start(info: dict, control, home: str) -> dict:
+    """(v): the four ways side by side; returns the numbers for the JSON line."""
+    import boto3
+
+    # Installed packages have their bytecode (pip compiles it); a task must not recompile Airflow from source.
+    base_env = {k: v for k, v in os.environ.items()
+                if not k.startswith("AIRFLOW__GCP_WIF__TOKEN_CACHE") and k != "PYTHONDONTWRITEBYTECODE"}
+    base_env["BENCH_BUCKET"] = info["bucket"]
+    # The stock external-account file signs with the role's credentials from the environment (as it would on a
+    # host whose environment holds them) and impersonates the same service account as the gcp_wif connection.
+    aws_connection = json.loads(info["env"]["AIRFLOW_CONN_AWS_DEFAULT"])
+    assumed = boto3.client("sts", region_name=info["aws_region"], endpoint_url=info["aws_endpoint"],
+                           aws_access_key_id=aws_connection["login"],
+                           aws_secret_access_key=aws_connection["password"]).assume_role(
+        RoleArn=info["role_arn"], RoleSessionName="bench-stock")["Credentials"]
+    external = external_account_file(info, home, impersonate=info["service_account"])
+    key = control.create_service_account_key(info["service_account"])
+    crm = info["crm_endpoint"].rstrip("/") + "/v1/projects/"
+    ways_env = {
+        "process": {},
+        "host": {"AIRFLOW__GCP_WIF__TOKEN_CACHE": "host"},
+        "stock_key": {"AIRFLOW_CONN_GCP_STOCK_KEY": json.dumps({"conn_type": "google_cloud_platform", "extra": {
+            "keyfile_dict": json.dumps(key), "project": info["project_id"]}})},
+        "stock_external": {
+            "AIRFLOW_CONN_GCP_STOCK_EXTERNAL": json.dumps({"conn_type": "google_cloud_platform", "extra": {
+                "credential_config_file": external, "project": info["project_id"]}}),
+            "AWS_ACCESS_KEY_ID": assumed["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": assumed["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": assumed["SessionToken"], "BENCH_CRM": crm},
+    }
+
+    def environment(way: str, cache_dir: str) -> dict:
+        return {**base_env, **ways_env[way], "BENCH_CONN": WAY_CONN[way],
+                "AIRFLOW__GCP_WIF__TOKEN_CACHE_DIR": cache_dir}
+
+    def exchanges(way: str, counters: dict) -> int:
+        return counters.get("oauth2", 0) if way == "stock_key" else counters.get("sts", 0)
+
+    def run(way: str, cache_dir: str, count: int) -> list[dict]:
+        processes = [subprocess.Popen([sys.executable, "-c", TASK_PROBE], env=environment(way, cache_dir),
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                     for _ in range(count)]
+        results = []
+        for process in processes:
+            out, err = process.communicate(timeout=300)
+            if process.returncode != 0:
+                raise RuntimeError(f"{way} task failed:\n{err[-3000:]}")
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        return results
+
+    control.reset()
+    control.configure({"allow_anonymous_storage": False})  # the first request must carry a token Storage accepts
+    control.inject_faults("*", kinds=["delay"], rate=1.0, delay_seconds=DELAY)
+    for way in WAYS:  # warm-up, not counted: bytecode written, files in the page cache
+        run(way, tempfile.mkdtemp(prefix=f"gcp-wif-bench-warm-{way}-", dir=home), 1)
+    sequential: dict[str, list[dict]] = {way: [] for way in WAYS}
+    sequential_exchanges = dict.fromkeys(WAYS, 0)
+    cache_dirs = {way: tempfile.mkdtemp(prefix=f"gcp-wif-bench-{way}-", dir=home) for way in WAYS}
+    for _ in range(TASKS):
+        for way in WAYS:
+            before = control.counters()
+            sequential[way] += run(way, cache_dirs[way], 1)
+            after = control.counters()
+            sequential_exchanges[way] += exchanges(way, after) - exchanges(way, before)
+    parallel: dict[str, list[dict]] = {}
+    parallel_exchanges = {}
+    for way in WAYS:
+        before = control.counters()
+        parallel[way] = run(way, tempfile.mkdtemp(prefix=f"gcp-wif-bench-{way}-", dir=home), PARALLEL)
+        parallel_exchanges[way] = exchanges(way, control.counters()) - exchanges(way, before)
+    unauthorized = [r for r in control.requests("storage") if r["status"] != 200 or not r.get("principal")
+                    or r["principal"] == "anonymous"]
+    control.clear_faults()
+    if unauthorized:
+        raise RuntimeError(f"{len(unauthorized)} Storage requests were not authorized: {unauthorized[:2]}")
+    medians = {way: statistics.median(r["after_imports_ms"] for r in sequential[way]) for way in WAYS}
+    totals = {way: statistics.median(r["ms"] for r in sequential[way]) for way in WAYS}
+    parallel_medians = {way: statistics.median(r["after_imports_ms"] for r in parallel[way]) for way in WAYS}
+    ratio = medians["host"] / medians["stock_key"]
+    log(f"(v)   task start, {DELAY * 1000:.0f} ms per Google hop; {TASKS} fresh interpreters in sequence per way "
+        f"(interleaved), then {PARALLEL} at once per way:")
+    for way in WAYS:
+        log(f"        {way:15s} exchanges {sequential_exchanges[way]:2d} per {TASKS} in sequence, "
+            f"{parallel_exchanges[way]:2d} per {PARALLEL} at once; median to first authorized request "
+            f"{medians[way]:7.1f} ms in sequence, {parallel_medians[way]:7.1f} ms at once (whole interpreter "
+            f"{totals[way]:7.1f} ms)")
+    log(f"        host cache / stock key: {ratio:.3f} (goal <= 1.0); whole interpreter "
+        f"{totals['host'] / totals['stock_key']:.3f}")
+    return {
+        "host_cache_exchanges_per_20_tasks": sequential_exchanges["host"],  # per TASKS (20 unless overridden)
+        "host_cache_exchanges_per_8_parallel_tasks": parallel_exchanges["host"],
+        "task_start_ms": {way: round(medians[way], 1) for way in WAYS},
+        "task_start_total_ms": {way: round(totals[way], 1) for way in WAYS},
+        "task_start_parallel_ms": {way: round(parallel_medians[way], 1) for way in WAYS},
+        "task_start_exchanges": {way: {"sequential": sequential_exchanges[way], "parallel": parallel_exchanges[way]}
+                                 for way in WAYS},
+        "task_start_runs": {"sequential": TASKS, "parallel": PARALLEL},
+        "host_cache_vs_stock_key_ratio": round(ratio, 3),
+    }
 
 
 def main() -> int:
@@ -196,6 +335,9 @@ def main() -> int:
             f"ratio {cold_ratio:.3f} (goal <= 1.15); vs the bare 2 x {DELAY * 1000:.0f} ms: "
             f"{cold / (2 * DELAY):.2f}x; runs {[round(c * 1000, 1) for c in colds]}")
 
+        # (v) task start -----------------------------------------------------------------------------------------
+        task_numbers = task_start(info, control, home)
+
     # (iv) plugin activation -------------------------------------------------------------------------------------
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
     probes = []
@@ -219,6 +361,7 @@ def main() -> int:
         "cold_floor_ms": round(floor * 1000, 1),
         "plugin_activation_ms": round(plugin_ms, 2),
         "plugin_modules_added": added,
+        **task_numbers,
     }))
     return 0
 
