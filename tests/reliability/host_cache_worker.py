@@ -72,7 +72,8 @@ def main() -> None:
     shared.before_request(request, "GET", "http://storage.invalid/", headers)
     token = headers["authorization"].removeprefix("Bearer ")
     print(json.dumps({"token": _fingerprint(token), "announced": _fingerprint(token) in announced,
-                      "exchanges": shared.exchange_count, "waited": waited}))
+                      "exchanges": shared.exchange_count, "waited": waited,
+                      "imported_boto3": "boto3" in sys.modules}))
 
 
 if __name__ == "__main__":

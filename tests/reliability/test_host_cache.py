@@ -249,6 +249,8 @@ def test_through_airflow_the_deployment_opts_in(emulator, aws_env, cache_dir):
     results = _airflow_tasks(aws_env, env, 2)
     assert endpoint_counts(emulator) == (1, 1)
     assert results[0]["token"] == results[1]["token"] and results[1]["announced"]
+    # a task that finds the token needs no AWS session: botocore is not even imported
+    assert [r["imported_boto3"] for r in results] == [True, False]
     assert len(token_files(cache_dir)) == 1
 
 
