@@ -31,6 +31,8 @@ in one run, against the local emulated clouds (no internet). Standard library + 
       cache; host / stock key <= 1.0.
 
 Timings are machine dependent; nothing here is asserted by the test suite. The last line is one JSON object.
+BENCH_TASKS / BENCH_PARALLEL (default 20 / 8) change the task-start batch sizes, e.g. for a quick look
+(`host_cache_exchanges_per_20_tasks` then counts per BENCH_TASKS tasks).
 """
 
 from __future__ import annotations
