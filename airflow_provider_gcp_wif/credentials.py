@@ -49,6 +49,7 @@ from airflow_provider_gcp_wif.errors import (
     sanitized_cause,
     translate_exception,
 )
+from airflow_provider_gcp_wif.host_cache import HostTokenCache, SharedToken
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
 
 log = logging.getLogger(__name__)
@@ -282,6 +283,8 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         settings: the validated settings.
         supplier: the AWS identity source.
         retry_initial_delay: first backoff delay, in seconds, for transient failures (doubles, capped at 8 s).
+        host_cache: share the final token with the other processes of this OS user on this host
+            (``[gcp_wif] token_cache = host``); ``None`` keeps it in this process.
     """
 
     def __init__(
@@ -291,6 +294,7 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         *,
         retry_initial_delay: float = 0.5,
         clock: Callable[[], datetime.datetime] = _helpers.utcnow,
+        host_cache: HostTokenCache | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -305,6 +309,8 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         self._advisory_at: datetime.datetime | None = None
         self._mandatory_at: datetime.datetime | None = None
         self.exchange_count = 0  # successful refreshes (read by the load tests)
+        self._host_cache = host_cache
+        self._host_key = HostTokenCache.key_for(cache_key(settings, supplier)) if host_cache is not None else ""
 
     def __repr__(self) -> str:
         return (
@@ -349,7 +355,7 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
     def force_refresh(self, request: Any | None = None) -> None:
         """Exchange now, whatever the current token's age (e.g. after Google answered 401 with it)."""
         with self._lock:
-            self._exchange(request or _default_request())
+            self._exchange(request or _default_request(), reuse=False)
 
     def before_request(self, request: Any, method: str, url: str, headers: dict[str, str]) -> None:
         # The hot path: one clock read, two comparisons, two header writes.
@@ -391,8 +397,12 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
                 return
             self._exchange(request)
 
-    def _exchange(self, request: Any) -> None:
-        """One exchange (the caller holds the lock), retrying transient failures."""
+    def _exchange(self, request: Any, *, reuse: bool = True, shared: bool = True) -> None:
+        """One exchange (the caller holds the lock), retrying transient failures. With the host cache, a fresh
+        token another process left is taken instead (unless ``reuse`` is off), and a new one is left for them."""
+        if shared and self._host_cache is not None:
+            self._exchange_through_host(request, reuse=reuse)
+            return
         attempts = self.settings.num_retries + 1
         for attempt in range(attempts):
             try:
@@ -447,10 +457,44 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
                 masking.announce(source.token)
             return str(source.token)
 
+    def _exchange_through_host(self, request: Any, *, reuse: bool) -> None:
+        """Under the host-wide lock: take the token another process left while it is fresh; else exchange (if
+        that fails while the left token is still before its mandatory window, keep using it) and leave ours."""
+        host, key = self._host_cache, self._host_key
+        assert host is not None
+        principal = self.settings.service_account or self.settings.audience
+        with host.locked(key):
+            left = host.read(key, principal) if reuse else None
+            now = self._clock()
+            if left is not None and now < left.advisory_at:
+                self._take(left)
+                return
+            try:
+                self._exchange(request, shared=False)
+            except google_exceptions.GoogleAuthError:
+                if left is None or now >= left.mandatory_at:
+                    raise
+                log.warning("gcp_wif: refresh ahead of expiry failed, the host's current token stays in use",
+                            exc_info=True)
+                self._take(left)
+                return
+            assert self.token is not None and self.expiry is not None
+            assert self._advisory_at is not None and self._mandatory_at is not None
+            host.write(key, SharedToken(self.token, self.expiry, principal, self._advisory_at, self._mandatory_at))
+
+    def _take(self, left: SharedToken) -> None:
+        """Use a token another process exchanged (this process's masker learns it too)."""
+        masking.announce(left.token)
+        self.token, self.expiry = left.token, left.expiry
+        self._advisory_at, self._mandatory_at = left.advisory_at, left.mandatory_at
+        log.debug("gcp_wif: Google token for %s taken from the host token cache (expires %s)",
+                  left.principal, left.expiry.isoformat())
+
     # -- google-auth plumbing --------------------------------------------------------------------------------
 
     def with_quota_project(self, quota_project_id: str | None) -> WifCredentials:
-        return get_credentials(self.settings.replace(quota_project_id=quota_project_id or ""), self.supplier)
+        return get_credentials(self.settings.replace(quota_project_id=quota_project_id or ""), self.supplier,
+                               host_cache=self._host_cache)
 
     def get_cred_info(self) -> Mapping[str, str] | None:
         return {"credential_source": "airflow-provider-gcp-wif", "credential_type": "external account (AWS)"}

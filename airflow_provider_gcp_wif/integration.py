@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from airflow_provider_gcp_wif.config import WifSettings
     from airflow_provider_gcp_wif.errors import WifConfigError
+    from airflow_provider_gcp_wif.host_cache import HostTokenCache
     from airflow_provider_gcp_wif.supplier import Boto3Supplier
 
 log = logging.getLogger(__name__)
@@ -439,6 +440,33 @@ def allowed_endpoint_hosts() -> str:
         return os.environ.get("AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS", "")
 
 
+def _deployment_option(name: str) -> str:
+    """``[gcp_wif] <name>`` from the Airflow configuration (also ``AIRFLOW__GCP_WIF__<NAME>``)."""
+    try:
+        from airflow.configuration import conf
+
+        return str(conf.get("gcp_wif", name, fallback="") or "")
+    except Exception:  # noqa: BLE001 - outside a configured Airflow: the environment variable alone
+        return os.environ.get(f"AIRFLOW__GCP_WIF__{name.upper()}", "")
+
+
+def host_token_cache() -> HostTokenCache | None:
+    """The host-wide token cache when the deployment opted in (``[gcp_wif] token_cache = host``, directory
+    ``[gcp_wif] token_cache_dir``), else ``None`` (the default, ``process``). Connection extras cannot change it."""
+    mode = _deployment_option("token_cache").strip().lower() or "process"
+    if mode == "process":
+        return None
+    if mode != "host":
+        from airflow_provider_gcp_wif.errors import WifConfigError
+
+        raise WifConfigError("[gcp_wif] token_cache", f"{mode!r} is not a token cache mode.",
+                             "set it to process (the default: one token per process) or host (shared by the "
+                             "processes of this OS user on this host), e.g. AIRFLOW__GCP_WIF__TOKEN_CACHE=host.")
+    from airflow_provider_gcp_wif.host_cache import HostTokenCache
+
+    return HostTokenCache(_deployment_option("token_cache_dir").strip() or None)
+
+
 def aws_connection_supplier(
     aws_conn_id: str, region: str | None, *, get_connection: Callable[[str], Any] | None = None
 ) -> Boto3Supplier:
@@ -566,7 +594,7 @@ class WifBinding:
 
         generation = fork_generation()
         if self._shared is None or self._generation != generation:
-            self._shared = get_credentials(self.settings, self.supplier)
+            self._shared = get_credentials(self.settings, self.supplier, host_cache=host_token_cache())
             self._generation = generation
         return self._shared
 

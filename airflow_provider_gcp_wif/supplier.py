@@ -38,6 +38,51 @@ ENDPOINT_ROLE_NAME = "gcp-wif"
 # Every live supplier, so that a forked child can give each one fresh locks and no boto3 session (see _after_fork).
 _live_suppliers: weakref.WeakSet[Boto3Supplier] = weakref.WeakSet()
 
+_shared_loaders: dict[str | None, Any] = {}
+_shared_loader_scope = threading.local()
+_shared_loader_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def shared_botocore_data() -> Iterator[None]:
+    """Botocore sessions created on this thread inside the block share one process-wide data loader.
+
+    Every new botocore session otherwise parses the STS service model, its endpoint rule set and the endpoints
+    and partitions files again (~30-40 ms of JSON per session: each cold token, e.g. every new ``AwsBaseHook``
+    session assuming a role). The files are read-only data, so one :class:`botocore.loaders.Loader` (with its
+    own cache) per search path serves every session, as the Amazon provider already does for its async sessions.
+    Sessions, credentials and their refresh are untouched; other threads and code outside the block see botocore
+    as it was.
+    """
+    _install_shared_loader()
+    previous = getattr(_shared_loader_scope, "active", False)
+    _shared_loader_scope.active = True
+    try:
+        yield
+    finally:
+        _shared_loader_scope.active = previous
+
+
+def _install_shared_loader() -> None:
+    import botocore.session
+
+    with _shared_loader_lock:
+        original = botocore.session.create_loader
+        if getattr(original, "_gcp_wif_shared", False):
+            return
+
+        def create_loader(search_path_string: str | None = None) -> Any:
+            if not getattr(_shared_loader_scope, "active", False):
+                return original(search_path_string)
+            loader = _shared_loaders.get(search_path_string)
+            if loader is None:
+                loader = _shared_loaders.setdefault(search_path_string, original(search_path_string))
+            return loader
+
+        create_loader._gcp_wif_shared = True  # type: ignore[attr-defined]
+        create_loader.__wrapped__ = original  # type: ignore[attr-defined]
+        botocore.session.create_loader = create_loader
+
 
 class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
     """An ``AwsSecurityCredentialsSupplier`` over a (lazily created) boto3 session.
@@ -98,7 +143,8 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
             with self._lock:
                 if self._session is None:
                     try:
-                        self._session = self._session_factory()
+                        with shared_botocore_data():
+                            self._session = self._session_factory()
                     except WifExchangeError:
                         raise
                     except Exception as err:

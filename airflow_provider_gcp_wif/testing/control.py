@@ -103,6 +103,11 @@ class EmulatorControl:
         if ttl:
             self.configure({"token_ttl": ttl})
 
+    def create_service_account_key(self, email: str) -> dict[str, Any]:
+        """A new key file for ``email`` whose ``token_uri`` is the emulated OAuth 2.0 endpoint (``POST /token``),
+        which verifies the JWT-bearer assertion's signature with the key's public half."""
+        return dict(self._call("POST", "service_account_keys", {"email": email}))
+
     def revoke_tokens(self) -> None:
         """Forget every issued token (they answer 401 from now on)."""
         self._call("DELETE", "tokens")

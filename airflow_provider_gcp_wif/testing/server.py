@@ -4,6 +4,7 @@ Routes: ``POST /v1/token`` (STS), ``POST /v1/projects/-/serviceAccounts/<email>:
 ``:generateIdToken`` (IAM Credentials), ``GET /v1/projects/<project>`` (Resource Manager), ``/storage/v1/``,
 ``/upload/storage/v1/``, ``/download/storage/v1/`` (Cloud Storage),
 ``GET /v1/projects/<project>/secrets/<secret>/versions/<version>:access`` (Secret Manager),
+``POST /token`` (OAuth 2.0 JWT-bearer grant of service-account keys),
 ``GET /oauth2/v1/certs`` and ``/oauth2/v3/certs`` (the ID-token signing certificates, PEM and JWKS),
 ``/_emulator/*`` (controls, loopback only).
 Every Google request passes the fault injector first and lands in the request log afterwards.
@@ -37,12 +38,15 @@ _CERTS_PATHS = ("/oauth2/v1/certs", "/oauth2/v3/certs")
 _STORAGE_PREFIXES = ("/storage/v1/", "/upload/storage/v1/", "/download/storage/v1/")
 _SERVICES = {"sts": "sts.googleapis.com", "iam": "iamcredentials.googleapis.com",
              "storage": "storage.googleapis.com", "crm": "cloudresourcemanager.googleapis.com",
-             "secretmanager": "secretmanager.googleapis.com", "certs": "www.googleapis.com"}
+             "secretmanager": "secretmanager.googleapis.com", "certs": "www.googleapis.com",
+             "oauth2": "oauth2.googleapis.com"}
 
 
 def classify(method: str, path: str) -> str | None:
     if path == "/v1/token":
         return "sts"
+    if path == "/token":
+        return "oauth2"
     match = _IAM_PATH.match(path)
     if match:
         return f"iam.{match.group(3)}"
@@ -159,9 +163,13 @@ class GoogleCloudServer:
 
     def _dispatch(self, endpoint: str, request: Any, environ: dict[str, Any], body: bytes,
                   log: dict[str, Any]) -> _Reply:
-        from . import crm, iam, secret_manager, storage, sts
+        from . import crm, iam, oauth2, secret_manager, storage, sts
 
         try:
+            if endpoint == "oauth2":
+                if request.method != "POST":
+                    raise errors.google_error(405, "METHOD_NOT_ALLOWED", "Method not allowed")
+                return _Reply.json(200, oauth2.TokenEndpoint(self.state, log, f"{self.url}/token").handle(body))
             if endpoint == "sts":
                 if request.method != "POST":
                     raise errors.google_error(405, "METHOD_NOT_ALLOWED", "Method not allowed")
@@ -285,6 +293,10 @@ class GoogleCloudServer:
                     state.clock_offset += float(payload.get("advance_seconds", 0))
             if method in ("POST", "GET"):
                 return _Reply.json(200, {"now": state.now(), "offset_seconds": state.clock_offset})
+        if action == "service_account_keys" and method == "POST":
+            from . import oauth2
+
+            return _Reply.json(200, oauth2.create_key(state, str(payload["email"]), f"{self.url}/token"))
         if action == "tokens" and method == "DELETE":
             state.revoke_tokens()
             return ok

@@ -20,7 +20,8 @@ from . import cel
 from .defaults import deep_merge, default_config
 from .signing import IdTokenSigner
 
-ENDPOINTS = ("sts", "iam.generateAccessToken", "iam.generateIdToken", "storage", "crm", "secretmanager", "certs")
+ENDPOINTS = ("sts", "iam.generateAccessToken", "iam.generateIdToken", "storage", "crm", "secretmanager", "certs",
+             "oauth2")
 FAULT_KINDS = ("status", "delay", "reset", "malformed", "body", "bad_expiry")
 LOG_LIMIT = 10_000
 
@@ -187,6 +188,7 @@ class EmulatorState:
         self.buckets: dict[str, StoredBucket] = {}
         self.uploads: dict[str, dict[str, Any]] = {}
         self.id_token_signer = IdTokenSigner()
+        self.service_account_keys: dict[str, tuple[str, str]] = {}  # key id -> (email, public key PEM)
         self._create_configured_buckets()
 
     # -- clock ---------------------------------------------------------------------------------------------

@@ -1,0 +1,80 @@
+"""One task-like process for the host token cache tests: build the shared credentials for one (settings, AWS
+identity), optionally wait for a common start moment, authorize one request, print one JSON line.
+
+Run as ``python -m tests.reliability.host_cache_worker '<json>'`` with the keys: ``info`` (the emulator's info),
+``identity`` (``"role"`` or ``"user"``), ``extras`` (settings overrides), ``cache_dir`` (``null`` = process cache),
+``barrier_dir`` (wait there for the file ``go`` after writing ``ready-<pid>``, or ``null``), ``airflow`` (true: through a stock ``GCSHook`` and the deployment's
+``[gcp_wif]`` settings in the environment, instead of the core API).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def _fingerprint(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    info = spec["info"]
+    import google.auth.transport.requests
+
+    from airflow_provider_gcp_wif import masking
+
+    announced: list[str] = []
+    masking.add_listener(lambda value: announced.append(_fingerprint(value)))
+    request = google.auth.transport.requests.Request()
+
+    if spec.get("airflow"):
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        import airflow_provider_gcp_wif.plugin  # noqa: F401 - what every Airflow process does at start-up
+
+        def credentials():
+            return GCSHook(gcp_conn_id="gcp_wif_default").get_credentials_and_project_id()[0]
+    else:
+        from airflow_provider_gcp_wif.credentials import get_credentials
+        from airflow_provider_gcp_wif.host_cache import HostTokenCache
+        from airflow_provider_gcp_wif.supplier import Boto3Supplier
+        from airflow_provider_gcp_wif.token_service import assume_role_session
+        from tests.core.conftest import make_settings
+
+        settings = make_settings(info, **spec.get("extras", {}))
+        if spec["identity"] == "role":
+            arn = info["role_arn"]
+            supplier = Boto3Supplier(lambda: assume_role_session(arn, region=info["aws_region"]),
+                                     identity_key=f"role:{arn}", description=f"role {arn}")
+        else:
+            supplier = Boto3Supplier.default_chain()
+        host = HostTokenCache(spec["cache_dir"]) if spec.get("cache_dir") else None
+
+        def credentials():
+            return get_credentials(settings, supplier, host_cache=host)
+
+    waited = 0.0
+    if spec.get("barrier_dir"):
+        # Ready (everything imported, nothing exchanged yet): say so, then wait for the common start.
+        barrier = Path(spec["barrier_dir"])
+        (barrier / f"ready-{os.getpid()}").touch()
+        started = time.monotonic()
+        while not (barrier / "go").exists():
+            time.sleep(0.002)
+        waited = time.monotonic() - started
+    headers: dict[str, str] = {}
+    shared = credentials()
+    shared.before_request(request, "GET", "http://storage.invalid/", headers)
+    token = headers["authorization"].removeprefix("Bearer ")
+    print(json.dumps({"token": _fingerprint(token), "announced": _fingerprint(token) in announced,
+                      "exchanges": shared.exchange_count, "waited": waited,
+                      "imported_boto3": "boto3" in sys.modules}))
+
+
+if __name__ == "__main__":
+    main()
