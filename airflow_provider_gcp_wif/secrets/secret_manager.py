@@ -33,12 +33,21 @@ import hashlib
 import os
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlsplit
 
 from airflow.providers.google.cloud._internal_client.secret_manager_client import _SecretManagerClient
 from airflow.providers.google.cloud.secrets.secret_manager import CloudSecretManagerBackend
 
-from airflow_provider_gcp_wif.config import KNOWN_KEYS, WifSettings, _host_allowed, _loopback, parse_allowed_hosts
+from airflow_provider_gcp_wif.config import (
+    KNOWN_KEYS,
+    WifSettings,
+    _BadEndpoint,
+    _cross_check,
+    _host_allowed,
+    _loopback,
+    parse_allowed_hosts,
+    parse_endpoint,
+    shown_url,
+)
 from airflow_provider_gcp_wif.errors import WifConfigError
 
 #: The WIF settings a backend takes (a connection's extras, minus the AWS connection it cannot look up).
@@ -201,23 +210,31 @@ def _aws_supplier(profile: str | None, role_arn: str | None, region: str | None)
 
 
 def _endpoint(raw: str | None, universe: str) -> str:
+    """The normalised base URL the REST client sends every request (with the access token) to; checked like
+    ``sts_endpoint``: the strict grammar, the sending libraries' own reading of the host, then the allow-list."""
     from airflow_provider_gcp_wif.integration import allowed_endpoint_hosts
 
     default = f"https://secretmanager.{universe}"
     if not raw:
         return default
-    parts = urlsplit(str(raw).strip())
-    host = (parts.hostname or "").lower()
-    if parts.scheme not in ("https", "http") or not host or parts.query or parts.fragment or parts.username:
-        raise _fail("secret_manager_endpoint", f"{raw!r} is not an http(s) base URL.", f"use e.g. {default}.")
-    if parts.scheme == "http" and not _loopback(host):
-        raise _fail("secret_manager_endpoint", f"{raw!r} uses plain http for a non-loopback host.", "use https.")
+    try:
+        scheme, host, port, path = parse_endpoint(str(raw).strip())
+        if path:
+            raise _BadEndpoint("has a path; give the base URL only")
+        base = f"{scheme}://{host}" + (f":{port}" if port else "")
+        _cross_check(base, host, port)
+    except _BadEndpoint as why:
+        raise _fail("secret_manager_endpoint", f"{shown_url(raw)} {why}.",
+                    f"use a plain base URL such as {default}.") from None
+    if scheme == "http" and not _loopback(host):
+        raise _fail("secret_manager_endpoint", f"{shown_url(raw)} uses plain http for a non-loopback host.",
+                    "use https.")
     if not _host_allowed(host, parse_allowed_hosts(allowed_endpoint_hosts()), universe):
         raise _fail("secret_manager_endpoint", f"host {host!r} is not a Google endpoint, and this deployment does "
                     "not allow it; the Google token is a credential and is only sent to Google.",
                     f"use {default} or a Private Service Connect name under *.p.{universe}; an Airflow "
                     "administrator can allow other hosts in [gcp_wif] allowed_endpoint_hosts.")
-    return f"{parts.scheme}://{parts.netloc}"
+    return base
 
 
 __all__ = ["CloudSecretManagerWifBackend"]
