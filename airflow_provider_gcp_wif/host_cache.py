@@ -36,7 +36,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class SharedToken:
         mandatory_at: from this moment the token is not used any more.
     """
 
-    token: str
+    token: str = field(repr=False)
     expiry: datetime.datetime
     principal: str
     advisory_at: datetime.datetime

@@ -48,7 +48,7 @@ MINIMUM_REMAINING_SECONDS = 60
 
 @dataclass
 class _CachedIdToken:
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
     expires_at: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -1,0 +1,26 @@
+"""The token-holding value objects of the host cache and the ID token cache: their reprs (what a debugger, a
+``repr`` in a log line, or a traceback formatter that shows locals prints) hold no token."""
+
+from __future__ import annotations
+
+import datetime
+
+from airflow_provider_gcp_wif import host_cache, id_tokens
+
+TOKEN = "ya29.a-live-access-token-that-must-never-be-printed"
+
+
+def test_a_shared_token_repr_holds_no_token():
+    now = datetime.datetime(2030, 1, 1)
+    shared = host_cache.SharedToken(TOKEN, now, "sa@p.iam.gserviceaccount.com", now, now)
+
+    assert TOKEN not in repr(shared)
+    assert TOKEN not in str(shared)
+    assert "sa@p.iam.gserviceaccount.com" in repr(shared)
+
+
+def test_an_id_token_cache_entry_repr_holds_no_token():
+    entry = id_tokens._CachedIdToken(token=TOKEN, expires_at=1.0)
+
+    assert TOKEN not in repr(entry)
+    assert TOKEN not in repr(dict(id_tokens._cache, key=entry))
