@@ -801,6 +801,15 @@ _TOKEN_SHAPES = re.compile(
     r"|\beyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]*"  # JWTs (ID tokens, signed JWTs)
     r"|Signature=[0-9a-fA-F]{64}"  # SigV4 signatures (subject tokens)
 )
+#: A header of the serialized subject token (``{"key": "x-amz-security-token", "value": "..."}``), also as JSON
+#: inside a JSON string: an endpoint or proxy that echoes the decoded request back puts the AWS session token there.
+_SUBJECT_HEADER = re.compile(
+    r"""(?ix)
+    ( \\?["'] key \\?["'] \s*:\s* \\?["'] (?: x-amz-security-token | authorization ) \\?["'] \s*,\s*
+      \\?["'] value \\?["'] \s*:\s* \\?["'] )
+    ( [^"'\\]+ )
+    """
+)
 REDACTED = "***"
 
 
@@ -808,6 +817,7 @@ def secrets_in(text: str) -> set[str]:
     """The bearer-credential values that ``text`` holds in a token field (a response body, a header)."""
     found = {match.group(2) for match in _SECRET_FIELD.finditer(text)}
     found |= {match.group(2) for match in _BEARER.finditer(text)}
+    found |= {match.group(2) for match in _SUBJECT_HEADER.finditer(text)}
     found |= {match.group(0) for match in _TOKEN_SHAPES.finditer(text)}
     return {value for value in found if len(value) >= 8}
 
@@ -821,6 +831,7 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
                 text = text.replace(variant, REDACTED)
     text = _SECRET_FIELD.sub(lambda m: m.group(1) + REDACTED, text)
     text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _SUBJECT_HEADER.sub(lambda m: m.group(1) + REDACTED, text)
     return _TOKEN_SHAPES.sub(REDACTED, text)
 
 
