@@ -156,6 +156,7 @@ class HostTokenCache:
                 log.warning("gcp_wif: cannot open the host token cache's lock file: %s", err)
                 yield
                 return
+        _held_locks.add(descriptor)
         try:
             deadline = time.monotonic() + self.lock_wait_seconds
             held = False
@@ -173,7 +174,9 @@ class HostTokenCache:
                     delay = min(0.02, delay * 1.5)
             yield
         finally:
-            os.close(descriptor)  # releases the lock
+            if descriptor in _held_locks:  # else a forked child already closed its copy (see below)
+                _held_locks.discard(descriptor)
+                os.close(descriptor)  # releases the lock
 
     # -- files -----------------------------------------------------------------------------------------------
 
@@ -234,3 +237,21 @@ class HostTokenCache:
                 log.warning("gcp_wif: could not write to the host token cache %s: %s", self.directory, err)
                 with contextlib.suppress(OSError):
                     os.unlink(temporary, dir_fd=directory)
+
+
+#: Lock-file descriptors of open ``locked`` contexts. A flock belongs to the open file, which a forked child shares:
+#: a child that kept its copy (the thread holding the lock does not exist in the child, so it never closes it) would
+#: hold the lock after the parent released it, for the child's whole life. The child closes its copies (never
+#: ``LOCK_UN``, which would release the parent's lock too).
+_held_locks: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    for descriptor in list(_held_locks):
+        with contextlib.suppress(OSError):
+            os.close(descriptor)
+    _held_locks.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
