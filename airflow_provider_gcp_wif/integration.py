@@ -721,6 +721,7 @@ class WifBinding:
 _environ_lock = threading.RLock()
 _environ_before: dict[str, str | None] = {}
 _environ_overlays: list[dict[str, str | None]] = []
+_overlay_threads: dict[int, int] = {}  # id(overlay) -> the thread that opened it
 
 
 @contextlib.contextmanager
@@ -737,19 +738,45 @@ def _patched_environ(values: Mapping[str, str | None]) -> Generator[None, None, 
         for key in overlay:
             _environ_before.setdefault(key, os.environ.get(key))
         _environ_overlays.append(overlay)
+        _overlay_threads[id(overlay)] = threading.get_ident()
         try:
             for key, value in overlay.items():
                 _set_env(key, value)
             yield
         finally:
-            _environ_overlays[:] = [open_overlay for open_overlay in _environ_overlays if open_overlay is not overlay]
-            for key in overlay:
-                value = _environ_before[key]
-                for open_overlay in _environ_overlays:
-                    value = open_overlay.get(key, value)
-                _set_env(key, value)
-            if not _environ_overlays:
-                _environ_before.clear()
+            _close_overlays([overlay])
+
+
+def _close_overlays(closing: list[dict[str, str | None]]) -> None:
+    """Drop ``closing`` from the open overlays; their variables get the values of the overlays still open."""
+    _environ_overlays[:] = [open_overlay for open_overlay in _environ_overlays
+                            if not any(open_overlay is gone for gone in closing)]
+    for overlay in closing:
+        _overlay_threads.pop(id(overlay), None)
+        for key in overlay:
+            value = _environ_before.get(key)
+            for open_overlay in _environ_overlays:
+                value = open_overlay.get(key, value)
+            _set_env(key, value)
+    if not _environ_overlays:
+        _environ_before.clear()
+
+
+def _environ_after_fork_in_child() -> None:
+    """Only the forking thread lives on in a child: overlays other threads had open would never be closed (their
+    variables, a credential file about to be deleted, would stay for the child's life) and the lock they held would
+    never be released. They are closed here; the forking thread's own overlays (and its hold of the lock) stay."""
+    global _environ_lock
+    me = threading.get_ident()
+    orphaned = [overlay for overlay in _environ_overlays if _overlay_threads.get(id(overlay)) != me]
+    if orphaned:
+        _close_overlays(orphaned)
+    if not _environ_overlays:
+        _environ_lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_environ_after_fork_in_child)
 
 
 def _set_env(key: str, value: str | None) -> None:
