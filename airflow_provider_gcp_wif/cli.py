@@ -206,6 +206,33 @@ def api_base_url(settings: WifSettings) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def _refused_api_url(raw: str, settings: WifSettings) -> str | None:
+    """Why ``--api-url`` is refused (the endpoint grammar, the sending libraries' reading, the allow-list), or
+    ``None``."""
+    from airflow_provider_gcp_wif.config import (
+        _BadEndpoint,
+        _cross_check,
+        _host_allowed,
+        _loopback,
+        parse_allowed_hosts,
+        parse_endpoint,
+        shown_url,
+    )
+
+    try:
+        scheme, host, port, path = parse_endpoint(raw)
+        _cross_check(f"{scheme}://{host}" + (f":{port}" if port else "") + path, host, port)
+    except _BadEndpoint as why:
+        return f"{shown_url(raw)} {why}"
+    if scheme == "http" and not _loopback(host):
+        return f"{shown_url(raw)} uses plain http for a non-loopback host"
+    from airflow_provider_gcp_wif.integration import allowed_endpoint_hosts  # the environment without Airflow
+
+    if not _host_allowed(host, parse_allowed_hosts(allowed_endpoint_hosts()), settings.universe_domain):
+        return f"host {host!r} is not a Google endpoint, and this deployment does not allow it"
+    return None
+
+
 class Doctor:
     """Runs the exchange one visible step at a time. Steps after a failed one are skipped (they could only fail
     for the same reason); a warning does not stop the run and does not fail it."""
@@ -337,7 +364,15 @@ class Doctor:
             return Check("API call", SKIP, "not run (--no-api-call).")
         settings = self.source.settings
         project = settings.project or settings.project_number
-        url = f"{(self.api_url or api_base_url(settings)).rstrip('/')}/v1/projects/{project}"
+        base = api_base_url(settings)
+        if self.api_url:
+            refused = _refused_api_url(self.api_url, settings)
+            if refused:
+                return Check("API call", FAIL, f"--api-url {refused}; no request was sent (it carries the access "
+                             "token).", f"give a plain base URL of a Google endpoint, e.g. {base}, or a host the "
+                             "deployment allows in [gcp_wif] allowed_endpoint_hosts.")
+            base = self.api_url
+        url = f"{base.rstrip('/')}/v1/projects/{project}"
         headers = {"Authorization": f"Bearer {self.credentials.token}"}
         if settings.quota_project_id:
             headers["x-goog-user-project"] = settings.quota_project_id

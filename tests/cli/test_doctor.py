@@ -149,3 +149,18 @@ def test_the_sample_call_goes_to_resource_manager_psc_or_the_emulator(sts_endpoi
               "sts_endpoint": sts_endpoint, "universe_domain": universe}
     settings = WifSettings.from_extras({k: v for k, v in extras.items() if v}, allowed_endpoint_hosts="")
     assert api_base_url(settings) == expected
+
+
+@pytest.mark.parametrize("api_url", ["http://127.0.0.1:{port}\\.googleapis.com", "https://crm.attacker.example",
+                                     "http://user:pw@127.0.0.1:{port}", "http://127.0.0.1:{port}/x?key=1"])
+def test_an_api_url_outside_the_allow_list_gets_no_token(emulator, seed_env, api_url):
+    """--api-url is where the doctor sends the access token: held to the endpoint grammar and allow-list."""
+    from tests.core.conftest import listening_decoy
+
+    with listening_decoy() as (port, received):
+        code, out, _ = run_cli("doctor", "--api-url", api_url.format(port=port))
+    assert not received, f"the decoy received: {received[0][:200]!r}"
+    assert code == 1
+    assert statuses(out)["API call"] == "FAIL"
+    assert "--api-url" in out
+    assert "pw@" not in out and "key=1" not in out
