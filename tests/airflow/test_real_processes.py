@@ -34,7 +34,7 @@ from .helpers import (
     migrate,
 )
 
-pytestmark = pytest.mark.real_processes
+pytestmark = [pytest.mark.real_processes, pytest.mark.smoke]
 
 DAG_IDS = ("example_gcs_wif", "gcp_wif_triggerer_proof")
 TIMEOUT = 240
