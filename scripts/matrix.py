@@ -28,6 +28,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -153,6 +154,12 @@ def install(name: str, env: Environment) -> tuple[Path, float | None]:
     return python, seconds
 
 
+def children_cpu() -> float:
+    """CPU seconds used by finished child processes (user + system): the tests' cost whatever the machine's load."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def versions(python: Path) -> str:
     code = (
         "import importlib.metadata as m, sys;"
@@ -196,23 +203,25 @@ def main(argv: list[str] | None = None) -> int:
             if args.install_only:
                 result["outcome"] = "installed"
                 continue
-            started = time.monotonic()
+            started, cpu_before = time.monotonic(), children_cpu()
             environment = {**os.environ, "GCP_WIF_MATRIX_ENV": name}
             environment.pop("VIRTUAL_ENV", None)
             command = [str(python), "-m", "pytest", *TEST_PATHS, *SELECTIONS[str(result["selection"])], *pytest_args]
             print(f"[{name}] + {' '.join(command)}", flush=True)
             code = subprocess.run(command, cwd=ROOT, env=environment, check=False).returncode
             result["tests_s"] = time.monotonic() - started
+            result["tests_cpu_s"] = children_cpu() - cpu_before
             result["outcome"] = "passed" if code == 0 else f"FAILED (exit {code})"
             print(f"[{name}] tests {result['outcome']} in {result['tests_s']:.0f}s", flush=True)
 
     def seconds(value: object) -> str:
         return "up to date" if value is None else f"{value:.0f}s" if isinstance(value, float) else "-"
 
-    print(f"{'environment':<14} {'selection':<9} {'install':>10} {'tests':>7}  outcome")
+    print(f"{'environment':<14} {'selection':<9} {'install':>10} {'tests':>7} {'tests cpu':>9}  outcome")
     for name, result in results.items():
         print(f"{name:<14} {result['selection']!s:<9} {seconds(result.get('install_s', '')):>10} "
-              f"{seconds(result.get('tests_s', '')):>7}  {result.get('outcome')}")
+              f"{seconds(result.get('tests_s', '')):>7} {seconds(result.get('tests_cpu_s', '')):>9}  "
+              f"{result.get('outcome')}")
     ok = ("passed", "installed")
     return 0 if all(result.get("outcome") in ok for result in results.values()) else 1
 
