@@ -13,7 +13,8 @@ that constraint file, then runs its test selection:
 
 The latest releases are the main ``.venv`` (``make test`` runs the whole suite there first). An environment is
 reinstalled only when what it installs changes (``pyproject.toml``, its constraint file, its package list: the
-stamp file holds them). The next environment installs while the current one's tests run (``--install-jobs``).
+stamp file holds them). The next environment installs while the current one's tests run (``--install-jobs``);
+``--jobs 2`` runs two environments' tests at once (their real-process tests spend much of their time waiting).
 
     python scripts/matrix.py                        # every environment
     python scripts/matrix.py --env mwaa-2.9.2       # one (repeatable)
@@ -25,10 +26,10 @@ stamp file holds them). The next environment installs while the current one's te
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -154,12 +155,6 @@ def install(name: str, env: Environment) -> tuple[Path, float | None]:
     return python, seconds
 
 
-def children_cpu() -> float:
-    """CPU seconds used by finished child processes (user + system): the tests' cost whatever the machine's load."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def versions(python: Path) -> str:
     code = (
         "import importlib.metadata as m, sys;"
@@ -167,6 +162,42 @@ def versions(python: Path) -> str:
         " 'apache-airflow-providers-google', 'apache-airflow-providers-amazon', 'google-auth', 'boto3', 'moto')))"
     )
     return subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_environment(name: str, installed: Future[tuple[Path, float | None]], result: dict[str, object],
+                     pytest_args: list[str], install_only: bool, quiet: bool) -> None:
+    """Wait for the environment's install, then run its test selection; ``result`` gets seconds and outcome."""
+    try:
+        python, result["install_s"] = installed.result()
+    except Exception as error:  # noqa: BLE001 - reported per environment; the others still run
+        print(error, flush=True)
+        result["outcome"] = "INSTALL FAILED"
+        return
+    print(f"[{name}] {versions(python)}", flush=True)
+    if install_only:
+        result["outcome"] = "installed"
+        return
+    environment = {**os.environ, "GCP_WIF_MATRIX_ENV": name}
+    environment.pop("VIRTUAL_ENV", None)
+    command = [str(python), "-m", "pytest", "-p", "no:cacheprovider", *TEST_PATHS,
+               *SELECTIONS[str(result["selection"])], *pytest_args]
+    print(f"[{name}] + {' '.join(command)}", flush=True)
+    log_path = python.parent.parent / "pytest.log"
+    started = time.monotonic()
+    with open(log_path, "w") if quiet else contextlib.nullcontext() as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=log,
+                                   stderr=subprocess.STDOUT if quiet else None)
+        # wait4: this run's own CPU seconds (with its waited-for children), whatever else runs beside it.
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = code = os.waitstatus_to_exitcode(status)
+    result["tests_s"] = time.monotonic() - started
+    result["tests_cpu_s"] = usage.ru_utime + usage.ru_stime
+    result["outcome"] = "passed" if code == 0 else f"FAILED (exit {code})"
+    if quiet:
+        print(f"[{name}] ----- {log_path.relative_to(ROOT)}\n{log_path.read_text(errors='replace')[-20000:]}",
+              flush=True)
+    print(f"[{name}] tests {result['outcome']} in {result['tests_s']:.0f}s "
+          f"({result['tests_cpu_s']:.0f} CPU s)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,39 +211,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--install-only", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="run the smoke selection in every environment")
     parser.add_argument("--install-jobs", type=int, default=1,
-                        help="environments installed at once, alongside the tests of an installed one (default 1)")
+                        help="environments installed at once, alongside the tests of installed ones (default 1)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="environments whose tests run at once (default 1; output then per environment)")
     args = parser.parse_args(argv)
     names = args.env or list(ENVIRONMENTS)
 
-    results: dict[str, dict[str, object]] = {}
-    with ThreadPoolExecutor(max_workers=max(1, args.install_jobs)) as pool:
-        installs: dict[str, Future[tuple[Path, float | None]]] = {
-            name: pool.submit(install, name, ENVIRONMENTS[name]) for name in names
-        }
-        for name in names:
-            env = ENVIRONMENTS[name]
-            result: dict[str, object] = {"selection": "smoke" if args.smoke else env.selection}
-            results[name] = result
-            try:
-                python, result["install_s"] = installs[name].result()
-            except Exception as error:  # noqa: BLE001 - reported per environment; the others still run
-                print(error, flush=True)
-                result["outcome"] = "INSTALL FAILED"
-                continue
-            print(f"[{name}] {versions(python)}", flush=True)
-            if args.install_only:
-                result["outcome"] = "installed"
-                continue
-            started, cpu_before = time.monotonic(), children_cpu()
-            environment = {**os.environ, "GCP_WIF_MATRIX_ENV": name}
-            environment.pop("VIRTUAL_ENV", None)
-            command = [str(python), "-m", "pytest", *TEST_PATHS, *SELECTIONS[str(result["selection"])], *pytest_args]
-            print(f"[{name}] + {' '.join(command)}", flush=True)
-            code = subprocess.run(command, cwd=ROOT, env=environment, check=False).returncode
-            result["tests_s"] = time.monotonic() - started
-            result["tests_cpu_s"] = children_cpu() - cpu_before
-            result["outcome"] = "passed" if code == 0 else f"FAILED (exit {code})"
-            print(f"[{name}] tests {result['outcome']} in {result['tests_s']:.0f}s", flush=True)
+    results: dict[str, dict[str, object]] = {
+        name: {"selection": "smoke" if args.smoke else ENVIRONMENTS[name].selection} for name in names
+    }
+    # With --jobs > 1 each run's output goes to .venv-<name>/pytest.log and is printed when it ends.
+    quiet = args.jobs > 1
+    with ThreadPoolExecutor(max_workers=max(1, args.install_jobs)) as installer, \
+            ThreadPoolExecutor(max_workers=max(1, args.jobs)) as runner:
+        installs = {name: installer.submit(install, name, ENVIRONMENTS[name]) for name in names}
+        runs = [runner.submit(test_environment, name, installs[name], results[name], pytest_args,
+                              args.install_only, quiet) for name in names]
+        for run in runs:
+            run.result()
 
     def seconds(value: object) -> str:
         return "up to date" if value is None else f"{value:.0f}s" if isinstance(value, float) else "-"
