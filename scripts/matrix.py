@@ -224,9 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     quiet = args.jobs > 1
     with ThreadPoolExecutor(max_workers=max(1, args.install_jobs)) as installer, \
             ThreadPoolExecutor(max_workers=max(1, args.jobs)) as runner:
-        installs = {name: installer.submit(install, name, ENVIRONMENTS[name]) for name in names}
+        # Longest first (full selections before smoke ones), so that parallel runs end close together.
+        order = sorted(names, key=lambda name: results[name]["selection"] != "full")
+        installs = {name: installer.submit(install, name, ENVIRONMENTS[name]) for name in order}
         runs = [runner.submit(test_environment, name, installs[name], results[name], pytest_args,
-                              args.install_only, quiet) for name in names]
+                              args.install_only, quiet) for name in order]
         for run in runs:
             run.result()
 
