@@ -15,6 +15,8 @@ from airflow_provider_gcp_wif.provider_info import CONN_FIELDS, CONN_TYPE, HIDDE
 
 from .helpers import AIRFLOW_VERSION, airflow, airflow_environment
 
+pytestmark = pytest.mark.smoke
+
 
 @pytest.fixture(scope="module")
 def environment(tmp_path_factory):
@@ -48,6 +50,16 @@ def test_cli_lists_the_provider_and_its_hook(environment):
     assert by_type[CONN_TYPE]["class"] == HOOK_CLASS
     assert by_type[CONN_TYPE]["hook_name"] == HOOK_NAME
     assert by_type[CONN_TYPE]["package_name"] == "airflow-provider-gcp-wif"
+
+
+def test_airflow_loads_the_plugin_from_its_entry_point(environment):
+    """Airflow's plugin manager (as every component runs it at start-up) imports the ``airflow.plugins`` entry point
+    and registers the plugin; importing it is what activates the integration."""
+    result = airflow(["plugins", "--output", "json"], environment)
+    plugins = {entry["name"]: entry for entry in json_output(result.stdout)}
+    assert "gcp_wif" in plugins, sorted(plugins)
+    assert "airflow-provider-gcp-wif" in plugins["gcp_wif"]["source"], plugins["gcp_wif"]
+    assert "Failed to import plugin" not in result.stdout + result.stderr, result.stderr[-5000:]
 
 
 def test_provider_info_validates_against_airflows_schema(environment):
