@@ -209,27 +209,13 @@ def api_base_url(settings: WifSettings) -> str:
 def _refused_api_url(raw: str, settings: WifSettings) -> str | None:
     """Why ``--api-url`` is refused (the endpoint grammar, the sending libraries' reading, the allow-list), or
     ``None``."""
-    from airflow_provider_gcp_wif.config import (
-        _BadEndpoint,
-        _cross_check,
-        _host_allowed,
-        _loopback,
-        parse_allowed_hosts,
-        parse_endpoint,
-        shown_url,
-    )
-
-    try:
-        scheme, host, port, path = parse_endpoint(raw)
-        _cross_check(f"{scheme}://{host}" + (f":{port}" if port else "") + path, host, port)
-    except _BadEndpoint as why:
-        return f"{shown_url(raw)} {why}"
-    if scheme == "http" and not _loopback(host):
-        return f"{shown_url(raw)} uses plain http for a non-loopback host"
+    from airflow_provider_gcp_wif.config import EndpointRefused, checked_endpoint, parse_allowed_hosts
     from airflow_provider_gcp_wif.integration import allowed_endpoint_hosts  # the environment without Airflow
 
-    if not _host_allowed(host, parse_allowed_hosts(allowed_endpoint_hosts()), settings.universe_domain):
-        return f"host {host!r} is not a Google endpoint, and this deployment does not allow it"
+    try:
+        checked_endpoint(raw, allowed=parse_allowed_hosts(allowed_endpoint_hosts()), universe=settings.universe_domain)
+    except EndpointRefused as refused:
+        return refused.reason
     return None
 
 

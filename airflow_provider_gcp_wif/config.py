@@ -243,6 +243,45 @@ def _cross_check(url: str, host: str, port: int | None) -> None:
             raise _BadEndpoint("is not read the same way by the HTTP libraries")
 
 
+class EndpointRefused(ValueError):
+    """Why :func:`checked_endpoint` refused a URL.
+
+    Attributes:
+        reason: completes a sentence about the endpoint (the URL shown truncated and redacted, or its host).
+        kind: ``grammar`` (not a plain URL the sending libraries read as it was checked), ``http`` (plain http to a
+            non-loopback host) or ``host`` (not Google's and not allowed by the deployment).
+    """
+
+    def __init__(self, reason: str, kind: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
+
+
+def checked_endpoint(raw: str, *, allowed: tuple[str, ...] | None, universe: str) -> tuple[str, str]:
+    """``(base, path)`` of an endpoint that any credential may be sent to: the strict grammar
+    (:func:`parse_endpoint`), the sending libraries' own reading of its host (urllib3, requests), https unless
+    loopback, then the allow-list (``allowed``: the deployment's entries; ``None`` skips it for settings that were
+    already checked). ``base`` is the normalised ``scheme://host[:port]``. Every URL a token or signed request goes to
+    passes here: the settings' STS and IAM endpoints, the secrets backend's Secret Manager endpoint, the doctor's
+    API URL.
+
+    Raises:
+        EndpointRefused: saying why.
+    """
+    try:
+        scheme, host, port, path = parse_endpoint(raw)
+        base = f"{scheme}://{host}" + (f":{port}" if port else "")
+        _cross_check(base + path, host, port)
+    except _BadEndpoint as why:
+        raise EndpointRefused(f"{shown_url(raw)} {why}", "grammar") from None
+    if scheme == "http" and not _loopback(host):
+        raise EndpointRefused(f"{shown_url(raw)} uses plain http for a non-loopback host", "http")
+    if allowed is not None and not _host_allowed(host, allowed, universe):
+        raise EndpointRefused(f"host {host!r} is not a Google endpoint, and this deployment does not allow it", "host")
+    return base, path
+
+
 def _loopback(host: str) -> bool:
     """``localhost``, 127.0.0.0/8 or ``::1`` (brackets allowed); nothing else, not even IPv4-mapped forms."""
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
@@ -813,17 +852,16 @@ class _Parser:
             return default
         blame, what = (name, "") if given else ("credential_config", f"its {_FILE_KEYS[name]} ")
         try:
-            scheme, host, port, path = parse_endpoint(raw)
-            base = f"{scheme}://{host}" + (f":{port}" if port else "")
-            _cross_check(base + path, host, port)
-        except _BadEndpoint as why:
-            self.fail(blame, f"{what}{shown_url(raw)} {why}.",
-                      f"use a plain URL such as {default} (scheme, host, optional port and path only).")
-        if scheme == "http" and not _loopback(host):
-            self.fail(blame, f"{what}{shown_url(raw)} uses plain http for a non-loopback host.", "use https.")
-        if self.allowed is not _ALLOW_ALL and not _host_allowed(host, self.allowed, universe):
-            self.fail(blame, f"{what}host {host!r} is not a Google endpoint, and this deployment does not allow it; "
-                             "the signed AWS request is a credential and is only sent to Google.",
+            base, path = checked_endpoint(raw, allowed=None if self.allowed is _ALLOW_ALL else self.allowed,
+                                          universe=universe)
+        except EndpointRefused as refused:
+            if refused.kind == "grammar":
+                self.fail(blame, f"{what}{refused.reason}.",
+                          f"use a plain URL such as {default} (scheme, host, optional port and path only).")
+            if refused.kind == "http":
+                self.fail(blame, f"{what}{refused.reason}.", "use https.")
+            self.fail(blame, f"{what}{refused.reason}; the signed AWS request is a credential and is only sent to "
+                             "Google.",
                       f"use Google's endpoint ({default}) or a Private Service Connect name under *.p.{universe}; "
                       f"an Airflow administrator can allow other hosts in [gcp_wif] allowed_endpoint_hosts "
                       f"({ALLOWED_HOSTS_ENV}).")

@@ -39,13 +39,10 @@ from airflow.providers.google.cloud.secrets.secret_manager import CloudSecretMan
 
 from airflow_provider_gcp_wif.config import (
     KNOWN_KEYS,
+    EndpointRefused,
     WifSettings,
-    _BadEndpoint,
-    _cross_check,
-    _host_allowed,
-    _loopback,
+    checked_endpoint,
     parse_allowed_hosts,
-    parse_endpoint,
     shown_url,
 )
 from airflow_provider_gcp_wif.errors import WifConfigError
@@ -218,22 +215,20 @@ def _endpoint(raw: str | None, universe: str) -> str:
     if not raw:
         return default
     try:
-        scheme, host, port, path = parse_endpoint(str(raw).strip())
+        base, path = checked_endpoint(str(raw).strip(), allowed=parse_allowed_hosts(allowed_endpoint_hosts()),
+                                      universe=universe)
         if path:
-            raise _BadEndpoint("has a path; give the base URL only")
-        base = f"{scheme}://{host}" + (f":{port}" if port else "")
-        _cross_check(base, host, port)
-    except _BadEndpoint as why:
-        raise _fail("secret_manager_endpoint", f"{shown_url(raw)} {why}.",
-                    f"use a plain base URL such as {default}.") from None
-    if scheme == "http" and not _loopback(host):
-        raise _fail("secret_manager_endpoint", f"{shown_url(raw)} uses plain http for a non-loopback host.",
-                    "use https.")
-    if not _host_allowed(host, parse_allowed_hosts(allowed_endpoint_hosts()), universe):
-        raise _fail("secret_manager_endpoint", f"host {host!r} is not a Google endpoint, and this deployment does "
-                    "not allow it; the Google token is a credential and is only sent to Google.",
+            raise EndpointRefused(f"{shown_url(raw)} has a path; give the base URL only", "grammar")
+    except EndpointRefused as refused:
+        if refused.kind == "grammar":
+            raise _fail("secret_manager_endpoint", f"{refused.reason}.",
+                        f"use a plain base URL such as {default}.") from None
+        if refused.kind == "http":
+            raise _fail("secret_manager_endpoint", f"{refused.reason}.", "use https.") from None
+        raise _fail("secret_manager_endpoint", f"{refused.reason}; the Google token is a credential and is only "
+                    "sent to Google.",
                     f"use {default} or a Private Service Connect name under *.p.{universe}; an Airflow "
-                    "administrator can allow other hosts in [gcp_wif] allowed_endpoint_hosts.")
+                    "administrator can allow other hosts in [gcp_wif] allowed_endpoint_hosts.") from None
     return base
 
 
