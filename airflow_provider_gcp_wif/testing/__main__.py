@@ -1,4 +1,4 @@
-"""``python -m airflow_provider_gcp_wif.testing [--config FILE] [--host 127.0.0.1] [--port 0]``
+"""``python -m airflow_provider_gcp_wif.testing [--config FILE] [--host 127.0.0.1] [--port 0] [--aws-credential-ttl S]``
 
 Starts emulated AWS and Google Cloud, prints one JSON line (endpoints, fixture identities, ``env``) on stdout
 once ready, then serves until SIGINT or SIGTERM and exits 0.
@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port of the Google endpoints (default: a free one)")
     parser.add_argument("--aws-region", default="us-east-1")
+    parser.add_argument("--aws-credential-ttl", type=float, default=300.0,
+                        help="lifetime in seconds of the temporary credentials the AWS identity fakes serve")
     args = parser.parse_args(argv)
 
     from .emulator import CloudEmulator
@@ -32,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    emulator = CloudEmulator(args.config, host=args.host, port=args.port, aws_region=args.aws_region).start()
+    emulator = CloudEmulator(args.config, host=args.host, port=args.port, aws_region=args.aws_region,
+                             aws_credential_ttl=args.aws_credential_ttl).start()
     try:
         sys.stdout.write(json.dumps(emulator.info) + "\n")
         sys.stdout.flush()
