@@ -327,7 +327,9 @@ def _seed(endpoint: str, region: str) -> dict[str, Any]:
             role_arns.append(role["Role"]["Arn"])
             iam.put_role_policy(RoleName=role_name, PolicyName="caller-identity", PolicyDocument=json.dumps({
                 "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": ["sts:GetCallerIdentity"], "Resource": "*"}],
+                "Statement": [{"Effect": "Allow", "Action": ["sts:GetCallerIdentity"], "Resource": "*"},
+                              # an MWAA execution role's Celery queue (make mwaa: kombu's SQS transport)
+                              {"Effect": "Allow", "Action": ["sqs:*"], "Resource": "*"}],
             }))
         iam.put_user_policy(UserName=user_name, PolicyName="assume-wif-roles", PolicyDocument=json.dumps({
             "Version": "2012-10-17",
@@ -335,6 +337,7 @@ def _seed(endpoint: str, region: str) -> dict[str, Any]:
                 {"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"], "Resource": role_arns},
                 {"Effect": "Allow", "Action": ["sts:GetCallerIdentity", "sts:GetSessionToken"],
                  "Resource": "*"},
+                {"Effect": "Allow", "Action": ["sqs:*"], "Resource": "*"},  # creates the Celery queue
             ],
         }))
         key = iam.create_access_key(UserName=user_name)["AccessKey"]

@@ -5,7 +5,9 @@ credential of the execution role issued by the emulated AWS (moto ``AssumeRole``
 keys), so the emulated AWS's signature check accepts it:
 
 * **ECS / Fargate container credentials** — ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` on a loopback HTTP endpoint
-  (``GET`` → ``{AccessKeyId, SecretAccessKey, Token, Expiration, RoleArn}``).
+  (``GET`` → ``{AccessKeyId, SecretAccessKey, Token, Expiration, RoleArn}``). ``/v2/credentials/<container>``
+  serves one container's credentials: the role session is named after the container (as ECS names it after the
+  task), so ``arn:aws:sts::<acct>:assumed-role/wif-role/<container>`` tells which container made an exchange.
 * **EKS Pod Identity** — the same endpoint shape on another path that requires the ``Authorization`` header to
   equal the token in ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`` (401 otherwise, as the Pod Identity agent does).
 * **EC2 IMDSv2** — ``PUT /latest/api/token`` (``X-aws-ec2-metadata-token-ttl-seconds`` required), then
@@ -37,7 +39,8 @@ from typing import Any
 
 from .aws import ROLE_NAME, AwsEmulator
 
-ECS_PATH = "/v2/credentials/ecs-task-role"
+ECS_PREFIX = "/v2/credentials/"
+ECS_PATH = ECS_PREFIX + "execution-role"
 POD_IDENTITY_PATH = "/v1/credentials/eks-pod-identity"
 _IMDS_CREDENTIALS = "/latest/meta-data/iam/security-credentials/"
 _IMDS_TOKEN = "/latest/api/token"
@@ -173,12 +176,14 @@ class _ContainerHandler(_Handler):
                 self._send(401, {"Message": "Invalid authorization token"})
                 return
             owner.count("eks_pod_identity")
-        elif path == ECS_PATH:
-            owner.count("ecs")
-        else:
+            self._send(200, owner.vendor.current())
+            return
+        container = path[len(ECS_PREFIX):] if path.startswith(ECS_PREFIX) else ""
+        if not container or not all(c.isalnum() or c in "-_" for c in container) or len(container) > 64:
             self._send(404, {"Message": "Not found"})
             return
-        self._send(200, owner.vendor.current())
+        owner.count("ecs")
+        self._send(200, owner.vendor_for(container).current())
 
 
 class _ImdsHandler(_Handler):
@@ -235,6 +240,7 @@ class AwsIdentitySources:
         self.aws = aws
         self.host = host
         self.vendor = CredentialVendor(aws, ttl_seconds=ttl_seconds)
+        self.vendors: dict[str, CredentialVendor] = {self.vendor.session_name: self.vendor}
         self.lock = threading.Lock()
         self.counts: dict[str, int] = {}
         self.imds_tokens: dict[str, float] = {}
@@ -242,6 +248,22 @@ class AwsIdentitySources:
         self.directory = ""
         self._container: _Server | None = None
         self._imds: _Server | None = None
+
+    def vendor_for(self, container: str) -> CredentialVendor:
+        """The credentials of one ECS container (role session ``container``); ``execution-role`` is the default."""
+        with self.lock:
+            vendor = self.vendors.get(container)
+            if vendor is None:
+                vendor = self.vendors[container] = CredentialVendor(
+                    self.aws, ttl_seconds=self.vendor.ttl_seconds, session_name=container)
+            return vendor
+
+    def container_env(self, container: str) -> dict[str, str]:
+        """``ecs`` env of one named container (its own role session)."""
+        env = dict(self.info()["ecs"]["env"])
+        env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = f"{self._container.url if self._container else ''}" \
+            f"{ECS_PREFIX}{container}"
+        return env
 
     def count(self, name: str) -> None:
         with self.lock:
@@ -273,7 +295,8 @@ class AwsIdentitySources:
         os.chmod(path, 0o600)
 
     def stop(self) -> None:
-        self.vendor.close()
+        for vendor in self.vendors.values():
+            vendor.close()
         for server in (self._container, self._imds):
             if server is not None:
                 server.stop()

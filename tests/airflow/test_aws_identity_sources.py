@@ -79,16 +79,19 @@ CREDENTIAL_TTL = 20
 def test_long_run_with_rotating_container_credentials_and_short_tokens_has_no_authentication_failure(tmp_path):
     """Container credentials live 20 s (rotated at half-life, and AWS answers ``ExpiredToken`` to each rotated-away
     key once its ``Expiration`` passed), federated and Google tokens 60 s: two and a half minutes of sync and async
-    hook calls every second, with no authentication failure and many rotations seen by the exchanges."""
+    hook calls every second, with no authentication failure across the rotations."""
     with CloudEmulator(aws_credential_ttl=CREDENTIAL_TTL) as emulator:
         emulator.control.set_token_ttl(sts=60, iam=60)
         summary = run_hooks(emulator, "ecs", tmp_path, seconds=LONG_RUN_SECONDS, interval=1, timeout=600)
 
         assert summary["failures"] == []
         assert summary["rounds"] >= LONG_RUN_SECONDS // 4
+        # botocore asks for credentials when the provider needs a new Google token (about once a minute here):
+        # each time the previous key had already expired at AWS, so every exchange after the first one signed
+        # with freshly rotated credentials.
         vendor = emulator.identities.vendor
-        assert vendor.rotations >= LONG_RUN_SECONDS // CREDENTIAL_TTL
+        assert vendor.rotations >= LONG_RUN_SECONDS // 60 + 1
         exchanges = emulator.control.requests("sts")
         assert all(entry["status"] == 200 for entry in exchanges)
-        assert len(exchanges) >= LONG_RUN_SECONDS // 60
+        assert len(exchanges) >= LONG_RUN_SECONDS // 60 + 1
         assert all(entry["status"] in (200, 404) for entry in emulator.control.requests("storage"))
