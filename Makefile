@@ -8,7 +8,7 @@ UV := $(VENV)/bin/uv
 PYTEST_ARGS ?=
 MATRIX_ARGS ?=
 
-.PHONY: demo test test-matrix lint install clean
+.PHONY: demo test test-matrix lint install clean mwaa
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ test: install
 test-matrix: install
 	$(PY) scripts/matrix.py $(MATRIX_ARGS)
 
+# The example DAG on an MWAA-faithful stack (CeleryExecutor over SQS, PostgreSQL, ECS container credentials, no
+# AWS key anywhere); MWAA_IMAGE picks the image (constraints/mwaa/airflow-<version>.txt). Last line: one JSON object.
+MWAA_IMAGE ?= 3.3.1
+mwaa: install
+	MWAA_IMAGE=$(MWAA_IMAGE) $(PY) scripts/mwaa_stack.py
+
 bench: install
 	$(PY) scripts/bench.py
 
@@ -39,4 +45,4 @@ lint: install
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .venv-mwaa-* .pytest_cache .ruff_cache .mypy_cache artifacts
+	rm -rf $(VENV) .venv-mwaa-* .venv-mwaa-stack-* .pytest_cache .ruff_cache .mypy_cache artifacts
