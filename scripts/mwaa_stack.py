@@ -482,10 +482,21 @@ def test_button(base: str, airflow3: bool, info: dict[str, Any], cli: Any) -> di
                 with page.expect_response("**/api/v2/connections/test", timeout=120_000) as answer:
                     row.get_by_role("button", name="Test Connection").click()
             else:
-                page.goto(f"{base}/connection/list/", wait_until="networkidle")
+                password = secrets.token_urlsafe(12)
+                cli("users", "create", "--username", "admin", "--password", password, "--role", "Admin", "--email",
+                    "admin@example.com", "--firstname", "Ad", "--lastname", "Min", container="webserver")
+                page.goto(f"{base}/login/", timeout=60_000)
+                page.fill("#username", "admin")
+                page.fill("#password", password)
+                page.click("input[type=submit]")
+                page.wait_for_url("**/home")
+                page.goto(f"{base}/connection/list/", wait_until="load")
                 row = page.locator("tr").filter(has_text="gcp_wif_mwaa").first
+                row.locator("a[href*='/connection/edit/']").first.click()
+                page.wait_for_load_state("load")
+                page.locator("#extra__gcp_wif__pool_id").wait_for(state="visible")
                 with page.expect_response("**/api/v1/connections/test", timeout=120_000) as answer:
-                    row.locator("button.test_connection, a.test-connection, [title*=Test]").first.click()
+                    page.get_by_role("button", name="Test").click()
             response = answer.value
             return {"status": response.status, "body": response.text()[:300]}
         finally:
