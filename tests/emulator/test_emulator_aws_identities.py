@@ -70,3 +70,31 @@ def test_container_credentials_rotate_and_rotated_away_keys_expire_at_aws(emulat
     assert caught.value.response["Error"]["Code"] == "ExpiredToken"
     assert caller(second)["Arn"].endswith("assumed-role/wif-role/execution-role")
     vendor.set_ttl(300)
+
+
+def test_the_ready_line_names_each_identity_source_with_its_env_and_the_chosen_ttl():
+    import json
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    process = subprocess.Popen([sys.executable, "-m", "airflow_provider_gcp_wif.testing", "--aws-credential-ttl",
+                                "42"], stdout=subprocess.PIPE, text=True)
+    try:
+        timer = threading.Timer(60, process.kill)
+        timer.start()
+        info = json.loads(process.stdout.readline())
+        timer.cancel()
+        sources = info["aws_identity_sources"]
+        assert sources["credential_ttl_seconds"] == 42
+        for name in ("ecs", "eks_pod_identity", "eks_irsa", "ec2_imds", "profile"):
+            assert sources[name]["env"]["AIRFLOW_CONN_AWS_DEFAULT"] == "aws://", name
+            assert sources[name]["env"]["AWS_ENDPOINT_URL_STS"] == info["aws_endpoint"], name
+        served = requests.get(sources["ecs"]["env"]["AWS_CONTAINER_CREDENTIALS_FULL_URI"], timeout=10).json()
+        assert served["RoleArn"] == info["role_arn"]
+        expires = time.mktime(time.strptime(served["Expiration"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+        assert 0 < expires - time.time() <= 43
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
