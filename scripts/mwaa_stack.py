@@ -346,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
         })
         if not airflow3:
             base.pop("AIRFLOW__CORE__AUTH_MANAGER")
+            # 2.x's webserver gives up when gunicorn's master is slow to answer (120 s): on 2 shared cores it can be.
+            base.update({"AIRFLOW__WEBSERVER__WEB_SERVER_MASTER_TIMEOUT": "600",
+                         "AIRFLOW__WEBSERVER__WEB_SERVER_WORKER_TIMEOUT": "600",
+                         "AIRFLOW__WEBSERVER__WORKER_REFRESH_BATCH_SIZE": "0"})
         for name in KEY_VARIABLES:
             base.pop(name, None)
         emulator.control.set_project_iam([
