@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", default=os.environ.get("MWAA_IMAGE", "3.3.1"))
     parser.add_argument("--credential-ttl", type=float, default=60.0,
                         help="lifetime (s) of the execution role's container credentials (default 60)")
-    parser.add_argument("--timeout", type=float, default=420.0, help="seconds the DAG run may take")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds the DAG run may take")
     parser.add_argument("--keep", help="keep AIRFLOW_HOME and logs in this folder")
     parser.add_argument("--no-ui", action="store_true", help="skip the Test button check (Playwright)")
     args = parser.parse_args(argv)
