@@ -156,6 +156,7 @@ class Postgres:
         data = self.directory / "data"
         self.directory.mkdir(parents=True, exist_ok=True)
         if self.as_postgres:
+            shutil.chown(self.directory.parent, "postgres", "postgres")
             shutil.chown(self.directory, "postgres", "postgres")
         self._run(str(self.bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "airflow", "--no-sync")
         self._run(str(self.bin / "pg_ctl"), "-D", str(data), "-l", str(self.directory / "postgres.log"), "-w",
@@ -268,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         folder.mkdir(parents=True, exist_ok=True)
     components: list[Component] = []
     emulator = CloudEmulator(aws_credential_ttl=args.credential_ttl)
-    postgres = Postgres(work / "postgres")
+    # Its own temp dir: the cluster runs as ``postgres``, which cannot enter a root-owned 0700 work folder.
+    postgres = Postgres(Path(tempfile.mkdtemp(prefix="gcp-wif-mwaa-postgres-")) / "cluster")
     summary: dict[str, Any] = {"image": version, "executor": "CeleryExecutor", "broker": "sqs",
                                "metadata_db": "postgresql", "identity_source": "ecs-container-credentials",
                                "tasks_succeeded": 0, "tasks_failed": 0,
@@ -450,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
             component.stop()
         postgres.stop()
         emulator.stop()
+        shutil.rmtree(postgres.directory.parent, ignore_errors=True)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     summary["ok"] = ok
