@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # budget (.ci/run under 60 minutes on 2 cores) needs it. `MATRIX_ARGS="--env mwaa-2.9.2"` runs one.
 MATRIX_ARGS ?= --jobs 2
 
-.PHONY: demo test test-matrix lint install clean
+.PHONY: demo test test-matrix lint install clean mwaa
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ test: install
 test-matrix: install
 	$(PY) scripts/matrix.py $(MATRIX_ARGS)
 
+# The example DAG on an MWAA-faithful stack (CeleryExecutor over SQS, PostgreSQL, ECS container credentials, no
+# AWS key anywhere); MWAA_IMAGE picks the image (constraints/mwaa/airflow-<version>.txt). Last line: one JSON object.
+MWAA_IMAGE ?= 3.3.1
+mwaa: install
+	MWAA_IMAGE=$(MWAA_IMAGE) $(PY) scripts/mwaa_stack.py
+
 bench: install
 	$(PY) scripts/bench.py
 
@@ -42,4 +48,4 @@ lint: install
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .venv-mwaa-* .pytest_cache .ruff_cache .mypy_cache artifacts
+	rm -rf $(VENV) .venv-mwaa-* .venv-mwaa-stack-* .pytest_cache .ruff_cache .mypy_cache artifacts

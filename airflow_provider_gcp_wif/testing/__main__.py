@@ -1,5 +1,5 @@
 """``python -m airflow_provider_gcp_wif.testing [--config FILE] [--host 127.0.0.1] [--port 0]
-[--allow-non-loopback]``
+[--aws-credential-ttl S] [--allow-non-loopback]``
 
 Starts emulated AWS and Google Cloud, prints one JSON line (endpoints, fixture identities, ``env``) on stdout
 once ready, then serves until SIGINT or SIGTERM and exits 0. A non-loopback ``--host`` is refused (exit 2) unless
@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="allow a non-loopback --host (only on a network private to you, e.g. a container's)")
     parser.add_argument("--port", type=int, default=0, help="port of the Google endpoints (default: a free one)")
     parser.add_argument("--aws-region", default="us-east-1")
+    parser.add_argument("--aws-credential-ttl", type=float, default=300.0,
+                        help="lifetime in seconds of the temporary credentials the AWS identity fakes serve")
     args = parser.parse_args(argv)
     try:
         require_loopback(args.host, args.allow_non_loopback)
@@ -43,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     emulator = CloudEmulator(args.config, host=args.host, port=args.port, aws_region=args.aws_region,
+                             aws_credential_ttl=args.aws_credential_ttl,
                              allow_non_loopback=args.allow_non_loopback).start()
     try:
         sys.stdout.write(json.dumps(emulator.info) + "\n")

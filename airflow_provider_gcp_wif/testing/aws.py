@@ -13,7 +13,12 @@ The child:
   is empty (the signed ``GetCallerIdentity`` Google replays): moto hashed the parsed query as if it were a form
   body and reported ``SignatureDoesNotMatch`` for a correct signature. The correction signs the empty body that
   was actually sent; verification itself is untouched, so a wrong secret or a changed signed header still fails;
-* answers requests signed with an access key the test has "expired" with AWS's ``ExpiredToken`` error.
+* answers requests signed with an access key the test has "expired" with AWS's ``ExpiredToken`` error;
+* lets ``AssumeRoleWithWebIdentity`` / ``AssumeRoleWithSAML`` through *unsigned*, as real AWS does (they are
+  authenticated by the token they carry, not by SigV4): moto 5.x ran its SigV4 check on them like on any other
+  action and failed with HTTP 500 on the missing ``Authorization`` header. Only those two STS actions, and only
+  when unsigned, skip the check; everything else stays signature-checked, and any other unsigned request is
+  answered ``403 MissingAuthenticationToken`` as AWS does (moto failed with HTTP 500 there too).
 
 The parent side (:class:`AwsEmulator`) starts and stops the child, exposes the fixture identities and replays
 serialized subject tokens to it with exactly the serialized headers (``host`` preserved).
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import io
 import json
 import os
 import subprocess
@@ -213,6 +219,36 @@ def _patch_empty_body_payload_hash() -> None:
     base._create_aws_request = _create_aws_request  # type: ignore[method-assign]
 
 
+_MISSING_AUTHENTICATION_XML = (
+    '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+    "<Error><Type>Sender</Type><Code>MissingAuthenticationToken</Code>"
+    "<Message>Request is missing Authentication Token</Message></Error>"
+    "<RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c8</RequestId></ErrorResponse>"
+)
+_UNSIGNED_STS_ACTIONS = frozenset({"AssumeRoleWithWebIdentity", "AssumeRoleWithSAML"})
+
+
+def _patch_unsigned_web_identity() -> None:
+    """Skip moto's SigV4 check for an unsigned ``AssumeRoleWithWebIdentity``/``AssumeRoleWithSAML`` (STS only)."""
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    original = ActionAuthenticatorMixin._authenticate_and_authorize_action
+    if getattr(original, "_gcp_wif_patched", False):
+        return
+
+    def _authenticate_and_authorize_action(self: Any, iam_request_cls: type, resource: str = "*") -> None:
+        headers = getattr(self, "headers", {}) or {}
+        if (type(self).__module__.startswith("moto.sts.")
+                and not headers.get("Authorization")
+                and self._get_action() in _UNSIGNED_STS_ACTIONS):
+            return
+        original(self, iam_request_cls, resource)
+
+    _authenticate_and_authorize_action._gcp_wif_patched = True  # type: ignore[attr-defined]
+    ActionAuthenticatorMixin._authenticate_and_authorize_action = (  # type: ignore[method-assign]
+        _authenticate_and_authorize_action)
+
+
 class _HarnessMiddleware:
     """WSGI middleware: the ``/_harness/`` controls and the ``ExpiredToken`` check in front of moto."""
 
@@ -226,6 +262,8 @@ class _HarnessMiddleware:
         if path.startswith(_HARNESS_PREFIX):
             return self._control(path[len(_HARNESS_PREFIX):], environ, start_response)
         authorization = environ.get("HTTP_AUTHORIZATION", "")
+        if not authorization and "X-Amz-Signature=" not in environ.get("QUERY_STRING", ""):
+            return self._unsigned(environ, start_response)
         access_key_id = authorization.partition("Credential=")[2].partition("/")[0]
         with self.lock:
             expired = bool(access_key_id) and access_key_id in self.expired
@@ -235,6 +273,20 @@ class _HarnessMiddleware:
                                                ("Content-Length", str(len(body)))])
             return [body]
         return self.app(environ, start_response)
+
+    def _unsigned(self, environ: dict[str, Any], start_response: Any) -> Any:
+        """Only the STS actions AWS serves unsigned get through; anything else is ``MissingAuthenticationToken``."""
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        params = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        if b"=" in body and "json" not in environ.get("CONTENT_TYPE", ""):
+            params.update(urllib.parse.parse_qs(body.decode("utf-8", "replace")))
+        if set(params.get("Action", [])) & _UNSIGNED_STS_ACTIONS:
+            return self.app(environ, start_response)
+        payload = _MISSING_AUTHENTICATION_XML.encode()
+        start_response("403 Forbidden", [("Content-Type", "text/xml"), ("Content-Length", str(len(payload)))])
+        return [payload]
 
     def _control(self, action: str, environ: dict[str, Any], start_response: Any) -> Any:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -280,7 +332,9 @@ def _seed(endpoint: str, region: str) -> dict[str, Any]:
             role_arns.append(role["Role"]["Arn"])
             iam.put_role_policy(RoleName=role_name, PolicyName="caller-identity", PolicyDocument=json.dumps({
                 "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": ["sts:GetCallerIdentity"], "Resource": "*"}],
+                "Statement": [{"Effect": "Allow", "Action": ["sts:GetCallerIdentity"], "Resource": "*"},
+                              # an MWAA execution role's Celery queue (make mwaa: kombu's SQS transport)
+                              {"Effect": "Allow", "Action": ["sqs:*"], "Resource": "*"}],
             }))
         iam.put_user_policy(UserName=user_name, PolicyName="assume-wif-roles", PolicyDocument=json.dumps({
             "Version": "2012-10-17",
@@ -288,6 +342,7 @@ def _seed(endpoint: str, region: str) -> dict[str, Any]:
                 {"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"], "Resource": role_arns},
                 {"Effect": "Allow", "Action": ["sts:GetCallerIdentity", "sts:GetSessionToken"],
                  "Resource": "*"},
+                {"Effect": "Allow", "Action": ["sqs:*"], "Resource": "*"},  # creates the Celery queue
             ],
         }))
         key = iam.create_access_key(UserName=user_name)["AccessKey"]
@@ -305,6 +360,7 @@ def _serve(host: str, region: str) -> int:
 
     settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
     _patch_empty_body_payload_hash()
+    _patch_unsigned_web_identity()
 
     from moto.moto_server import werkzeug_app
     from werkzeug.serving import make_server

@@ -10,6 +10,7 @@ from . import defaults
 from .aws import DEFAULT_REGION, LONG_ROLE_NAME, AwsEmulator
 from .bind import require_loopback
 from .control import EmulatorControl
+from .identities import AwsIdentitySources
 from .server import GoogleCloudServer
 from .state import EmulatorState
 
@@ -31,16 +32,22 @@ class CloudEmulator:
         host: address to bind: loopback (127.0.0.0/8, ``::1``, ``localhost``); anything else raises
             :class:`~airflow_provider_gcp_wif.testing.bind.NonLoopbackHostError` unless ``allow_non_loopback``.
         port: port of the Google server; 0 picks a free one. Emulated AWS always takes a free port.
+        aws_credential_ttl: lifetime (seconds) of the execution role's temporary credentials served by the AWS
+            identity fakes (container credentials, Pod Identity, IMDS); see :mod:`.identities`.
 
     ``start()`` returns ``self``; ``info`` is the start-up JSON line of ``python -m
     airflow_provider_gcp_wif.testing``; ``control`` an :class:`EmulatorControl` on it.
     """
 
     def __init__(self, config: dict[str, Any] | str | os.PathLike[str] | None = None, host: str = "127.0.0.1",
-                 port: int = 0, aws_region: str = DEFAULT_REGION, *, allow_non_loopback: bool = False) -> None:
+                 port: int = 0, aws_region: str = DEFAULT_REGION, *, aws_credential_ttl: float = 300.0,
+                 allow_non_loopback: bool = False) -> None:
         require_loopback(host, allow_non_loopback)
         self.state = EmulatorState(load_config(config))
         self.aws = AwsEmulator(host=host, region=aws_region, allow_non_loopback=allow_non_loopback)
+        self.identities: AwsIdentitySources | None = None
+        self._host = host
+        self._aws_credential_ttl = aws_credential_ttl
         self.server = GoogleCloudServer(self.state, self.aws, host=host, port=port)
         self.info: dict[str, Any] = {}
         self._control: EmulatorControl | None = None
@@ -51,8 +58,12 @@ class CloudEmulator:
             return self
         self.aws.start()
         try:
+            self.identities = AwsIdentitySources(self.aws, host=self._host,
+                                                 ttl_seconds=self._aws_credential_ttl).start()
             self.server.start()
         except BaseException:
+            if self.identities is not None:
+                self.identities.stop()
             self.aws.stop()
             raise
         self._started = True
@@ -68,6 +79,8 @@ class CloudEmulator:
         try:
             self.server.stop()
         finally:
+            if self.identities is not None:
+                self.identities.stop()
             self.aws.stop()
 
     def __enter__(self) -> CloudEmulator:
@@ -123,6 +136,8 @@ class CloudEmulator:
             if defaults.TARGET_SERVICE_ACCOUNT in config["service_accounts"] else None,
             "bucket": bucket,
         }
+        assert self.identities is not None
+        info["aws_identity_sources"] = self.identities.info()
         info["env"] = {
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({
                 "conn_type": "aws", "login": info["aws_access_key_id"],
