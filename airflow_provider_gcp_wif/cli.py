@@ -117,10 +117,38 @@ def airflow_connection(conn_id: str) -> Any:
     try:
         return BaseHook.get_connection(conn_id)
     except Exception as err:  # AirflowNotFoundException differs between Airflow 2 and 3
+        if in_airflow3_task_subprocess():
+            raise UsageError(f"connection {conn_id!r} could not be read: {err}. {AIRFLOW3_SUBPROCESS_ADVICE}") from err
         raise UsageError(
             f"connection {conn_id!r} could not be read: {err}. Define it (e.g. AIRFLOW_CONN_"
             f"{conn_id.upper()}='{{\"conn_type\": \"gcp_wif\", \"extra\": {{...}}}}') or check the secrets backend."
         ) from err
+
+
+#: What to do when the doctor runs in a process a task started (BashOperator) on Airflow 3.
+AIRFLOW3_SUBPROCESS_ADVICE = (
+    "This is a process started by an Airflow 3 task (e.g. a BashOperator): it has no task context, and the task "
+    "SDK gives no process direct access to the metadata database, so a connection stored there (UI, `airflow "
+    "connections add`) cannot be read here; connections from environment variables or a secrets backend can. "
+    "Run the doctor inside the task instead: `from airflow_provider_gcp_wif.cli import doctor` and call "
+    "`doctor(\"CONN_ID\")` in a @task function or PythonOperator callable (it prints the same checklist to the "
+    "task log and fails the task when a check fails)."
+)
+
+
+def in_airflow3_task_subprocess() -> bool:
+    """Whether this process was started by an Airflow 3 task (BashOperator exports AIRFLOW_CTX_*) and is not the
+    task itself (a task process has the supervisor's comms; a child has not)."""
+    if "AIRFLOW_CTX_TASK_ID" not in os.environ:
+        return False
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.version import Version
+
+    try:
+        return Version(version("apache-airflow")) >= Version("3")
+    except PackageNotFoundError:
+        return False
 
 
 def load_source(conn_id: str | None) -> Source:
@@ -411,6 +439,37 @@ def _google_message(response: Any) -> str:
     return str(response.reason or "no message")
 
 
+class DoctorFailed(Exception):
+    """Raised by :func:`doctor` when a check failed (a task that runs it fails with the checklist in its log)."""
+
+    def __init__(self, checks: list[dict[str, Any]]) -> None:
+        self.checks = checks
+        failed = [f"{c['check']}: {c['detail']}" for c in checks if c["status"] == FAIL]
+        super().__init__(f"gcp-wif doctor: {len(failed)} check(s) failed: " + "; ".join(failed))
+
+
+def doctor(conn_id: str | None = None, *, api_call: bool = True, api_url: str | None = None,
+           out: TextIO | None = None) -> list[dict[str, Any]]:
+    """``gcp-wif doctor`` in this process: the way to run it from a task on Airflow 3, where a task's child process
+    (BashOperator) cannot read connections stored in the metadata database. In a ``@task`` function or a
+    ``PythonOperator`` callable the connection comes through the task's execution API like any hook's::
+
+        @task
+        def check_gcp_wif():
+            from airflow_provider_gcp_wif.cli import doctor
+            doctor("gcp_wif_default")
+
+    Prints the checklist (to the task log) and returns it as dicts; raises :class:`DoctorFailed` when a check
+    failed. Prints no token or secret."""
+    runner = Doctor(conn_id, api_call=api_call, api_url=api_url)
+    checks = runner.run()
+    _print_checklist(runner, conn_id, out or sys.stdout)
+    as_dicts = [c.as_dict() for c in checks]
+    if runner.failed:
+        raise DoctorFailed(as_dicts)
+    return as_dicts
+
+
 def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     doctor = Doctor(args.conn_id, api_call=not args.no_api_call, api_url=args.api_url)
     checks = doctor.run()
@@ -419,7 +478,12 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         print(json.dumps({"ok": not doctor.failed, "checks": [c.as_dict() for c in checks]}, indent=2), file=out)
         return EXIT_FAILED if doctor.failed else EXIT_OK
-    what = f"connection {args.conn_id!r}" if args.conn_id else "the seed's environment variables"
+    return _print_checklist(doctor, args.conn_id, out)
+
+
+def _print_checklist(doctor: Doctor, conn_id: str | None, out: TextIO) -> int:
+    checks = doctor.checks
+    what = f"connection {conn_id!r}" if conn_id else "the seed's environment variables"
     print(f"gcp-wif doctor: {what}", file=out)
     width = max(len(c.name) for c in checks)
     for check in checks:
