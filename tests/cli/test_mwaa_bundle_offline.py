@@ -25,7 +25,7 @@ from airflow_provider_gcp_wif import __version__
 from ..airflow.helpers import airflow_environment
 from .conftest import run_cli
 
-pytestmark = pytest.mark.real_processes
+pytestmark = [pytest.mark.real_processes, pytest.mark.timeout(1500)]
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = "3.0.6"
