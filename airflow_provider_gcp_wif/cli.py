@@ -53,6 +53,12 @@ EXIT_USAGE = 2
 DISTRIBUTION = "airflow-provider-gcp-wif"
 SUBJECT_LIMIT_BYTES = 127
 MWAA_PLUGINS_DIR = "/usr/local/airflow/plugins"
+#: The Python of each Amazon MWAA image (aws/amazon-mwaa-docker-images).
+MWAA_IMAGE_PYTHON = {"2.9.2": "3.11", "2.10.1": "3.11", "2.10.3": "3.11", "2.11.0": "3.12", "2.11.2": "3.12",
+                     "3.0.6": "3.12", "3.2.1": "3.12", "3.3.1": "3.12"}
+#: What every MWAA image has installed besides apache-airflow (its requirements: the Amazon provider, Celery).
+MWAA_IMAGE_PACKAGES = ("apache-airflow-providers-amazon",)
+MWAA_PLATFORM = "manylinux2014_x86_64"
 PLUGIN_MODULE_NAME = "gcp_wif_plugin.py"
 PLUGIN_MODULE_SOURCE = '''"""airflow-provider-gcp-wif, plugins-folder route (written by `gcp-wif mwaa-bundle`).
 
@@ -111,10 +117,38 @@ def airflow_connection(conn_id: str) -> Any:
     try:
         return BaseHook.get_connection(conn_id)
     except Exception as err:  # AirflowNotFoundException differs between Airflow 2 and 3
+        if in_airflow3_task_subprocess():
+            raise UsageError(f"connection {conn_id!r} could not be read: {err}. {AIRFLOW3_SUBPROCESS_ADVICE}") from err
         raise UsageError(
             f"connection {conn_id!r} could not be read: {err}. Define it (e.g. AIRFLOW_CONN_"
             f"{conn_id.upper()}='{{\"conn_type\": \"gcp_wif\", \"extra\": {{...}}}}') or check the secrets backend."
         ) from err
+
+
+#: What to do when the doctor runs in a process a task started (BashOperator) on Airflow 3.
+AIRFLOW3_SUBPROCESS_ADVICE = (
+    "This is a process started by an Airflow 3 task (e.g. a BashOperator): it has no task context, and the task "
+    "SDK gives no process direct access to the metadata database, so a connection stored there (UI, `airflow "
+    "connections add`) cannot be read here; connections from environment variables or a secrets backend can. "
+    "Run the doctor inside the task instead: `from airflow_provider_gcp_wif.cli import doctor` and call "
+    "`doctor(\"CONN_ID\")` in a @task function or PythonOperator callable (it prints the same checklist to the "
+    "task log and fails the task when a check fails)."
+)
+
+
+def in_airflow3_task_subprocess() -> bool:
+    """Whether this process was started by an Airflow 3 task (BashOperator exports AIRFLOW_CTX_*) and is not the
+    task itself (a task process has the supervisor's comms; a child has not)."""
+    if "AIRFLOW_CTX_TASK_ID" not in os.environ:
+        return False
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.version import Version
+
+    try:
+        return Version(version("apache-airflow")) >= Version("3")
+    except PackageNotFoundError:
+        return False
 
 
 def load_source(conn_id: str | None) -> Source:
@@ -426,6 +460,37 @@ def _google_message(response: Any) -> str:
     return str(response.reason or "no message")
 
 
+class DoctorFailed(Exception):
+    """Raised by :func:`doctor` when a check failed (a task that runs it fails with the checklist in its log)."""
+
+    def __init__(self, checks: list[dict[str, Any]]) -> None:
+        self.checks = checks
+        failed = [f"{c['check']}: {c['detail']}" for c in checks if c["status"] == FAIL]
+        super().__init__(f"gcp-wif doctor: {len(failed)} check(s) failed: " + "; ".join(failed))
+
+
+def doctor(conn_id: str | None = None, *, api_call: bool = True, api_url: str | None = None,
+           out: TextIO | None = None) -> list[dict[str, Any]]:
+    """``gcp-wif doctor`` in this process: the way to run it from a task on Airflow 3, where a task's child process
+    (BashOperator) cannot read connections stored in the metadata database. In a ``@task`` function or a
+    ``PythonOperator`` callable the connection comes through the task's execution API like any hook's::
+
+        @task
+        def check_gcp_wif():
+            from airflow_provider_gcp_wif.cli import doctor
+            doctor("gcp_wif_default")
+
+    Prints the checklist (to the task log) and returns it as dicts; raises :class:`DoctorFailed` when a check
+    failed. Prints no token or secret."""
+    runner = Doctor(conn_id, api_call=api_call, api_url=api_url)
+    checks = runner.run()
+    _print_checklist(runner, conn_id, out or sys.stdout)
+    as_dicts = [c.as_dict() for c in checks]
+    if runner.failed:
+        raise DoctorFailed(as_dicts)
+    return as_dicts
+
+
 def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     doctor = Doctor(args.conn_id, api_call=not args.no_api_call, api_url=args.api_url)
     checks = doctor.run()
@@ -434,7 +499,12 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         print(json.dumps({"ok": not doctor.failed, "checks": [c.as_dict() for c in checks]}, indent=2), file=out)
         return EXIT_FAILED if doctor.failed else EXIT_OK
-    what = f"connection {args.conn_id!r}" if args.conn_id else "the seed's environment variables"
+    return _print_checklist(doctor, args.conn_id, out)
+
+
+def _print_checklist(doctor: Doctor, conn_id: str | None, out: TextIO) -> int:
+    checks = doctor.checks
+    what = f"connection {conn_id!r}" if conn_id else "the seed's environment variables"
     print(f"gcp-wif doctor: {what}", file=out)
     width = max(len(c.name) for c in checks)
     for check in checks:
@@ -924,11 +994,16 @@ wheel's own airflow.plugins entry point does the same, Airflow registers it once
 
 Dependencies: by default pip fetches the provider's dependencies (apache-airflow-providers-google/-amazon,
 google-auth) from PyPI under MWAA's constraints, which needs an environment with PyPI access. For a private
-network without PyPI, MWAA documents `--no-index`: then pip resolves EVERY requirement from plugins.zip only, so
-pass --no-index together with --dependency-wheels DIR, a folder of wheels built for MWAA's platform, e.g.
-  pip download {DISTRIBUTION} -d DIR --platform manylinux2014_x86_64 --python-version 3.11 --only-binary=:all:
-      -c https://raw.githubusercontent.com/apache/airflow/constraints-AIRFLOW_VERSION/constraints-3.11.txt
-(MWAA's aws-mwaa-docker-images / local runner builds the same set).
+network without PyPI (private web server mode), MWAA documents `--no-index`: pip then resolves EVERY requirement
+from plugins.zip alone. `--no-index --airflow-version X.Y.Z` does that for the named MWAA image: it resolves this
+provider against the image (apache-airflow X.Y.Z + the Amazon provider, which every MWAA image has) under the
+image's constraints for the image's Python ({', '.join(f'{v}: {p}' for v, p in MWAA_IMAGE_PYTHON.items())}),
+manylinux2014_x86_64, binary wheels only, and downloads the wheels of what the image lacks (the Google provider
+and its client libraries; typically 100+ wheels) with this Python's pip. The constraints file is
+--constraints FILE, else constraints/mwaa/airflow-X.Y.Z.txt of this source tree (copies of the images'
+etc/airflow_constraints.txt from aws/amazon-mwaa-docker-images); it is shipped in plugins.zip and referenced from
+there, since an offline environment cannot reach a constraints URL (refused with --no-index). Or pass
+--dependency-wheels DIR with wheels you built yourself.
 """
 
 
@@ -980,6 +1055,98 @@ def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+@dataclass(frozen=True)
+class MwaaImage:
+    """The MWAA image a --no-index bundle is built for."""
+
+    airflow_version: str
+    python_version: str
+    constraints: Path
+
+
+def mwaa_image(args: argparse.Namespace) -> MwaaImage:
+    """The image named by --airflow-version: its Python (--python-version overrides) and its constraints file."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        airflow_version = str(Version(args.airflow_version))
+    except InvalidVersion as err:
+        raise UsageError(f"--airflow-version {args.airflow_version}: not a version (e.g. 3.0.6).") from err
+    python_version = args.python_version or MWAA_IMAGE_PYTHON.get(airflow_version)
+    if python_version is None:
+        raise UsageError(f"--airflow-version {airflow_version}: not an MWAA image this tool knows "
+                         f"({', '.join(MWAA_IMAGE_PYTHON)}); pass --python-version 3.X too.")
+    if args.constraints:
+        constraints = Path(args.constraints)
+    else:
+        root = _project_root()
+        constraints = (root / "constraints" / "mwaa" / f"airflow-{airflow_version}.txt") if root else Path("-")
+    if not constraints.is_file():
+        raise UsageError(f"no constraints file for MWAA {airflow_version}: pass --constraints FILE (the image's "
+                         f"etc/airflow_constraints.txt in aws/amazon-mwaa-docker-images, or Airflow's "
+                         f"constraints-{airflow_version}/constraints-{python_version}.txt).")
+    return MwaaImage(airflow_version, python_version, constraints)
+
+
+def _uv() -> str:
+    uv = shutil.which("uv") or (str(Path(sys.executable).with_name("uv"))
+                                if Path(sys.executable).with_name("uv").exists() else None)
+    if not uv:
+        raise UsageError("--airflow-version resolves the image's dependency set with uv (`pip install uv`; pip "
+                         "cannot resolve for another platform when a pin has no wheel, e.g. dill 0.3.1.1); or "
+                         "pass --dependency-wheels DIR.")
+    return uv
+
+
+def _resolve(image: MwaaImage, requirements: list[str], work: Path, label: str) -> dict[str, str]:
+    """{normalised name: version} that ``requirements`` resolve to on the image (its Python, manylinux x86_64,
+    its constraints). Only metadata is read; sdist-only pins of the image (installed there already) are fine."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    source = work / f"{label}.in"
+    source.write_text("\n".join(requirements) + "\n")
+    command = [_uv(), "pip", "compile", "--quiet", "--no-config", "--no-header", "--no-annotate",
+               "--python-platform", "x86_64-manylinux_2_17", "--python-version", image.python_version,
+               "-c", str(image.constraints), str(source)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
+    if result.returncode != 0:
+        raise UsageError(f"could not resolve {label} for MWAA {image.airflow_version} (Python "
+                         f"{image.python_version}): {one_line(result.stderr or result.stdout, 1500)}")
+    pins: dict[str, str] = {}
+    for line in result.stdout.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        requirement = Requirement(line)
+        specifiers = list(requirement.specifier)
+        pins[canonicalize_name(requirement.name)] = (specifiers[0].version if specifiers else
+                                                     str(requirement.url or ""))
+    return pins
+
+
+def download_dependency_wheels(image: MwaaImage, wheel: Path, into: Path) -> list[str]:
+    """Download the wheels our wheel needs beyond what the image already has: resolve the image (apache-airflow
+    at its version + MWAA_IMAGE_PACKAGES) and the image plus our wheel under the image's constraints; the
+    difference is what pip on an offline MWAA would otherwise look for on an index."""
+    into.mkdir(parents=True, exist_ok=True)
+    base = [f"apache-airflow=={image.airflow_version}", *MWAA_IMAGE_PACKAGES]
+    with tempfile.TemporaryDirectory(prefix="gcp-wif-resolve-") as work:
+        in_image = _resolve(image, base, Path(work), "image")
+        with_us = _resolve(image, [*base, f"{DISTRIBUTION} @ {wheel.resolve().as_uri()}"], Path(work),
+                           "bundle")
+    missing = sorted(f"{name}=={version}" for name, version in with_us.items()
+                     if name != DISTRIBUTION and in_image.get(name) != version)
+    if missing:
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--disable-pip-version-check",
+                   "-d", str(into), "--platform", MWAA_PLATFORM, "--python-version", image.python_version,
+                   "--implementation", "cp", "--only-binary=:all:", *missing]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
+        if result.returncode != 0:
+            raise UsageError(f"pip download failed: {one_line(result.stderr or result.stdout, 1500)}")
+    return missing
+
+
 def cmd_mwaa_bundle(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         written = write_mwaa_bundle(args)
@@ -1002,10 +1169,17 @@ def cmd_mwaa_bundle(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def write_mwaa_bundle(args: argparse.Namespace) -> tuple[Path, Path, list[str]]:
     output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    if args.no_index and not args.dependency_wheels:
+    if args.no_index and not (args.dependency_wheels or args.airflow_version):
         raise UsageError("--no-index makes pip on MWAA resolve every requirement from plugins.zip alone: pass "
+                         "--airflow-version X.Y.Z (the image's version: its dependency wheels are downloaded) or "
                          "--dependency-wheels DIR with wheels of all dependencies (see --help).")
+    if args.no_index and args.constraints and urlsplit(args.constraints).scheme in ("http", "https"):
+        raise UsageError(f"--constraints {args.constraints}: with --no-index the environment has no network to "
+                         "fetch a constraints URL (pip would fail on every container start); pass the "
+                         "constraints FILE instead, it is shipped in plugins.zip.")
+    image = mwaa_image(args) if args.airflow_version else None
+    if image and not args.constraints:
+        args.constraints = str(image.constraints)
     with tempfile.TemporaryDirectory(prefix="gcp-wif-wheel-") as build_dir:
         wheel = Path(args.wheel) if args.wheel else build_wheel(Path(build_dir))
         if not wheel.is_file():
@@ -1013,24 +1187,29 @@ def write_mwaa_bundle(args: argparse.Namespace) -> tuple[Path, Path, list[str]]:
         name, version = wheel_metadata(wheel)
         if _normalise(name) != DISTRIBUTION:
             raise UsageError(f"{wheel} is {name} {version}, not {DISTRIBUTION}.")
+        downloaded = Path(build_dir) / "dependencies"
+        if image and args.no_index:
+            download_dependency_wheels(image, wheel, downloaded)
         entries: dict[str, bytes] = {}
         if args.merge:
             with zipfile.ZipFile(args.merge) as existing:
                 entries.update({n: existing.read(n) for n in existing.namelist() if not n.endswith("/")})
         entries[wheel.name] = wheel.read_bytes()
         entries[PLUGIN_MODULE_NAME] = PLUGIN_MODULE_SOURCE.encode()
-        for dependency in sorted(Path(args.dependency_wheels).glob("*.whl")) if args.dependency_wheels else []:
+        folders = [Path(f) for f in (args.dependency_wheels, downloaded) if f and Path(f).is_dir()]
+        for dependency in sorted(w for folder in folders for w in folder.glob("*.whl")):
             if _normalise(wheel_metadata(dependency)[0]) != DISTRIBUTION:
                 entries[dependency.name] = dependency.read_bytes()
         constraint_line = None
         if args.constraints:
-            if re.match(r"^https?://", args.constraints):
+            if urlsplit(args.constraints).scheme in ("http", "https"):
                 constraint_line = f'--constraint "{args.constraints}"'
             elif Path(args.constraints).is_file():
                 entries["constraints.txt"] = Path(args.constraints).read_bytes()
                 constraint_line = f'--constraint "{MWAA_PLUGINS_DIR}/constraints.txt"'
             else:
                 raise UsageError(f"--constraints {args.constraints}: neither an http(s) URL nor a file.")
+    output.mkdir(parents=True, exist_ok=True)
     plugins = output / "plugins.zip"
     with zipfile.ZipFile(plugins, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
         for entry, data in entries.items():
@@ -1139,8 +1318,13 @@ def _parser() -> argparse.ArgumentParser:
                         "applies its own constraints for its Airflow version)")
     bundle.add_argument("--no-index", action="store_true",
                         help="private network without PyPI: pip installs only from plugins.zip (needs "
-                        "--dependency-wheels)")
+                        "--airflow-version or --dependency-wheels)")
     bundle.add_argument("--dependency-wheels", metavar="DIR", help="folder of dependency wheels to add to plugins.zip")
+    bundle.add_argument("--airflow-version", metavar="X.Y.Z",
+                        help="the MWAA image's Airflow version: with --no-index, download the wheels this provider "
+                        "needs beyond the image (its Python, manylinux x86_64, its constraints)")
+    bundle.add_argument("--python-version", metavar="3.X",
+                        help="the image's Python (default: the known MWAA image's, see above)")
     bundle.set_defaults(handler=cmd_mwaa_bundle)
     return parser
 

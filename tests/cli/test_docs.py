@@ -107,3 +107,30 @@ def test_the_connection_page_documents_every_field():
 
 if __name__ == "__main__":
     print(render_table())
+
+
+#: MWAA's default secrets lookup pattern: every connection but ``aws_default`` goes to Secrets Manager.
+MWAA_LOOKUP_PATTERN = "^(?!aws_default$).*$"
+
+
+def secrets_manager_kwargs() -> list[tuple[str, dict]]:
+    """Every Secrets Manager ``backend_kwargs`` JSON shown in README and docs (inline code with connections_prefix)."""
+    import json
+
+    found = []
+    for page in [DOCS.parent / "README.md", *sorted(DOCS.glob("*.md"))]:
+        for snippet in re.findall(r"`(\{[^`]*\"connections_prefix\"[^`]*\})`", page.read_text()):
+            found.append((page.name, json.loads(snippet)))
+    return found
+
+
+def test_every_secrets_manager_example_keeps_mwaa_lookup_pattern():
+    """The Amazon provider's SecretsManagerBackend looks a connection up only when
+    ``re.match(connections_lookup_pattern, conn_id)``: the examples must leave ``aws_default`` (the execution role)
+    to MWAA's environment variable, never shadowed by a secret nor paying a GetSecretValue per task."""
+    examples = secrets_manager_kwargs()
+    assert {page for page, _ in examples} >= {"mwaa.md", "connection.md"}
+    for page, kwargs in examples:
+        pattern = kwargs.get("connections_lookup_pattern")
+        assert pattern == MWAA_LOOKUP_PATTERN, f"{page}: {kwargs}"
+        assert re.match(pattern, "aws_default") is None and re.match(pattern, "gcp_wif_default"), page

@@ -134,6 +134,18 @@ def test_an_unknown_connection_fails_the_settings_step(emulator, conn_env):
     code, out, _ = run_cli("doctor", "--conn-id", "no_such_connection")
     assert code == 1
     assert statuses(out)["settings"] == "FAIL" and "no_such_connection" in out
+    assert "@task" not in out  # not started by a task: no advice about task subprocesses
+
+
+def test_in_a_task_subprocess_on_airflow_3_an_unreadable_connection_gets_the_in_task_route(emulator, conn_env,
+                                                                                            monkeypatch):
+    from importlib.metadata import version
+
+    monkeypatch.setenv("AIRFLOW_CTX_TASK_ID", "check")  # what a BashOperator exports to its command
+    code, out, _ = run_cli("doctor", "--conn-id", "no_such_connection")
+    assert code == 1 and statuses(out)["settings"] == "FAIL"
+    advised = "from airflow_provider_gcp_wif.cli import doctor" in out and "@task" in out
+    assert advised == (int(version("apache-airflow").split(".")[0]) >= 3), out
 
 
 @pytest.mark.parametrize(

@@ -72,7 +72,7 @@ def test_no_index_needs_the_dependency_wheels(built_bundle, tmp_path):
         (tmp_path / wheel).write_bytes(bundle.read(wheel))
     code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(tmp_path / wheel),
                            "--no-index")
-    assert code == 2 and "--dependency-wheels" in err
+    assert code == 2 and "--dependency-wheels" in err and "--airflow-version" in err
     assert not (tmp_path / "out" / "requirements.txt").exists()
 
 
@@ -87,16 +87,48 @@ def test_no_index_with_dependency_wheels_bundles_them_all(built_bundle, tmp_path
     with zipfile.ZipFile(fake, "w") as dep:
         dep.writestr("google_auth-2.40.3.dist-info/METADATA", "Metadata-Version: 2.1\nName: google-auth\n"
                                                                 "Version: 2.40.3\n")
+    url = "https://raw.githubusercontent.com/apache/airflow/constraints-3.0.6/constraints-3.12.txt"
     code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(tmp_path / wheel),
-                           "--no-index", "--dependency-wheels", str(deps), "--constraints",
-                           "https://raw.githubusercontent.com/apache/airflow/constraints-3.0.6/constraints-3.12.txt")
+                           "--no-index", "--dependency-wheels", str(deps), "--constraints", url)
+    assert code == 2 and "no network to fetch a constraints URL" in err and "FILE" in err
+    assert not (tmp_path / "out").exists()
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("google-auth==2.40.3\n")
+    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(tmp_path / wheel),
+                           "--no-index", "--dependency-wheels", str(deps), "--constraints", str(constraints))
     assert code == 0, err
     assert wheel_names(tmp_path / "out" / "plugins.zip") == sorted([wheel, fake.name])
     lines = [line for line in (tmp_path / "out" / "requirements.txt").read_text().splitlines()
              if not line.startswith("#")]
     assert lines == [
-        '--constraint "https://raw.githubusercontent.com/apache/airflow/constraints-3.0.6/constraints-3.12.txt"',
+        '--constraint "/usr/local/airflow/plugins/constraints.txt"',
         "--find-links /usr/local/airflow/plugins", "--no-index", f"airflow-provider-gcp-wif=={__version__}"]
+
+
+def test_a_constraints_url_without_no_index_is_kept(built_bundle, tmp_path):
+    output, _ = built_bundle
+    [wheel] = wheel_names(output / "plugins.zip")
+    with zipfile.ZipFile(output / "plugins.zip") as bundle:
+        (tmp_path / wheel).write_bytes(bundle.read(wheel))
+    url = "https://raw.githubusercontent.com/apache/airflow/constraints-3.0.6/constraints-3.12.txt"
+    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(tmp_path / wheel),
+                           "--constraints", url)
+    assert code == 0, err
+    assert f'--constraint "{url}"' in (tmp_path / "out" / "requirements.txt").read_text()
+
+
+@pytest.mark.parametrize(("version", "message"), [
+    ("3.0.x", "not a version"),
+    ("9.9.9", "not an MWAA image this tool knows"),
+])
+def test_an_unknown_airflow_version_is_refused(built_bundle, tmp_path, version, message):
+    output, _ = built_bundle
+    [wheel] = wheel_names(output / "plugins.zip")
+    with zipfile.ZipFile(output / "plugins.zip") as bundle:
+        (tmp_path / wheel).write_bytes(bundle.read(wheel))
+    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(tmp_path / wheel),
+                           "--no-index", "--airflow-version", version)
+    assert code == 2 and message in err
 
 
 def test_a_constraints_file_and_an_existing_plugins_zip_are_shipped_too(built_bundle, tmp_path):

@@ -37,7 +37,7 @@ SERVER_START_TIMEOUT = 180
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ui: drives the Airflow UI in Chromium (skipped without /usr/bin/chromium)")
-    config.addinivalue_line("markers", "airflow2: runs only under Airflow 2.x (the matrix's mwaa-2.11.2 env)")
+    config.addinivalue_line("markers", "airflow2: runs only under Airflow 2.x (MWAA's 2.9.2-2.11.2 pins)")
     config.addinivalue_line("markers", "airflow3: runs only under Airflow 3.x")
 
 
@@ -57,10 +57,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=f"Airflow 2.x UI test; this is Airflow {version}"))
         if "airflow3" in item.keywords and AIRFLOW_VERSION[:1] != (3,):
             item.add_marker(pytest.mark.skip(reason=f"Airflow 3.x UI test; this is Airflow {version}"))
-        elif "airflow3" in item.keywords and AIRFLOW_VERSION[:2] < (3, 2):
-            # 3.0/3.1 build the form from the hook's wtforms widgets (checked by tests/airflow/
-            # test_providers_metadata.py) and their React pages differ; this test follows 3.2+'s conn-fields form.
-            item.add_marker(pytest.mark.skip(reason=f"the browser test follows Airflow 3.2+'s form; this is {version}"))
 
 
 def free_port() -> int:
