@@ -432,12 +432,7 @@ def _attach(hook: Any, lookups: Mapping[Any, Any]) -> None:
 
 def allowed_endpoint_hosts() -> str:
     """``[gcp_wif] allowed_endpoint_hosts`` (also ``AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS``)."""
-    try:
-        from airflow.configuration import conf
-
-        return str(conf.get("gcp_wif", "allowed_endpoint_hosts", fallback="") or "")
-    except Exception:  # noqa: BLE001 - outside a configured Airflow: the environment variable alone
-        return os.environ.get("AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS", "")
+    return _deployment_option("allowed_endpoint_hosts")
 
 
 def _deployment_option(name: str) -> str:
