@@ -30,7 +30,7 @@ test: install
 	$(MAKE) test-matrix
 
 # One venv per constraints/mwaa/airflow-<version>.txt (.venv-mwaa-<version>, on the image's Python, reused while up
-# to date); the full selection on 2.9.2, 2.11.2, 3.0.6, 3.3.1, the smoke one on the others (scripts/matrix.py).
+# to date); the full selection on 2.9.2, 2.11.2, 3.0.6, the smoke one on the others (scripts/matrix.py).
 test-matrix: install
 	$(PY) scripts/matrix.py $(MATRIX_ARGS)
 

@@ -76,6 +76,7 @@ LONG_RUN_SECONDS = 150
 CREDENTIAL_TTL = 20
 
 
+@pytest.mark.soak
 def test_long_run_with_rotating_container_credentials_and_short_tokens_has_no_authentication_failure(tmp_path):
     """Container credentials live 20 s (rotated at half-life, and AWS answers ``ExpiredToken`` to each rotated-away
     key once its ``Expiration`` passed), federated and Google tokens 60 s: two and a half minutes of sync and async
