@@ -51,6 +51,7 @@ def wif_extra(info):
 # -- the contract, checked against the installed provider ------------------------------------------------------------
 
 
+@pytest.mark.smoke  # every MWAA image: the guard, the contract and a simulated rename (issue 11)
 def test_installed_provider_honours_the_contract_and_the_wrappers_keep_its_signatures():
     from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
 
@@ -240,6 +241,7 @@ AFTER_MUTATION = """
 """
 
 
+@pytest.mark.smoke  # every MWAA image: the guard, the contract and a simulated rename (issue 11)
 @pytest.mark.parametrize("mutation", list(MUTATIONS))
 def test_a_changed_google_provider_breaks_no_google_operator_and_wif_connections_say_why(mutation, wif_env, emulator):
     from tests.airflow.test_integration import _service_account_key
