@@ -230,7 +230,10 @@ _UNSIGNED_STS_ACTIONS = frozenset({"AssumeRoleWithWebIdentity", "AssumeRoleWithS
 
 def _patch_unsigned_web_identity() -> None:
     """Skip moto's SigV4 check for an unsigned ``AssumeRoleWithWebIdentity``/``AssumeRoleWithSAML`` (STS only)."""
-    from moto.core.authorization import ActionAuthenticatorMixin
+    try:
+        from moto.core.authorization import ActionAuthenticatorMixin
+    except ImportError:  # moto < 5.1 (MWAA 2.9.2-2.11.2 pin 5.0.9 / 5.0.11): the same class, in moto.core.responses
+        from moto.core.responses import ActionAuthenticatorMixin  # type: ignore[no-redef]
 
     original = ActionAuthenticatorMixin._authenticate_and_authorize_action
     if getattr(original, "_gcp_wif_patched", False):
