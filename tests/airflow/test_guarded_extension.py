@@ -224,7 +224,8 @@ AFTER_MUTATION = """
             pass
 
     operator = GCSListObjectsOperator(task_id="t", bucket=sys.argv[1], gcp_conn_id="gcp_anon")
-    answer["operator"] = operator.execute({"ti": TaskInstance(), "task_instance": TaskInstance()})
+    # Google provider 20.x's StorageLink.persist also reads context["task"].
+    answer["operator"] = operator.execute({"ti": TaskInstance(), "task_instance": TaskInstance(), "task": operator})
     refusals = []
     for build in (lambda: GCSHook(gcp_conn_id="gcp_wif_default"),
                   lambda: __import__("airflow_provider_gcp_wif.hooks.gcp_wif", fromlist=["x"]).GcpWifHook()):
