@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # budget (.ci/run under 60 minutes on 2 cores) needs it. `MATRIX_ARGS="--env mwaa-2.9.2"` runs one.
 MATRIX_ARGS ?= --jobs 2
 
-.PHONY: demo test test-matrix lint install clean mwaa
+.PHONY: demo test test-suite test-matrix lint install clean mwaa
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,10 +24,15 @@ install: $(VENV)/.installed
 demo: install
 	$(PY) scripts/demo.py
 
-# Everything in the main venv (latest releases), then tests/airflow under each MWAA image's constraints.
+# Everything in the main venv (latest releases) and, at the same time, tests/airflow under each MWAA image's
+# constraints: both spend much of their time waiting on real Airflow processes, and CI's budget (.ci/run under
+# 60 minutes on 2 cores) needs the overlap. Each one's output is printed whole when it ends (--output-sync).
 test: install
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-suite test-matrix
+
+# The whole suite in the main venv.
+test-suite: install
 	$(PY) -m pytest $(PYTEST_ARGS)
-	$(MAKE) test-matrix
 
 # One venv per constraints/mwaa/airflow-<version>.txt (.venv-mwaa-<version>, on the image's Python, reused while up
 # to date); the full selection on 2.9.2, 2.11.2, 3.0.6, the smoke one on the others (scripts/matrix.py).

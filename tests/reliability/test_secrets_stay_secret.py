@@ -156,11 +156,18 @@ def test_connection_test_messages_errors_and_reprs_carry_no_secret(wif_connectio
         assert not leaks(text, {}), surface
 
 
-def test_the_credential_file_for_child_processes_is_private_secret_free_and_removed(wif_connection):
+def test_the_credential_file_for_child_processes_is_private_secret_free_and_removed(wif_connection, tmp_path,
+                                                                                     monkeypatch):
     from airflow_provider_gcp_wif.hooks.gcp_wif import GcpWifHook
 
+    # A temp directory of this test's own, so that other processes on the machine (the matrix runs beside this
+    # suite) cannot add or remove gcp-wif-* entries while "nothing left" is checked.
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
     hook = GcpWifHook()
     before = set(Path(tempfile.gettempdir()).glob("gcp-wif-*"))
+    assert Path(tempfile.gettempdir()) == private
     snapshot = dict(os.environ)
     with hook.provide_gcp_credential_file_as_context() as path:
         file = Path(path)
