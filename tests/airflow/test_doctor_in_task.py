@@ -5,6 +5,9 @@ no direct database access) it cannot read the connection and says exactly what t
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
+
+from packaging.version import Version
 
 from .helpers import AIRFLOW_3, TEST_DAGS, airflow, airflow_environment, migrate
 from .test_connection_sources import extra_of
@@ -25,7 +28,12 @@ def test_the_doctor_runs_in_a_task_and_the_bash_route_says_what_to_do(emulator, 
     assert in_task == ("settings=ok AWS identity=ok subject length=ok STS exchange=ok impersonation=ok "
                        "API call=ok"), in_task
     bash = (tmp_path / "doctor.bash.log").read_text()
-    if AIRFLOW_3:
+    if AIRFLOW_3 and "exit=0" in bash:
+        # Airflow 3.0's `dags test` still hands the processes a task starts the metadata database (seen on MWAA
+        # 3.0.6): the bash route then simply works. From 3.1 on it does not (3.3 is tested in the main venv).
+        assert Version(version("apache-airflow")).release < (3, 1), bash
+        assert "all checks passed" in bash, bash
+    elif AIRFLOW_3:
         assert "exit=1" in bash or "exit=2" in bash, bash
         assert "from airflow_provider_gcp_wif.cli import doctor" in bash and "BashOperator" in bash, bash
     else:  # Airflow 2: the child process reads the metadata database itself
