@@ -21,3 +21,15 @@ def endpoint_counts(emulator) -> tuple[int, int]:
     """(STS exchanges, generateAccessToken calls) in the emulator's request log, failed ones included."""
     counters = emulator.control.counters()
     return counters.get("sts", 0), counters.get("iam.generateAccessToken", 0)
+
+
+@pytest.fixture
+def without_airflows_masker(monkeypatch):
+    """For tests of retries, locks and time, not of masking: earlier tests of the session register Airflow's secrets
+    masker as a listener, and Airflow's masker recompiles one regex of every secret it knows on each new one
+    (quadratic; the README's known limits). Late in the full session a test that makes hundreds of exchanges would
+    spend minutes there. Masking has its own tests (test_secrets_stay_secret.py, test_exception_chains_...,
+    test_google_auth_debug_logs.py)."""
+    from airflow_provider_gcp_wif import masking
+
+    monkeypatch.setattr(masking, "_listeners", [])

@@ -23,7 +23,6 @@ import datetime
 import pytest
 from botocore.credentials import RefreshableCredentials
 
-from airflow_provider_gcp_wif import masking
 from airflow_provider_gcp_wif.credentials import WifCredentials
 from airflow_provider_gcp_wif.errors import WifExchangeError
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
@@ -35,15 +34,10 @@ FAULT_RATE = 0.3
 NUM_RETRIES = 18
 FAULT_KINDS = ["status", "delay", "reset", "malformed"]
 
+pytestmark = pytest.mark.usefixtures("without_airflows_masker")
 
 
-@pytest.fixture(autouse=True)
-def _without_airflows_masker(monkeypatch):
-    """What is measured here is the retry budget, in a process of its own in spirit. Earlier tests of the session
-    register Airflow's secrets masker as a listener, and Airflow's masker recompiles one regex of every secret it
-    knows on each new one: 200 whole exchanges (600 new secrets) would spend minutes there (noted in the README's
-    known limits). Masking has its own tests."""
-    monkeypatch.setattr(masking, "_listeners", [])
+
 
 
 def failure_probability(p: float, retries: int) -> float:

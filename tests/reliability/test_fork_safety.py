@@ -14,11 +14,11 @@ import pytest
 import requests
 
 from airflow_provider_gcp_wif import credentials as wif_credentials
-from airflow_provider_gcp_wif import masking
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
 from airflow_provider_gcp_wif.token_service import assume_role_session
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+pytestmark = [pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork"),
+              pytest.mark.usefixtures("without_airflows_masker")]
 
 #: The child must finish its own exchange within this many seconds (it takes well under one on an idle machine; CI
 #: runs the MWAA matrix beside this suite on two cores).
@@ -28,12 +28,6 @@ HELD_SECONDS = 40.0
 
 
 
-@pytest.fixture(autouse=True)
-def _without_airflows_masker(monkeypatch):
-    """Locks are what is tested here. Earlier tests of the session register Airflow's secrets masker, which
-    recompiles one regex of every secret it knows per new one (seconds, late in a long session): the child's few
-    announcements would eat its deadline. The masker in a forked child is covered by tests/airflow (real tasks)."""
-    monkeypatch.setattr(masking, "_listeners", [])
 
 
 def fork_and_exchange(child_exchange: Callable[[], bool]) -> tuple[str, float]:

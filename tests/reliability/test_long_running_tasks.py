@@ -15,11 +15,14 @@ import itertools
 import boto3
 import botocore.session
 import google.auth._helpers
+import pytest
 import requests
 from botocore.credentials import RefreshableCredentials
 
 from airflow_provider_gcp_wif.credentials import WifCredentials
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
+
+pytestmark = pytest.mark.usefixtures("without_airflows_masker")
 
 TASK_HOURS = 6
 STEP_SECONDS = 90
