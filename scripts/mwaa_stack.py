@@ -79,10 +79,9 @@ def python_for(version: str) -> str:
     if wanted == "3.11" and sys.version_info[:2] == (3, 11):
         return sys.executable
     sys.path.insert(0, str(ROOT / "scripts"))
-    from matrix import python_interpreter  # a working 3.12 (MATRIX_PYTHON, PATH or pyenv), as the matrix uses
+    from matrix import python_interpreter  # the image's Python as the matrix finds it (MATRIX_PYTHON_3_x, PATH, pyenv)
 
-    return str(python_interpreter())
-    raise SystemExit(f"Python {wanted} not found for image {version}")
+    return str(python_interpreter(wanted))
 
 
 def uv() -> str:
