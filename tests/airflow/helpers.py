@@ -146,3 +146,21 @@ def components() -> Iterator[list[Component]]:
 
 def dump_logs(components: list[Component], tail: int = 15000) -> str:
     return "\n".join(f"===== {c.name} (exit {c.process.poll()}) =====\n{c.log()[-tail:]}" for c in components)
+
+
+def airflow_redact() -> Any:
+    """The ``redact()`` of the secrets masker task logs go through: Airflow 3.1+ ``airflow.sdk.log``, 3.0 the task
+    SDK's, 2.x the core one."""
+    import importlib
+
+    import pytest
+
+    for module_name in ("airflow.sdk.log", "airflow.sdk.execution_time.secrets_masker",
+                        "airflow.utils.log.secrets_masker"):
+        try:
+            redact = getattr(importlib.import_module(module_name), "redact", None)
+        except ImportError:
+            continue
+        if redact is not None:
+            return redact
+    pytest.fail("no Airflow secrets masker with redact()")

@@ -3,7 +3,6 @@ the token reaches Airflow's secrets masker, and a connection that is not ``gcp_w
 
 from __future__ import annotations
 
-import importlib
 import json
 
 import google.auth.transport.requests
@@ -12,6 +11,8 @@ from google.oauth2 import id_token as google_id_token
 
 from airflow_provider_gcp_wif import id_tokens
 from airflow_provider_gcp_wif.errors import WifConfigError
+
+from .helpers import airflow_redact
 
 AUDIENCE = "https://hello-abc123-ew.a.run.app"
 
@@ -51,16 +52,7 @@ def test_the_hooks_impersonation_chain_replaces_the_connections(wif_env):
 
 
 def test_the_id_token_is_masked_in_airflow_logs(wif_env):
-    for module_name in ("airflow.sdk.log", "airflow.sdk.execution_time.secrets_masker",
-                        "airflow.utils.log.secrets_masker"):
-        try:
-            redact = getattr(importlib.import_module(module_name), "redact", None)
-        except ImportError:
-            continue
-        if redact is not None:
-            break
-    else:
-        pytest.fail("no Airflow secrets masker with redact()")
+    redact = airflow_redact()
 
     token = hook().get_id_token(AUDIENCE)
 

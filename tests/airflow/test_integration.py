@@ -16,6 +16,8 @@ import pytest
 from airflow_provider_gcp_wif import credentials as wif_credentials
 from airflow_provider_gcp_wif.errors import WifConfigError
 
+from .helpers import airflow_redact
+
 
 @pytest.fixture(scope="module", autouse=True)
 def plugin_loaded():
@@ -307,19 +309,7 @@ def test_test_connection_reports_the_failed_step_and_fix(wif_env, emulator):
 
 
 def test_minted_tokens_are_registered_with_the_secrets_masker(wif_env):
-    import importlib
-
-    # The masker task logs go through: Airflow 3.1+ airflow.sdk.log, 3.0 the task SDK's, 2.11 the core one.
-    for module_name in ("airflow.sdk.log", "airflow.sdk.execution_time.secrets_masker",
-                        "airflow.utils.log.secrets_masker"):
-        try:
-            redact = getattr(importlib.import_module(module_name), "redact", None)
-        except ImportError:
-            continue
-        if redact is not None:
-            break
-    else:
-        pytest.fail("no Airflow secrets masker with redact()")
+    redact = airflow_redact()
     hook = gcs_hook(gcp_conn_id="gcp_wif_default")
     hook.list(wif_env["bucket"])
     credentials, _ = hook.get_credentials_and_project_id()
