@@ -131,9 +131,10 @@ def test_tokens_are_unique_and_a_tampered_token_fails_google_auth_verification(e
                           audience="aud")
 
 
-def test_wrong_secret_is_signature_does_not_match(emulator: Any) -> None:
+def test_right_secret_passes_and_wrong_secret_is_signature_does_not_match(emulator: Any) -> None:
     info = emulator.info
     forged = {"AccessKeyId": info["aws_access_key_id"], "SecretAccessKey": "x" * 40}
+    assert client(info, "sts").get_web_identity_token(Audience=["aud"], SigningAlgorithm="RS256")
 
     with pytest.raises(ClientError) as excinfo:
         client(info, "sts", forged).get_web_identity_token(Audience=["aud"], SigningAlgorithm="RS256")
@@ -141,8 +142,12 @@ def test_wrong_secret_is_signature_does_not_match(emulator: Any) -> None:
     assert error_of(excinfo)[:2] == (403, "SignatureDoesNotMatch")
 
 
-def test_unsigned_request_is_missing_authentication_token(emulator: Any) -> None:
-    response = requests.post(emulator.info["aws_endpoint"], timeout=10, data={
+def test_unsigned_request_is_missing_authentication_token_unlike_the_signed_one(emulator: Any) -> None:
+    info = emulator.info
+    params = {"Audience": ["aud"], "SigningAlgorithm": "RS256"}
+    assert client(info, "sts").get_web_identity_token(**params)["WebIdentityToken"].count(".") == 2
+
+    response = requests.post(info["aws_endpoint"], timeout=10, data={
         "Action": "GetWebIdentityToken", "Version": "2011-06-15", "Audience.member.1": "aud",
         "SigningAlgorithm": "RS256"})
 
