@@ -298,3 +298,20 @@ def test_policy_evaluation_matches_set_semantics(allowed: set[str], requested: l
         assert verdict == "deny"
     else:
         assert verdict == ("allow" if set(requested) <= allowed and duration <= cap else "implicit")
+
+
+def test_identity_source_credentials_allow_a_jwt_as_long_as_their_advertised_lifetime() -> None:
+    """The container-credentials fake advertises its TTL; the role session behind it lasts at least that long, so
+    a JWT within the advertised lifetime is never a SessionDurationEscalationException (and beyond it, is)."""
+    from airflow_provider_gcp_wif.testing import CloudEmulator
+
+    with CloudEmulator(aws_credential_ttl=1800) as emulator:
+        info = emulator.info
+        served = requests.get(info["aws_identity_sources"]["ecs"]["endpoint"], timeout=10).json()
+        sts = client(info, "sts", {"AccessKeyId": served["AccessKeyId"], "SecretAccessKey": served["SecretAccessKey"],
+                                   "SessionToken": served["Token"]})
+
+        assert sts.get_web_identity_token(Audience=["aud"], SigningAlgorithm="RS256", DurationSeconds=1700)
+        with pytest.raises(ClientError) as excinfo:
+            sts.get_web_identity_token(Audience=["aud"], SigningAlgorithm="RS256", DurationSeconds=1900)
+        assert error_of(excinfo)[1] == "SessionDurationEscalationException"
