@@ -258,3 +258,33 @@ def test_jwt_of_the_untrusted_account_is_an_issuer_mismatch(emulator: Any) -> No
 
     assert description == (f"The issuer in ID Token {emulator.control.aws_issuer(info['untrusted_aws_account_id'])} "
                            f"does not match the expected one in config: {info['aws_issuer_url']}")
+
+
+def test_the_emulator_starts_with_an_aws_jwt_provider_that_reset_keeps(emulator: Any) -> None:
+    """No call needed: ``info["jwt_audience"]`` names an OIDC provider trusting the emulated AWS issuer, in every
+    test (the per-test ``reset()`` restores it), and its principal may impersonate the fixture service account."""
+    info = emulator.info
+    emulator.control.set_provider(provider_id=info["jwt_provider_id"], disabled=True)
+    emulator.control.reset()
+    token = role_sts(info).get_web_identity_token(Audience=["https:" + info["jwt_audience"]],
+                                                  SigningAlgorithm="RS256")["WebIdentityToken"]
+
+    response = jwt_exchange(info, token, info["jwt_audience"])
+
+    assert response.status_code == 200, response.text
+    assert generate_access_token(info, response.json()["access_token"], info["service_account"]).status_code == 200
+    assert emulator.control.get_config()["pools"][info["pool_id"]]["providers"][info["jwt_provider_id"]]["oidc"][
+        "issuer_uri"] == info["aws_issuer_url"]
+
+
+def test_trust_aws_issuer_replaces_the_mapping(emulator: Any) -> None:
+    info = emulator.info
+    audience = emulator.control.trust_aws_issuer(attribute_mapping={"google.subject": "assertion.jti"},
+                                                 attribute_condition=None)
+    token = role_sts(info).get_web_identity_token(Audience=["https:" + audience], SigningAlgorithm="RS256")
+
+    assert jwt_exchange(info, token["WebIdentityToken"], audience).status_code == 200
+    provider = emulator.control.get_config()["pools"][info["pool_id"]]["providers"][info["jwt_provider_id"]]
+    assert provider["attribute_mapping"] == {"google.subject": "assertion.jti"}
+    assert emulator.control.requests("sts")[-1]["principal"].rsplit("/", 1)[1] == json.loads(
+        base64.urlsafe_b64decode(token["WebIdentityToken"].split(".")[1] + "=="))["jti"]
