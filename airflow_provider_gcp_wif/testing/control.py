@@ -135,9 +135,9 @@ class EmulatorControl:
         (default: the trusted account), as :func:`.defaults.aws_jwt_provider` describes (mapping from AWS's JWT
         claims, ``attribute.aws_role`` as the sigv4 route maps it so the fixture's bindings apply, a condition
         pinning the account). The emulator starts with ``aws-jwt-fixture`` in the default pool already; this is
-        for other accounts, pools, audiences, mappings or conditions, or after ``replace_config``. Returns the provider's
-        audience (``//iam.googleapis.com/projects/<n>/.../providers/<id>``); GetWebIdentityToken's ``Audience`` is
-        that with ``https:`` in front (Google's default allowed audience)."""
+        for other accounts, pools, audiences, mappings or conditions, or after ``replace_config``. Returns the
+        provider's audience (``//iam.googleapis.com/projects/<n>/.../providers/<id>``); GetWebIdentityToken's
+        ``Audience`` is that with ``https:`` in front (Google's default allowed audience)."""
         provider = aws_jwt_provider(self.aws_issuer(account_id), account_id or AWS_ACCOUNT_ID, allowed_audiences,
                                     attribute_mapping, attribute_condition)
         # the mapping replaces the provider's (configure() merges objects)
