@@ -7,7 +7,8 @@ text real Google STS answers (measured against real Google, see ``ERRORS.md``):
 parse -> ``iss`` equals ``issuer_uri`` -> key by ``kid`` in the JWKS (``jwks_json``, else fetched from the issuer's
 discovery document: loopback only) with an algorithm Google accepts (RS256, ES256; Google takes RSA and EC P-256
 keys only, so an ES384 token finds no usable key) -> signature -> ``aud`` in ``allowed_audiences`` (empty: the
-provider's ``https://iam.googleapis.com/projects/<n>/locations/global/workloadIdentityPools/<pool>/providers/<id>``)
+provider's ``https://iam.googleapis.com/projects/<n>/locations/global/workloadIdentityPools/<pool>/providers/<id>``,
+with or without ``https:``)
 -> ``iat`` present and not more than 60 s ahead, ``exp`` present and not more than 60 s past (the emulator clock)
 -> attribute mapping over the claims -> google.subject <= 127 bytes -> attribute condition.
 """
@@ -65,6 +66,8 @@ def validate_config(oidc: Any, where: str) -> None:
     audiences = oidc.get("allowed_audiences", [])
     if audiences is not None and (not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences)):
         raise ValueError(f"{where}.oidc.allowed_audiences must be a list of strings")
+    if audiences and (len(audiences) > 10 or any(not 0 < len(a) <= 256 for a in audiences)):
+        raise ValueError(f"{where}.oidc.allowed_audiences: at most 10 audiences of at most 256 characters")
     jwks = oidc.get("jwks_json")
     if jwks is not None:
         try:
@@ -170,7 +173,10 @@ def verify(token: str, oidc: dict[str, Any], expected_default_audience: str, now
     audience = claims.get("aud")
     token_audiences = [str(a) for a in audience] if isinstance(audience, list) else (
         [] if audience is None else [str(audience)])
-    allowed = list(oidc.get("allowed_audiences") or []) or [expected_default_audience]
+    # empty allowed_audiences: the provider's full resource name "with or without the HTTPS prefix" (Google's API
+    # reference of WorkloadIdentityPoolProvider.oidc.allowedAudiences)
+    allowed = list(oidc.get("allowed_audiences") or []) or [
+        expected_default_audience, expected_default_audience[len("https:"):]]
     if not set(token_audiences) & set(allowed):
         raise _invalid_grant(AUDIENCE_MISMATCH.format(aud=", ".join(token_audiences)))
 

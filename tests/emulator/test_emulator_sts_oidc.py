@@ -109,6 +109,7 @@ def test_time_window_is_googles_60_second_skew(emulator: Any, own_issuer: str, i
 @pytest.mark.parametrize(("mutation", "status", "error", "description"), [
     ("wrong_aud", 400, "invalid_grant", "The audience in ID Token [https://other] does not match the expected audience."),
     ("two_aud_one_ok", 200, None, None),
+    ("default_aud_without_https", 200, None, None),
     ("wrong_iss", 400, "invalid_grant",
      f"The issuer in ID Token https://evil.test does not match the expected one in config: {ISSUER}"),
     ("no_iss", 400, "invalid_grant", f"The issuer in ID Token null does not match the expected one in config: {ISSUER}"),
@@ -129,7 +130,7 @@ def test_refusals_carry_googles_texts(emulator: Any, own_issuer: str, mutation: 
     changes: dict[str, Any] = {
         "wrong_aud": {"aud": "https://other"}, "two_aud_one_ok": {"aud": ["https://other", aud]},
         "wrong_iss": {"iss": "https://evil.test"}, "no_iss": {"iss": None}, "no_aud": {"aud": None},
-        "no_iat": {"iat": None}, "long_subject": {"sub": "s" * 128},
+        "no_iat": {"iat": None}, "long_subject": {"sub": "s" * 128}, "default_aud_without_https": {"aud": own_issuer},
     }.get(mutation, {})
     token = signer.sign(claims_at(now, aud, **changes))
     if mutation == "tampered":
@@ -174,6 +175,7 @@ def test_aws_jwt_token_type_on_an_aws_provider_and_sigv4_token_on_an_oidc_provid
 
 @pytest.mark.parametrize(("oidc_config", "text"), [
     ({"issuer_uri": "http://issuer.example.test"}, oidc.ISSUER_NOT_HTTPS),
+    ({"issuer_uri": ISSUER, "allowed_audiences": [f"a{i}" for i in range(11)]}, "at most 10 audiences"),
     ({"issuer_uri": ISSUER, "jwks_json": json.dumps({"keys": [{"kty": "EC", "crv": "P-384", "kid": "k", "x": "a",
                                                                "y": "b"}]})}, oidc.JWKS_CURVE_UNSUPPORTED),
 ])
