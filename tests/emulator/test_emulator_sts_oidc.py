@@ -290,3 +290,21 @@ def test_trust_aws_issuer_replaces_the_mapping(emulator: Any) -> None:
     assert provider["attribute_mapping"] == {"google.subject": "assertion.jti"}
     assert emulator.control.requests("sts")[-1]["principal"].rsplit("/", 1)[1] == json.loads(
         base64.urlsafe_b64decode(token["WebIdentityToken"].split(".")[1] + "=="))["jti"]
+
+
+def test_both_clouds_keep_one_clock_a_jwt_minted_after_advance_clock_is_fresh(emulator: Any) -> None:
+    """advance_clock() moves the emulated AWS issuer's clock too: a JWT minted afterwards is not stale, while one
+    minted before is (as on one real clock)."""
+    info = emulator.info
+    sts = role_sts(info)
+    audience = ["https:" + info["jwt_audience"]]
+    before = sts.get_web_identity_token(Audience=audience, SigningAlgorithm="RS256")["WebIdentityToken"]
+
+    emulator.control.advance_clock(7200)
+    after = sts.get_web_identity_token(Audience=audience, SigningAlgorithm="RS256")
+
+    now = emulator.control._call("GET", "clock")["now"]
+    claims = json.loads(base64.urlsafe_b64decode(after["WebIdentityToken"].split(".")[1] + "=="))
+    assert abs(claims["iat"] - now) < 5 and abs(after["Expiration"].timestamp() - (now + 300)) < 5
+    assert jwt_exchange(info, after["WebIdentityToken"], info["jwt_audience"]).status_code == 200
+    assert jwt_exchange(info, before, info["jwt_audience"]).json()["error_description"].endswith("stale to sign-in.")
