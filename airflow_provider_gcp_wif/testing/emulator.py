@@ -76,7 +76,10 @@ class CloudEmulator:
     def _add_aws_jwt_provider(self) -> None:
         """The start-up configuration gets an OIDC provider ``aws-jwt-fixture`` (in the first pool) trusting the
         emulated trusted AWS account's issuer, unless the configuration names one: ``reset()`` keeps it."""
+        from . import oidc
+
         assert self.aws.trusted is not None
+        oidc.trust_emulated_issuer_host(self.aws.host)  # its http issuer, also when not on loopback
         pools = self.state.startup_config["pools"]
         pool = pools.get(next(iter(pools), ""))
         if pool is None or defaults.AWS_JWT_PROVIDER_ID in pool.get("providers", {}):

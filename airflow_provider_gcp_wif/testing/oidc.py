@@ -41,6 +41,21 @@ JWKS_CURVE_UNSUPPORTED = "Invalid JWKs: Only RSA, EC key types are supported."
 ISSUER_NOT_HTTPS = "Invalid OIDC issuer URI. The scheme must be https."
 
 
+# Hosts besides loopback whose http issuers the emulator trusts and fetches: the emulated AWS's own host when the
+# emulator was started with allow_non_loopback (its issuer is http on that host).
+_EMULATED_ISSUER_HOSTS: set[str] = set()
+
+
+def trust_emulated_issuer_host(host: str) -> None:
+    _EMULATED_ISSUER_HOSTS.add(host)
+
+
+def _emulator_host(host: str) -> bool:
+    from .bind import is_loopback
+
+    return is_loopback(host) or host in _EMULATED_ISSUER_HOSTS
+
+
 def _b64decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
@@ -51,8 +66,6 @@ def default_audience(pool_resource: str, provider_id: str, universe: str = "goog
 
 def validate_config(oidc: Any, where: str) -> None:
     """The provider's ``oidc`` block, checked as ``gcloud ... create-oidc`` does (raises ``ValueError``)."""
-    from .bind import is_loopback
-
     if not isinstance(oidc, dict):
         raise ValueError(f"{where}.oidc must be an object {{issuer_uri, allowed_audiences, jwks_json}}")
     issuer = oidc.get("issuer_uri")
@@ -61,7 +74,7 @@ def validate_config(oidc: Any, where: str) -> None:
     parsed = urllib.parse.urlsplit(issuer)
     if not parsed.netloc:
         raise ValueError(f"{where}.oidc.issuer_uri: Invalid OIDC issuer URI.")
-    if parsed.scheme != "https" and not (parsed.scheme == "http" and is_loopback(parsed.hostname or "")):
+    if parsed.scheme != "https" and not (parsed.scheme == "http" and _emulator_host(parsed.hostname or "")):
         raise ValueError(f"{where}.oidc.issuer_uri: {ISSUER_NOT_HTTPS} (the emulator also takes http on loopback)")
     audiences = oidc.get("allowed_audiences", [])
     if audiences is not None and (not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences)):
@@ -85,10 +98,8 @@ def _invalid_grant(text: str) -> errors.ApiError:
 
 
 def _fetch_json(url: str) -> Any:
-    from .bind import is_loopback
-
     host = urllib.parse.urlsplit(url).hostname or ""
-    if not is_loopback(host):  # the emulator never sends traffic off the machine
+    if not _emulator_host(host):  # the emulator never sends traffic anywhere but to itself
         raise _invalid_grant(ISSUER_UNREACHABLE)
     try:
         with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback http(s) only

@@ -308,3 +308,15 @@ def test_both_clouds_keep_one_clock_a_jwt_minted_after_advance_clock_is_fresh(em
     assert abs(claims["iat"] - now) < 5 and abs(after["Expiration"].timestamp() - (now + 300)) < 5
     assert jwt_exchange(info, after["WebIdentityToken"], info["jwt_audience"]).status_code == 200
     assert jwt_exchange(info, before, info["jwt_audience"]).json()["error_description"].endswith("stale to sign-in.")
+
+
+def test_http_issuer_is_taken_only_on_loopback_or_the_emulated_aws_host() -> None:
+    """With allow_non_loopback the emulated AWS issuer is http on a non-loopback host: the emulator trusts that
+    host (and only it) besides loopback; any other http issuer is refused as gcloud refuses it."""
+    oidc.validate_config({"issuer_uri": "http://127.0.0.1:1/_issuer/x"}, "p")
+    with pytest.raises(ValueError, match="The scheme must be https"):
+        oidc.validate_config({"issuer_uri": "http://198.51.100.7:1/_issuer/x"}, "p")
+    oidc.trust_emulated_issuer_host("198.51.100.7")  # what CloudEmulator does for its AWS host
+    oidc.validate_config({"issuer_uri": "http://198.51.100.7:1/_issuer/x"}, "p")
+    with pytest.raises(ValueError, match="The scheme must be https"):
+        oidc.validate_config({"issuer_uri": "http://198.51.100.8:1/_issuer/x"}, "p")
