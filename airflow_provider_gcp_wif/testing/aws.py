@@ -56,7 +56,8 @@ NO_JWT_ROLE_NAMES = frozenset({NO_JWT_ROLE_NAME})
 # condition keys: a narrower policy is the user's / setup's business, and tests write their own).
 _WEB_IDENTITY_TOKEN_POLICY = {
     "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "sts:GetWebIdentityToken", "Resource": "*",
+    "Statement": [{"Effect": "Allow", "Action": ["sts:GetWebIdentityToken", "sts:TagGetWebIdentityToken"],
+                   "Resource": "*",
                    "Condition": {"NumericLessThanEquals": {"sts:DurationSeconds": "3600"}}}],
 }
 
@@ -305,11 +306,14 @@ def _with_web_identity_token_policy_check(iam_request_cls: type) -> type:
             if message:
                 raise aws_outbound.http_error(400, "ValidationError", message)
             documents = [aws_outbound.policy_json(policy) for policy in self._access_key.collect_policies()]
-            action = "sts:GetWebIdentityToken"
-            verdict = aws_outbound.evaluate(documents, action, aws_outbound.condition_context(params))
-            if verdict != "allow":
-                raise aws_outbound.http_error(403, "AccessDenied", aws_outbound.access_denied_message(
-                    self._access_key.arn, action, verdict))
+            context = aws_outbound.condition_context(params)
+            # passing Tags also needs sts:TagGetWebIdentityToken (IAM User Guide, outbound federation policies)
+            actions = ["sts:GetWebIdentityToken"] + (["sts:TagGetWebIdentityToken"] if context["aws:tagkeys"] else [])
+            for action in actions:
+                verdict = aws_outbound.evaluate(documents, action, context)
+                if verdict != "allow":
+                    raise aws_outbound.http_error(403, "AccessDenied", aws_outbound.access_denied_message(
+                        self._access_key.arn, action, verdict))
 
     return WebIdentityTokenRequest
 
@@ -449,7 +453,8 @@ def _seed(endpoint: str, region: str) -> dict[str, Any]:
             "Statement": [
                 {"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"], "Resource": role_arns},
                 {"Effect": "Allow", "Action": ["sts:GetCallerIdentity", "sts:GetSessionToken",
-                                               "sts:GetWebIdentityToken"], "Resource": "*"},
+                                               "sts:GetWebIdentityToken", "sts:TagGetWebIdentityToken"],
+                 "Resource": "*"},
                 {"Effect": "Allow", "Action": ["iam:EnableOutboundWebIdentityFederation",
                                                "iam:DisableOutboundWebIdentityFederation",
                                                "iam:GetOutboundWebIdentityFederationInfo"], "Resource": "*"},

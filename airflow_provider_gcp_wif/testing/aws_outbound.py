@@ -10,7 +10,8 @@ moto 5.2.5 implements none of it. Added the way :mod:`.aws` adds behaviour, with
 * STS ``GetWebIdentityToken``: moto's SigV4 check runs as for every action; the permission check is ours, because
   moto evaluates no identity-policy conditions: ``sts:GetWebIdentityToken`` must be allowed (and not denied) by the
   caller's policies with the condition keys ``sts:IdentityTokenAudience`` (multivalued), ``sts:DurationSeconds``,
-  ``sts:SigningAlgorithm``, ``aws:RequestTag/<key>``, ``aws:TagKeys``. Then the feature must be enabled
+  ``sts:SigningAlgorithm``, ``aws:RequestTag/<key>``, ``aws:TagKeys``; with ``Tags``, ``sts:TagGetWebIdentityToken``
+  too. Then the feature must be enabled
   (``OutboundWebIdentityFederationDisabledException``) and the token must not outlive the calling role session
   (``SessionDurationEscalationException``). Error codes and status codes are botocore's model of the API.
 * The JWT carries the claims AWS documents (IAM User Guide, "Understanding token claims").

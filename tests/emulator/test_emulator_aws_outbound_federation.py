@@ -214,6 +214,24 @@ def test_condition_keys_for_audience_duration_and_algorithm_are_enforced(emulato
         iam.delete_role_policy(RoleName=role_name, PolicyName="jwt")
 
 
+def test_tags_also_need_tag_get_web_identity_token(emulator: Any) -> None:
+    info = emulator.info
+    iam = client(info, "iam")
+    role_name = info["no_jwt_role_arn"].rsplit("/", 1)[1]
+    iam.put_role_policy(RoleName=role_name, PolicyName="jwt", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sts:GetWebIdentityToken", "Resource": "*"}]}))
+    try:
+        sts = client(info, "sts", role_session(info, info["no_jwt_role_arn"]))
+        assert sts.get_web_identity_token(Audience=["aud"], SigningAlgorithm="RS256")
+        with pytest.raises(ClientError) as excinfo:
+            sts.get_web_identity_token(Audience=["aud"], SigningAlgorithm="RS256", Tags=[{"Key": "k", "Value": "v"}])
+        status, code, message = error_of(excinfo)
+        assert (status, code) == (403, "AccessDenied") and "perform: sts:TagGetWebIdentityToken because" in message
+    finally:
+        iam.delete_role_policy(RoleName=role_name, PolicyName="jwt")
+
+
 def test_duration_beyond_the_calling_session_is_session_duration_escalation(emulator: Any) -> None:
     info = emulator.info
     sts = client(info, "sts", role_session(info, duration=900))
