@@ -294,6 +294,30 @@ def _patch_unsigned_web_identity() -> None:
         _authenticate_and_authorize_action)
 
 
+def _patch_numeric_condition_values() -> None:
+    """Let moto's policy validator take JSON numbers as condition values, as AWS does (its own examples write
+    ``"NumericLessThanEquals": {"sts:DurationSeconds": 300}``): moto 5.x refused them as ``MalformedPolicyDocument``.
+    Only the type test is widened; every other check of the validator stays."""
+    from moto.iam import policy_validation
+
+    validator = policy_validation.IAMPolicyDocumentValidator
+    original = validator._validate_condition_syntax
+    if getattr(original, "_gcp_wif_patched", False):
+        return
+
+    def _validate_condition_syntax(statement: dict[str, Any]) -> None:
+        conditions = statement.get("Condition")
+        if isinstance(conditions, dict):
+            statement = {**statement, "Condition": {
+                operator: ({key: str(value) if isinstance(value, (int, float)) and not isinstance(value, bool)
+                            else value for key, value in pairs.items()} if isinstance(pairs, dict) else pairs)
+                for operator, pairs in conditions.items()}}
+        original(statement)
+
+    _validate_condition_syntax._gcp_wif_patched = True  # type: ignore[attr-defined]
+    validator._validate_condition_syntax = staticmethod(_validate_condition_syntax)  # type: ignore[assignment]
+
+
 def _with_web_identity_token_policy_check(iam_request_cls: type) -> type:
     """moto's request class with the permission check of ``GetWebIdentityToken``: signature checked by moto as
     always, then the caller's policies evaluated with the action's condition keys (moto evaluates none)."""
@@ -481,6 +505,7 @@ def _serve(host: str, region: str) -> int:
     _patch_empty_body_payload_hash()
     _patch_unsigned_web_identity()
     _add_outbound_federation_actions()
+    _patch_numeric_condition_values()
 
     from moto.moto_server import werkzeug_app
     from werkzeug.serving import make_server

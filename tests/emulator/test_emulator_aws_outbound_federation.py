@@ -199,7 +199,7 @@ def test_condition_keys_for_audience_duration_and_algorithm_are_enforced(emulato
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": "sts:GetWebIdentityToken", "Resource": "*", "Condition": {
             "ForAllValues:StringEquals": {"sts:IdentityTokenAudience": ["https://good"]},
-            "NumericLessThanEquals": {"sts:DurationSeconds": "300"},
+            "NumericLessThanEquals": {"sts:DurationSeconds": 300},  # a JSON number, as in AWS's examples
             "StringEquals": {"sts:SigningAlgorithm": "ES384"}}}]}))
     try:
         sts = client(info, "sts", role_session(info, info["no_jwt_role_arn"]))
