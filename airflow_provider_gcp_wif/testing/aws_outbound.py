@@ -168,7 +168,10 @@ def _params(querystring: Any) -> dict[str, str]:
     """moto's ``querystring`` (``{name: [value]}``) as ``{name: value}``."""
     out: dict[str, str] = {}
     for key, value in (querystring or {}).items():
-        out[key] = value[0] if isinstance(value, list) and value else str(value) if not isinstance(value, list) else ""
+        if isinstance(value, list):
+            out[key] = str(value[0]) if value else ""
+        else:
+            out[key] = str(value)
     return out
 
 
