@@ -56,7 +56,8 @@ log = logging.getLogger(__name__)
 
 BASE_GOOGLE = "airflow.providers.google.common.hooks.base_google"
 CONN_TYPE = "gcp_wif"
-_WIF_KEYS = frozenset({"project_number", "pool_id", "provider_id", "audience", "credential_config", "aws_conn_id"})
+_WIF_KEYS = frozenset({"project_number", "pool_id", "provider_id", "audience", "credential_config", "aws_conn_id",
+                       "federation"})
 _lock = threading.Lock()
 
 
