@@ -796,10 +796,23 @@ def jwt_policy_document(audience: str, max_duration: int = 3600) -> str:
             "Resource": "*",
             "Condition": {
                 "ForAnyValue:StringEquals": {"sts:IdentityTokenAudience": audience},
-                "NumericLessThanEquals": {"sts:DurationSeconds": max_duration},
+                "NumericLessThanEquals": {"sts:DurationSeconds": str(max_duration)},
             },
         }],
     }, separators=(",", ":"))
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, unverified (for messages and the doctor: Google verifies the signature); ``{}`` when it
+    is not a JWT."""
+    import base64
+
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 def _role_name_of(caller_arn: str | None) -> str | None:

@@ -266,10 +266,14 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
     # -- child processes -------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def credential_endpoint(self) -> Iterator[str]:
+    def credential_endpoint(self, web_identity_token: Callable[[], str] | None = None) -> Iterator[str]:
         """Serve this supplier's current AWS credentials to child processes, in the EC2 instance-metadata format
         that google-auth's (and gcloud's, and the Java library's) ``aws1`` credential source reads from its
         ``url``; yields that URL.
+
+        With ``web_identity_token`` (``federation: jwt``) it serves that JWT instead, as ``{"token": JWT}`` for an
+        ``identity_pool`` credential source with a ``url`` and a ``json`` format, and yields that URL; the AWS
+        credentials are then not served at all.
 
         The child then needs no AWS secret in its environment, so none is put into ``os.environ`` (which every
         thread and every later child of this process would share). The endpoint listens on ``127.0.0.1`` only,
@@ -284,10 +288,25 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
         supplier = self
         base = f"/{capability}/latest/meta-data/iam/security-credentials"
 
+        jwt_path = f"/{capability}/web-identity-token"
+
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0].rstrip("/")
-                if hmac.compare_digest(path.encode(), base.encode()):
+                if web_identity_token is not None:
+                    if not hmac.compare_digest(path.encode(), jwt_path.encode()):
+                        self._answer(404, "text/plain", "not found")
+                        return
+                    try:
+                        token = web_identity_token()
+                    except (WifExchangeError, WifConfigError) as err:  # names the AWS step and the fix; no secret
+                        self._answer(500, "text/plain", str(err))
+                        return
+                    except Exception as err:  # noqa: BLE001 - the child gets a 500, not a dropped connection
+                        self._answer(500, "text/plain", f"{supplier.description}: {type(err).__name__}")
+                        return
+                    self._answer(200, "application/json", json.dumps({"token": token}))
+                elif hmac.compare_digest(path.encode(), base.encode()):
                     self._answer(200, "text/plain", ENDPOINT_ROLE_NAME)
                 elif hmac.compare_digest(path.encode(), f"{base}/{ENDPOINT_ROLE_NAME}".encode()):
                     try:
@@ -323,7 +342,7 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
         thread = threading.Thread(target=server.serve_forever, name="gcp-wif-credential-endpoint", daemon=True)
         thread.start()
         try:
-            yield f"http://127.0.0.1:{server.server_port}{base}"
+            yield f"http://127.0.0.1:{server.server_port}{jwt_path if web_identity_token is not None else base}"
         finally:
             server.shutdown()
             server.server_close()
