@@ -4,6 +4,7 @@ and a duration that never outlives the AWS session."""
 
 from __future__ import annotations
 
+import datetime
 import re
 import shlex
 
@@ -168,22 +169,35 @@ def test_the_same_identity_gets_a_working_token_through_both_routes(emulator, aw
         tokens[name] = credentials.token
         assert credentials.service_account_email == aws_env["service_account"]
     assert tokens["sigv4"] and tokens["jwt"] and tokens["sigv4"] != tokens["jwt"]
-    kinds = [r.get("subject_token_type") for r in _sts_calls(emulator)]
-    assert kinds == ["urn:ietf:params:aws:token-type:aws4_request", "urn:ietf:params:oauth:token-type:jwt"], kinds
-    principals = [r["principal"] for r in emulator.control.requests("iam.generateAccessToken")]
-    assert all(p == principals[0] for p in principals) and len(principals) == 2, principals
+    sigv4_call, jwt_call = _sts_calls(emulator)
+    assert sigv4_call["aws_arn"].startswith(f"arn:aws:sts::{aws_env['aws_account_id']}:assumed-role/wif-role/")
+    assert "oidc_sub" not in sigv4_call
+    assert jwt_call["oidc_sub"] == aws_env["role_arn"] and "aws_arn" not in jwt_call
+    import requests
+
+    for token in tokens.values():  # each is the service account's own token for a Google API
+        answer = requests.get(f"{aws_env['crm_endpoint']}/v1/projects/{aws_env['project_id']}",
+                              headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert answer.status_code == 200, answer.text
+    principals = [r["principal"] for r in emulator.control.requests("crm")]
+    assert principals == [aws_env["service_account"]] * 2, principals
 
 
 def test_one_jwt_serves_every_exchange_until_it_nears_expiry(emulator, aws_env, role_supplier, jwt_settings):
     from airflow_provider_gcp_wif.credentials import get_credentials, web_identity_token_supplier
 
     supplier = role_supplier()
-    credentials = get_credentials(jwt_settings, supplier)
-    assert get_credentials(jwt_settings, supplier) is credentials
+    direct = jwt_settings.replace(impersonation_chain="")  # every refresh is an STS exchange
+    credentials = get_credentials(direct, supplier)
+    assert get_credentials(direct, supplier) is credentials
     credentials.force_refresh()
     credentials.force_refresh()
     assert len(_sts_calls(emulator)) == 2
-    assert web_identity_token_supplier(jwt_settings, supplier).fetch_count == 1
+    assert web_identity_token_supplier(direct, supplier).fetch_count == 1
+    # ... and a new one is asked for once it nears its expiry (Google gives a federated token no longer than it).
+    jwt = web_identity_token_supplier(direct, supplier)
+    jwt._clock = lambda: datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=250)
+    assert jwt.get_subject_token(None, None) and jwt.fetch_count == 2
 
 
 def test_a_child_process_gets_a_token_from_the_jwt_credential_file(emulator, aws_env, role_supplier, jwt_settings):
@@ -194,8 +208,9 @@ def test_a_child_process_gets_a_token_from_the_jwt_credential_file(emulator, aws
     from airflow_provider_gcp_wif.integration import WifBinding
 
     binding = WifBinding(jwt_settings, role_supplier())
-    child = ("import google.auth, google.auth.transport.requests, json; "
-             "c, _ = google.auth.default(scopes=['https://www.googleapis.com/auth/cloud-platform']); "
+    child = ("import google.auth, google.auth.transport.requests, json, os; "
+             "c, _ = google.auth.load_credentials_from_file(os.environ['GOOGLE_APPLICATION_CREDENTIALS']); "
+             "c = c.with_scopes(['https://www.googleapis.com/auth/cloud-platform']); "
              "c.refresh(google.auth.transport.requests.Request()); print(json.dumps({'ok': bool(c.token)}))")
     with binding.credential_file() as path:
         with open(path) as handle:
@@ -206,4 +221,4 @@ def test_a_child_process_gets_a_token_from_the_jwt_credential_file(emulator, aws
         done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout) == {"ok": True}
-    assert [r.get("subject_token_type") for r in _sts_calls(emulator)] == ["urn:ietf:params:oauth:token-type:jwt"]
+    assert [r.get("oidc_sub") for r in _sts_calls(emulator)] == [aws_env["role_arn"]]
