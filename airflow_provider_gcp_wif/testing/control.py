@@ -185,3 +185,17 @@ class EmulatorControl:
     def expire_aws_credentials(self, access_key_id: str) -> None:
         """Emulated AWS answers requests signed with this key with ``ExpiredToken``."""
         self._call("POST", "aws/expire", {"access_key_id": access_key_id})
+
+    def set_aws_outbound_federation(self, enabled: bool, account_id: str | None = None) -> dict[str, Any]:
+        """Enable/disable IAM outbound identity federation (``GetWebIdentityToken``) in an emulated AWS account
+        (default: the trusted one); returns ``{"account_id", "issuer", "enabled"}``. ``reset()`` restores the
+        fixture: enabled in the trusted account, disabled in the untrusted one."""
+        payload: dict[str, Any] = {"enabled": enabled}
+        if account_id:
+            payload["account_id"] = account_id
+        return dict(self._call("POST", "aws/outbound_federation", payload))
+
+    def aws_issuer(self, account_id: str | None = None) -> str:
+        """The emulated AWS account's outbound identity federation issuer URL (the ``iss`` of its JWTs)."""
+        params = {"account_id": account_id} if account_id else None
+        return str(self._call("GET", "aws/outbound_federation", None, params)["issuer"])

@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from . import defaults
-from .aws import DEFAULT_REGION, LONG_ROLE_NAME, AwsEmulator
+from .aws import DEFAULT_REGION, LONG_ROLE_NAME, NO_JWT_ROLE_NAME, AwsEmulator
 from .bind import require_loopback
 from .control import EmulatorControl
 from .identities import AwsIdentitySources
@@ -122,6 +122,8 @@ class CloudEmulator:
             "aws_secret_access_key": self.aws.trusted.secret_access_key,
             "role_arn": role_arn,
             "long_role_arn": f"arn:aws:iam::{self.aws.trusted.account_id}:role/{LONG_ROLE_NAME}",
+            "no_jwt_role_arn": f"arn:aws:iam::{self.aws.trusted.account_id}:role/{NO_JWT_ROLE_NAME}",
+            "aws_issuer_url": self.aws.issuer_url(self.aws.trusted.account_id),
             "untrusted_aws_account_id": self.aws.untrusted.account_id,
             "untrusted_aws_access_key_id": self.aws.untrusted.access_key_id,
             "untrusted_aws_secret_access_key": self.aws.untrusted.secret_access_key,
