@@ -3,7 +3,8 @@
 Subcommands:
 
 * ``token`` prints a Google access token and its expiry (the seed package's use case);
-* ``doctor`` runs the exchange step by step (settings, AWS identity, subject length, STS exchange, impersonation,
+* ``doctor`` runs the exchange step by step (settings, AWS identity, subject length, web identity token (federation
+  jwt), STS exchange, impersonation,
   one Google API call) and prints a checklist with Google's reason and the fix for each failure;
 * ``setup`` prints the ``gcloud`` commands (or Terraform) that create the pool, the AWS provider restricted to one
   role, the service account and its ``roles/iam.workloadIdentityUser`` binding, and optional org policies;
@@ -275,11 +276,14 @@ class Doctor:
             ("settings", self.check_settings),
             ("AWS identity", self.check_aws_identity),
             ("subject length", self.check_subject_length),
+            ("web identity token", self.check_web_identity_token),
             ("STS exchange", self.check_sts_exchange),
             ("impersonation", self.check_impersonation),
             ("API call", self.check_api_call),
         ]
         for name, step in steps:
+            if name == "web identity token" and not (self.source and self.source.settings.federation == "jwt"):
+                continue  # a step of federation jwt only
             if self.failed:
                 self.checks.append(Check(name, SKIP, "not run: an earlier step failed."))
                 continue
@@ -335,6 +339,8 @@ class Doctor:
         from airflow_provider_gcp_wif.errors import GoogleAnswer, translate
 
         assert self.source is not None and self.caller_arn is not None
+        if self.source.settings.federation == "jwt":
+            return Check("subject length", OK, "checked on the JWT's sub claim (federation jwt), next step.")
         size = len(self.caller_arn.encode())
         if size <= SUBJECT_LIMIT_BYTES:
             return Check("subject length", OK,
@@ -350,6 +356,41 @@ class Doctor:
             "provider maps google.subject=assertion.arn (the default); the STS step shows whether it does.",
             error.fix,
         )
+
+    def check_web_identity_token(self) -> Check:
+        """``federation: jwt``: one GetWebIdentityToken (the JWT the STS step then exchanges, cached), and what
+        Google's OIDC provider will check in it: audience, issuer, subject size, this host's clock."""
+        from airflow_provider_gcp_wif.credentials import jwt_audience, web_identity_token_supplier
+        from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError, jwt_claims
+
+        assert self.source is not None
+        settings = self.source.settings
+        supplier = web_identity_token_supplier(settings, self.source.supplier)
+        try:
+            token = supplier.get_subject_token(None, None)
+        except WifConfigError as err:
+            return Check("web identity token", FAIL, f"{err.field}: {err.problem}", err.fix)
+        except WifExchangeError as err:
+            return Check("web identity token", FAIL, err.reason, err.fix)
+        claims = jwt_claims(token)
+        audience, issuer, subject = claims.get("aud"), str(claims.get("iss", "?")), str(claims.get("sub", ""))
+        audiences = audience if isinstance(audience, list) else [audience]
+        if jwt_audience(settings) not in audiences:
+            return Check("web identity token", FAIL, f"AWS issued a JWT for {audience!r}, not for "
+                         f"{jwt_audience(settings)}.", "report this: the provider asks for that audience.")
+        skew = time.time() - float(claims.get("iat", time.time()))
+        detail = (f"JWT from issuer {issuer} for {subject} ({len(subject.encode())} bytes), valid until "
+                  f"{_utc(claims.get('exp'))}. The Google provider must be an OIDC provider with --issuer-uri={issuer}"
+                  f" and allow the audience {jwt_audience(settings)} (the default when allowed audiences are empty).")
+        if abs(skew) > 60:
+            return Check("web identity token", WARN, f"{detail} This host's clock is {skew:+.0f} s off AWS's "
+                         "(iat): Google refuses JWTs issued in the future or expired by its clock.",
+                         "sync this host's clock (chrony/NTP; on AWS the Amazon Time Sync Service, 169.254.169.123).")
+        if len(subject.encode()) > SUBJECT_LIMIT_BYTES:
+            return Check("web identity token", WARN, f"{detail} The subject is over Google's {SUBJECT_LIMIT_BYTES}-"
+                         "byte google.subject limit if the provider maps google.subject=assertion.sub.",
+                         "map google.subject to something shorter (see `gcp-wif setup --federation jwt`).")
+        return Check("web identity token", OK, detail)
 
     def check_sts_exchange(self) -> Check:
         from airflow_provider_gcp_wif.credentials import build_google_credentials
@@ -432,6 +473,13 @@ class Doctor:
         except Exception as err:  # noqa: BLE001 - the checklist names anything else instead of a traceback
             return Check(name, FAIL, f"{type(err).__name__}: {err}", "run with -v for details.")
         return None
+
+
+def _utc(seconds: Any) -> str:
+    try:
+        return datetime.datetime.fromtimestamp(float(seconds), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "?"
 
 
 def _expiry(credentials: Any) -> str:

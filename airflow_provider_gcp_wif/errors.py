@@ -781,6 +781,95 @@ def _sentence(text: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# federation: jwt — AWS STS GetWebIdentityToken's answers
+# ---------------------------------------------------------------------------------------------------------------
+
+#: The IAM policy statement a role needs for the jwt route: GetWebIdentityToken for this audience only.
+def jwt_policy_document(audience: str, max_duration: int = 3600) -> str:
+    """The inline policy (JSON, one line) that lets a role ask for JWTs for ``audience`` (``https://iam...``), at
+    most ``max_duration`` seconds long, through the condition keys AWS documents for GetWebIdentityToken."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Action": "sts:GetWebIdentityToken",
+            "Resource": "*",
+            "Condition": {
+                "ForAnyValue:StringEquals": {"sts:IdentityTokenAudience": audience},
+                "NumericLessThanEquals": {"sts:DurationSeconds": str(max_duration)},
+            },
+        }],
+    }, separators=(",", ":"))
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, unverified (for messages and the doctor: Google verifies the signature); ``{}`` when it
+    is not a JWT."""
+    import base64
+
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _role_name_of(caller_arn: str | None) -> str | None:
+    match = _ASSUMED_ROLE.match(caller_arn or "") or None
+    if match:
+        return match.group(3)
+    match = _IAM_ARN.match(caller_arn or "")
+    return match.group(4) if match and match.group(3) == "role" else None
+
+
+def translate_aws_error(
+    err: BaseException, source: str, region: str, audience: str, caller_arn: str | None = None
+) -> WifExchangeError:
+    """A failed ``GetWebIdentityToken`` (botocore ``ClientError`` or a connection failure) as a
+    :class:`WifExchangeError` at step ``aws_credentials``, with AWS's code and message and the fix."""
+    response = getattr(err, "response", None)
+    error = response.get("Error", {}) if isinstance(response, dict) else {}
+    code = str(error.get("Code", "")) if isinstance(error, dict) else ""
+    message = _truncate(redact(str(error.get("Message", "")) if isinstance(error, dict) else ""))
+    status = None
+    if isinstance(response, dict):
+        meta = response.get("ResponseMetadata")
+        status = meta.get("HTTPStatusCode") if isinstance(meta, dict) else None
+    where = f"AWS STS GetWebIdentityToken ({region}) for {source}"
+    if not code:
+        return WifExchangeError(
+            "aws_credentials", _sentence(f"{where} failed: {type(err).__name__}: {_truncate(redact(str(err)))}"),
+            f"check that this worker reaches the regional endpoint sts.{region}.amazonaws.com (a VPC endpoint for "
+            "STS, or a NAT route), then retry.", retryable=True)
+    reason = _sentence(f"{where} answered {code}" + (f": {message}" if message else ""))
+    role = _role_name_of(caller_arn) or "ROLE_NAME"
+    if code == "OutboundWebIdentityFederationDisabledException":
+        fix = ("IAM outbound identity federation is not enabled in this AWS account: an administrator of the "
+               "account runs `aws iam enable-outbound-web-identity-federation` once (it prints the account's issuer "
+               "URL, which the Google OIDC provider's --issuer-uri must be); or use federation sigv4.")
+    elif code in ("AccessDenied", "AccessDeniedException"):
+        fix = (f"allow the role to ask for JWTs for this audience: `aws iam put-role-policy --role-name {role} "
+               f"--policy-name gcp-wif-web-identity-token --policy-document '{jwt_policy_document(audience)}'` "
+               "(`gcp-wif setup --federation jwt` prints it too); a service control policy or permissions boundary "
+               "must allow sts:GetWebIdentityToken as well.")
+    elif code == "SessionDurationEscalationException":
+        fix = ("the JWT would have outlived the AWS session credentials: give the credential source longer-lived "
+               "credentials (the role's session duration), or retry once botocore has renewed them.")
+    elif code in ("ExpiredToken", "ExpiredTokenException"):
+        fix = _fix_aws_token_expired(ExchangeContext())
+    elif code in ("InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch"):
+        fix = _fix_aws_key_invalid(ExchangeContext())
+    elif code in ("Throttling", "ThrottlingException", "ServiceUnavailable", "InternalFailure", "RequestLimitExceeded"):
+        return WifExchangeError("aws_credentials", reason, "retry later; AWS STS is throttling or unavailable.",
+                                status=status, code=code, retryable=True)
+    else:
+        fix = ("check the AWS identity with `aws sts get-web-identity-token --audience "
+               f"{audience} --signing-algorithm RS256 --region {region}` using the same credentials.")
+    return WifExchangeError("aws_credentials", reason, fix, status=status, code=code)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Keeping tokens out of error texts and exception chains
 # ---------------------------------------------------------------------------------------------------------------
 

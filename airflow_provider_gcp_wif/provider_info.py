@@ -129,6 +129,14 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 20, "default": 5},
         "placeholder": "5",
     },
+    "federation": {
+        "label": "Federation Route",
+        "description": "sigv4 (default): a signed AWS GetCallerIdentity request, for an AWS provider of the pool. "
+        "jwt: a JWT from AWS STS GetWebIdentityToken (IAM outbound identity federation, botocore 1.41.0+), for an "
+        "OIDC provider trusting the AWS account's issuer.",
+        "schema": {"type": ["string", "null"], "enum": ["sigv4", "jwt", None], "default": "sigv4"},
+        "placeholder": "sigv4",
+    },
 }
 
 HIDDEN_FIELDS = ["host", "schema", "login", "password", "port"]

@@ -1,0 +1,119 @@
+"""``federation: jwt`` against the emulated clouds: the AWS identity's GetWebIdentityToken (signature-checked,
+permission-checked, enabled per account like the real feature), its failures with fixes that work when applied,
+and a duration that never outlives the AWS session."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import boto3
+import botocore.session
+import pytest
+from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
+
+from airflow_provider_gcp_wif import masking
+from airflow_provider_gcp_wif.credentials import jwt_audience
+from airflow_provider_gcp_wif.errors import WifExchangeError, jwt_claims
+from airflow_provider_gcp_wif.supplier import Boto3Supplier, WebIdentityTokenSupplier
+
+
+def _aws_cli_commands(text: str) -> list[str]:
+    return re.findall(r"`(aws [^`]+)`", text)
+
+
+def apply_aws_cli(command: str, session: boto3.session.Session, endpoint_url: str) -> None:
+    """Run a printed `aws <service> <operation> --flag value ...` through boto3 with the same parameters (the AWS
+    CLI is boto3's own front end: kebab-case operation and flags are botocore's CamelCase names)."""
+    words = shlex.split(command)
+    assert words[0] == "aws", command
+    service, operation, rest = words[1], words[2].replace("-", "_"), words[3:]
+    params: dict[str, str] = {}
+    while rest:
+        flag = rest.pop(0)
+        assert flag.startswith("--"), command
+        params["".join(part.capitalize() for part in flag[2:].split("-"))] = rest.pop(0) if rest and not \
+            rest[0].startswith("--") else ""
+    client = session.client(service, region_name=session.region_name, endpoint_url=endpoint_url)
+    getattr(client, operation)(**params)
+
+
+def _audience(info) -> str:
+    return (f"https://iam.googleapis.com/projects/{info['project_number']}/locations/global/workloadIdentityPools/"
+            f"{info['pool_id']}/providers/{info['provider_id']}")
+
+
+def test_the_role_gets_an_aws_signed_jwt_for_the_providers_audience_reused_until_near_expiry(
+        aws_env, role_supplier, settings_for):
+    settings = settings_for(federation="jwt")
+    heard: list[str] = []
+    masking.add_listener(heard.append)
+    jwt = WebIdentityTokenSupplier(role_supplier(), jwt_audience(settings))
+    token = jwt.get_subject_token(None, None)
+    claims = jwt_claims(token)
+    assert claims["aud"] in (_audience(aws_env), [_audience(aws_env)])
+    assert claims["sub"] == aws_env["role_arn"] and claims["iss"] == aws_env["aws_issuer_url"]
+    assert claims["https://sts.amazonaws.com/"]["aws_account"] == aws_env["aws_account_id"]
+    assert 60 <= claims["exp"] - claims["iat"] <= 300
+    assert token in heard  # the masker knew it before anyone could log it
+    assert jwt.get_subject_token(None, None) == token and jwt.fetch_count == 1
+
+
+def test_a_role_session_shorter_than_the_wanted_jwt_gets_a_jwt_that_ends_before_it(aws_env):
+    """Differential: asking AWS for the wanted 3600 s with a 900-s session fails (SessionDurationEscalation);
+    the supplier's request succeeds and ends within the session."""
+    base = boto3.session.Session(region_name=aws_env["aws_region"])
+    fetcher = AssumeRoleCredentialFetcher(client_creator=base._session.create_client,
+                                          source_credentials=base.get_credentials(), role_arn=aws_env["role_arn"],
+                                          extra_args={"RoleSessionName": "short", "DurationSeconds": 900})
+    core = botocore.session.Session()
+    core._credentials = DeferredRefreshableCredentials(method="assume-role", refresh_using=fetcher.fetch_credentials)
+    session = boto3.session.Session(botocore_session=core, region_name=aws_env["aws_region"])
+    supplier = Boto3Supplier(lambda: session, region=aws_env["aws_region"], identity_key="short")
+    with pytest.raises(Exception) as escalated:
+        session.client("sts").get_web_identity_token(Audience=[_audience(aws_env)], DurationSeconds=3600,
+                                                     SigningAlgorithm="RS256")
+    assert "SessionDurationEscalationException" in str(escalated.value)
+    jwt = WebIdentityTokenSupplier(supplier, _audience(aws_env), duration_seconds=3600)
+    claims = jwt_claims(jwt.get_subject_token(None, None))
+    session_end = supplier.credentials_expiry()
+    assert session_end is not None
+    assert claims["exp"] <= session_end.timestamp()
+    assert claims["exp"] - claims["iat"] >= 60
+
+
+def test_feature_disabled_in_the_account_names_the_step_and_the_fix_that_enables_it(aws_env, emulator, role_supplier):
+    emulator.control.set_aws_outbound_federation(False)
+    jwt = WebIdentityTokenSupplier(role_supplier(), _audience(aws_env))
+    with pytest.raises(WifExchangeError) as caught:
+        jwt.get_subject_token(None, None)
+    err = caught.value
+    assert err.step == "aws_credentials" and err.code == "OutboundWebIdentityFederationDisabledException"
+    assert "GetWebIdentityToken" in err.reason and "sigv4" in err.fix
+    commands = _aws_cli_commands(err.fix)
+    assert commands == ["aws iam enable-outbound-web-identity-federation"]
+    for command in commands:
+        apply_aws_cli(command, boto3.session.Session(region_name=aws_env["aws_region"]), aws_env["aws_endpoint"])
+    assert jwt_claims(jwt.get_subject_token(None, None))["sub"] == aws_env["role_arn"]
+
+
+def test_a_role_without_the_permission_gets_a_policy_command_that_works_when_applied(aws_env, role_supplier):
+    supplier = role_supplier(aws_env["no_jwt_role_arn"])
+    jwt = WebIdentityTokenSupplier(supplier, _audience(aws_env))
+    with pytest.raises(WifExchangeError) as caught:
+        jwt.get_subject_token(None, None)
+    err = caught.value
+    assert err.step == "aws_credentials" and err.code == "AccessDenied", err
+    commands = _aws_cli_commands(err.fix)
+    role_name = aws_env["no_jwt_role_arn"].rsplit("/", 1)[1]
+    assert len(commands) == 1 and f"--role-name {role_name}" in commands[0], err.fix
+    admin = boto3.session.Session(region_name=aws_env["aws_region"])
+    apply_aws_cli(commands[0], admin, aws_env["aws_endpoint"])
+    try:
+        claims = jwt_claims(jwt.get_subject_token(None, None))
+        assert claims["sub"] == aws_env["no_jwt_role_arn"]
+        other = WebIdentityTokenSupplier(supplier, _audience(aws_env).replace(aws_env["provider_id"], "other-provider"))
+        with pytest.raises(WifExchangeError):  # the policy allows this audience only
+            other.get_subject_token(None, None)
+    finally:
+        admin.client("iam", endpoint_url=aws_env["aws_endpoint"]).delete_role_policy(RoleName=role_name, PolicyName="gcp-wif-web-identity-token")
