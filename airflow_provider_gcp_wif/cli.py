@@ -736,7 +736,8 @@ class SetupPlan:
             "Condition": {
                 "ForAllValues:StringEquals": {"sts:IdentityTokenAudience": self.jwt_audience},
                 "StringEquals": {"sts:SigningAlgorithm": JWT_SIGNING_ALGORITHM},
-                "NumericLessThanEquals": {"sts:DurationSeconds": JWT_MAX_DURATION_SECONDS},
+                # A string, as IAM's policy grammar allows for numbers (and moto's validator requires).
+                "NumericLessThanEquals": {"sts:DurationSeconds": str(JWT_MAX_DURATION_SECONDS)},
             },
         }]}
 
@@ -1189,7 +1190,7 @@ resource "aws_iam_role_policy" "gcp_wif_web_identity_token" {{
       Condition = {{
         "ForAllValues:StringEquals" = {{ "sts:IdentityTokenAudience" = {_hcl(p.jwt_audience)} }}
         StringEquals                = {{ "sts:SigningAlgorithm" = {_hcl(JWT_SIGNING_ALGORITHM)} }}
-        NumericLessThanEquals       = {{ "sts:DurationSeconds" = {duration} }}
+        NumericLessThanEquals       = {{ "sts:DurationSeconds" = {_hcl(duration)} }}
       }}
     }}]
   }})

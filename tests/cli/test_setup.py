@@ -201,7 +201,7 @@ def test_jwt_script_turns_the_feature_on_reads_the_issuer_and_lets_only_the_role
     assert statement["Condition"] == {
         "ForAllValues:StringEquals": {"sts:IdentityTokenAudience": JWT_AUDIENCE},
         "StringEquals": {"sts:SigningAlgorithm": "RS256"},
-        "NumericLessThanEquals": {"sts:DurationSeconds": 300},
+        "NumericLessThanEquals": {"sts:DurationSeconds": "300"},
     }
     # The AWS side comes first: the provider needs the issuer URL it reads.
     lines = out.splitlines()

@@ -12,6 +12,7 @@ import re
 import shlex
 
 import boto3
+import google.auth.exceptions
 import google.auth.transport.requests
 import pytest
 import requests
@@ -239,3 +240,46 @@ def test_jwt_setup_admits_exactly_the_roles_tokens_with_a_subject_under_127_byte
     other = (other_account, other_path, other_role)
     if other != ("123456789012", path, role):
         assert not admitted(jwt_claims(partition, *other))
+
+
+@pytest.mark.parametrize("fmt", ["gcloud", "terraform"])
+def test_jwt_setup_applied_to_an_empty_project_and_the_aws_account_lets_the_role_in(fmt, emulator, aws_env,
+                                                                                    role_supplier):
+    """The AWS side too: the fixture role `no_jwt_role_arn` has no sts:GetWebIdentityToken until the printed policy
+    is put; Terraform enables outbound identity federation itself (so the account starts with it off)."""
+    info = emulator.info
+    empty_project(emulator.control, buckets=(info["bucket"], OTHER_BUCKET))
+    if fmt == "terraform":
+        emulator.control.set_aws_outbound_federation(False)
+    admin = boto3.session.Session(region_name=aws_env["aws_region"])
+    role_arn = aws_env["no_jwt_role_arn"]
+    code, out, err = run_cli(*BASE, "--aws-role-name", role_arn, "--federation", "jwt", "--bucket", info["bucket"],
+                             "--format", fmt)
+    assert code == 0, err
+    gcloud = EmulatedGcloud(emulator.control, aws=admin, aws_endpoint=aws_env["aws_endpoint"])
+    try:
+        apply(emulator, out, fmt, gcloud)
+        provider = emulator.control.get_config()["pools"]["aws-pool"]["providers"]["aws-provider"]
+        assert provider["oidc"]["issuer_uri"] == emulator.control.aws_issuer()
+        extra = connection_extra(out, fmt)
+        assert extra["federation"] == "jwt"
+        token = token_for(info, extra, role_supplier(role_arn))
+        assert list_objects(info, info["bucket"], token) == 200
+        assert list_objects(info, OTHER_BUCKET, token) == 403
+    finally:
+        admin.client("iam", endpoint_url=aws_env["aws_endpoint"]).delete_role_policy(
+            RoleName=role_arn.rsplit("/", 1)[1], PolicyName="gcp-wif-web-identity-token")
+
+
+def test_jwt_setup_without_its_role_policy_is_refused_by_aws(emulator, aws_env, role_supplier):
+    """The printed IAM policy is what lets the role ask for the JWT: the same script without it fails at AWS."""
+    info = emulator.info
+    empty_project(emulator.control)
+    role_arn = aws_env["no_jwt_role_arn"]
+    code, out, _ = run_cli(*BASE, "--aws-role-name", role_arn, "--federation", "jwt")
+    assert code == 0
+    without_policy = "\n".join(line for line in out.splitlines() if not line.startswith("aws iam put-role-policy"))
+    admin = boto3.session.Session(region_name=aws_env["aws_region"])
+    EmulatedGcloud(emulator.control, aws=admin, aws_endpoint=aws_env["aws_endpoint"]).run_script(without_policy)
+    with pytest.raises(google.auth.exceptions.RefreshError, match="sts:GetWebIdentityToken"):
+        token_for(info, connection_extra(out, "gcloud"), role_supplier(role_arn))
