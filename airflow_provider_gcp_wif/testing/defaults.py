@@ -10,6 +10,7 @@ PROJECT_ID = "wif-demo-project"
 PROJECT_NUMBER = "734501234567"
 POOL_ID = "aws-pool"
 PROVIDER_ID = "aws-provider"
+AWS_JWT_PROVIDER_ID = "aws-jwt"  # the OIDC provider control.trust_aws_issuer() creates
 AWS_ACCOUNT_ID = "123456789012"
 SERVICE_ACCOUNT = f"airflow-wif@{PROJECT_ID}.iam.gserviceaccount.com"
 TARGET_SERVICE_ACCOUNT = f"airflow-wif-target@{PROJECT_ID}.iam.gserviceaccount.com"
