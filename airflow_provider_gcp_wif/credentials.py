@@ -261,6 +261,9 @@ def exchange_context(settings: WifSettings, supplier: Boto3Supplier | None) -> E
         conn_id=settings.conn_id,
         caller_arn_lookup=supplier.caller_arn if supplier is not None else None,
         universe_domain=settings.universe_domain,
+        federation=settings.federation,
+        jwt_claims_lookup=(lambda: web_identity_token_supplier(settings, supplier).last_claims())
+        if supplier is not None and settings.federation == "jwt" else None,
     )
 
 

@@ -415,6 +415,12 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
             self.fetch_count += 1
             return token
 
+    def last_claims(self) -> dict[str, Any]:
+        """The (unverified) claims of the last JWT, for error messages: issuer, subject, account; ``{}`` if none."""
+        from airflow_provider_gcp_wif.errors import jwt_claims
+
+        return jwt_claims(self._token) if self._token else {}
+
     def _fetch(self, now: datetime.datetime) -> tuple[str, datetime.datetime]:
         region = self.aws.get_aws_region(None, None)
         try:

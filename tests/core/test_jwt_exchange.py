@@ -117,3 +117,93 @@ def test_a_role_without_the_permission_gets_a_policy_command_that_works_when_app
             other.get_subject_token(None, None)
     finally:
         admin.client("iam", endpoint_url=aws_env["aws_endpoint"]).delete_role_policy(RoleName=role_name, PolicyName="gcp-wif-web-identity-token")
+
+
+# -- the whole route: AWS JWT → Google OIDC provider → impersonation ------------------------------------------------
+
+JWT_PROVIDER = "aws-jwt"
+
+
+def _pool_name(info) -> str:
+    return f"projects/{info['project_number']}/locations/global/workloadIdentityPools/{info['pool_id']}"
+
+
+def jwt_provider(emulator, info, **oidc_changes):
+    """What `gcp-wif setup --federation jwt` creates, beside the fixture's AWS provider: an OIDC provider trusting
+    the AWS account's issuer, google.subject = the JWT's sub (the role's IAM ARN), a condition pinning account and
+    role, and the role's principalSet bound to the service account."""
+    role = info["role_arn"]
+    oidc = {"issuer_uri": info["aws_issuer_url"], "allowed_audiences": [], "jwks_json": None, **oidc_changes}
+    emulator.control.set_provider(
+        provider_id=JWT_PROVIDER, oidc=oidc, disabled=False,
+        attribute_mapping={"google.subject": "assertion.sub", "attribute.aws_role": "assertion.sub",
+                           "attribute.aws_account": "assertion['https://sts.amazonaws.com/'].aws_account"},
+        attribute_condition=(f"assertion['https://sts.amazonaws.com/'].aws_account=='{info['aws_account_id']}' && "
+                             f"assertion.sub=='{role}'"))
+    emulator.control.add_binding(info["service_account"], "roles/iam.workloadIdentityUser",
+                                 f"principalSet://iam.googleapis.com/{_pool_name(info)}/attribute.aws_role/{role}")
+
+
+@pytest.fixture
+def jwt_settings(emulator, aws_env, settings_for):
+    jwt_provider(emulator, aws_env)
+    return settings_for(provider_id=JWT_PROVIDER, federation="jwt")
+
+
+def _sts_calls(emulator) -> list[dict]:
+    return [r for r in emulator.control.requests("sts")]
+
+
+def test_the_same_identity_gets_a_working_token_through_both_routes(emulator, aws_env, settings_for, role_supplier,
+                                                                    jwt_settings):
+    """Differential: one AWS identity, one service account; sigv4 through the AWS provider, jwt through the OIDC
+    provider; both end as the same service account's token, and the jwt route's subject token is AWS's JWT."""
+    from airflow_provider_gcp_wif.credentials import exchange_transport, get_credentials
+
+    supplier = role_supplier()
+    tokens = {}
+    for name, settings in (("sigv4", settings_for()), ("jwt", jwt_settings)):
+        credentials = get_credentials(settings, supplier)
+        credentials.refresh(exchange_transport())
+        tokens[name] = credentials.token
+        assert credentials.service_account_email == aws_env["service_account"]
+    assert tokens["sigv4"] and tokens["jwt"] and tokens["sigv4"] != tokens["jwt"]
+    kinds = [r.get("subject_token_type") for r in _sts_calls(emulator)]
+    assert kinds == ["urn:ietf:params:aws:token-type:aws4_request", "urn:ietf:params:oauth:token-type:jwt"], kinds
+    principals = [r["principal"] for r in emulator.control.requests("iam.generateAccessToken")]
+    assert all(p == principals[0] for p in principals) and len(principals) == 2, principals
+
+
+def test_one_jwt_serves_every_exchange_until_it_nears_expiry(emulator, aws_env, role_supplier, jwt_settings):
+    from airflow_provider_gcp_wif.credentials import get_credentials, web_identity_token_supplier
+
+    supplier = role_supplier()
+    credentials = get_credentials(jwt_settings, supplier)
+    assert get_credentials(jwt_settings, supplier) is credentials
+    credentials.force_refresh()
+    credentials.force_refresh()
+    assert len(_sts_calls(emulator)) == 2
+    assert web_identity_token_supplier(jwt_settings, supplier).fetch_count == 1
+
+
+def test_a_child_process_gets_a_token_from_the_jwt_credential_file(emulator, aws_env, role_supplier, jwt_settings):
+    import json
+    import subprocess
+    import sys
+
+    from airflow_provider_gcp_wif.integration import WifBinding
+
+    binding = WifBinding(jwt_settings, role_supplier())
+    child = ("import google.auth, google.auth.transport.requests, json; "
+             "c, _ = google.auth.default(scopes=['https://www.googleapis.com/auth/cloud-platform']); "
+             "c.refresh(google.auth.transport.requests.Request()); print(json.dumps({'ok': bool(c.token)}))")
+    with binding.credential_file() as path:
+        with open(path) as handle:
+            config = json.load(handle)
+        assert config["subject_token_type"] == "urn:ietf:params:oauth:token-type:jwt"
+        assert config["credential_source"]["url"].startswith("http://127.0.0.1:")
+        assert "environment_id" not in config["credential_source"]
+        done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == {"ok": True}
+    assert [r.get("subject_token_type") for r in _sts_calls(emulator)] == ["urn:ietf:params:oauth:token-type:jwt"]
