@@ -222,3 +222,46 @@ def test_a_child_process_gets_a_token_from_the_jwt_credential_file(emulator, aws
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout) == {"ok": True}
     assert [r.get("oidc_sub") for r in _sts_calls(emulator)] == [aws_env["role_arn"]]
+
+
+def test_a_clock_out_of_step_with_google_names_the_clock(emulator, aws_env, role_supplier, jwt_settings):
+    from airflow_provider_gcp_wif.credentials import exchange_transport, get_credentials
+
+    emulator.control.set_clock_offset(600)  # Google's clock 10 minutes ahead: the 300-s JWT is stale there
+    with pytest.raises(WifExchangeError) as caught:
+        get_credentials(jwt_settings, role_supplier()).refresh(exchange_transport())
+    err = caught.value
+    assert err.step == "sts_exchange" and err.code == "invalid_grant", err
+    assert "stale" in err.reason and "clock" in err.fix and "169.254.169.123" in err.fix
+
+
+def test_the_doctor_passes_every_step_of_the_jwt_route(emulator, aws_env, jwt_settings, monkeypatch):
+    import io
+
+    from airflow_provider_gcp_wif import cli
+
+    for key, value in {"GCP_PROJECT_NUMBER": aws_env["project_number"], "GCP_WORKLOAD_ID": aws_env["pool_id"],
+                       "GCP_WORKLOAD_PROVIDER": JWT_PROVIDER, "GCP_SERVICE_ACCOUNT_EMAIL": aws_env["service_account"],
+                       "AWS_ACCOUNT_ID": aws_env["aws_account_id"], "AWS_ROLE_NAME": "wif-role",
+                       "GCP_WIF_STS_ENDPOINT": aws_env["sts_endpoint"], "GCP_WIF_IAM_ENDPOINT": aws_env["iam_endpoint"],
+                       "GCP_WIF_FEDERATION": "jwt"}.items():
+        monkeypatch.setenv(key, value)
+    out = io.StringIO()
+    code = cli.main(["doctor", "--api-url", aws_env["crm_endpoint"]], out=out, err=io.StringIO())
+    text = out.getvalue()
+    assert code == 0, text
+    assert f"JWT from issuer {aws_env['aws_issuer_url']} for {aws_env['role_arn']}" in text
+    assert [r.get("oidc_sub") for r in emulator.control.requests("sts")] == [aws_env["role_arn"]]
+
+
+def test_an_old_botocore_stops_the_exchange_with_the_version_needed(aws_env, role_supplier, jwt_settings, tmp_path,
+                                                                    monkeypatch):
+    from airflow_provider_gcp_wif.credentials import exchange_transport, get_credentials
+    from airflow_provider_gcp_wif.errors import WifConfigError
+    from tests.core.test_jwt_route import _sts_model_without_the_operation
+
+    _sts_model_without_the_operation(tmp_path)
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    with pytest.raises(WifConfigError) as caught:
+        get_credentials(jwt_settings, role_supplier()).refresh(exchange_transport())
+    assert caught.value.field == "federation" and "1.41.0" in caught.value.fix
