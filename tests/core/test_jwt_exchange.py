@@ -265,3 +265,13 @@ def test_an_old_botocore_stops_the_exchange_with_the_version_needed(aws_env, rol
     with pytest.raises(WifConfigError) as caught:
         get_credentials(jwt_settings, role_supplier()).refresh(exchange_transport())
     assert caught.value.field == "federation" and "1.41.0" in caught.value.fix
+
+
+def test_the_seed_api_takes_the_jwt_route(emulator, seed_env, jwt_settings, monkeypatch):
+    from airflow_provider_gcp_wif.token_service import TokenService
+
+    monkeypatch.setenv("GCP_WORKLOAD_PROVIDER", JWT_PROVIDER)
+    monkeypatch.setenv("GCP_WIF_FEDERATION", "jwt")
+    token, expiry = TokenService.from_env().get_token()
+    assert token and expiry.endswith("Z")
+    assert [r.get("oidc_sub") for r in emulator.control.requests("sts")] == [emulator.info["role_arn"]]
