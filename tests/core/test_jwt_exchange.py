@@ -275,3 +275,18 @@ def test_the_seed_api_takes_the_jwt_route(emulator, seed_env, jwt_settings, monk
     token, expiry = TokenService.from_env().get_token()
     assert token and expiry.endswith("Z")
     assert [r.get("oidc_sub") for r in emulator.control.requests("sts")] == [emulator.info["role_arn"]]
+
+
+def test_session_credentials_of_unknown_expiry_fall_back_to_the_shortest_jwt(aws_env):
+    """A bare AWS_SESSION_TOKEN (botocore is not told when it expires) of a 900-s session: the wanted 3600 s is
+    refused by AWS (SessionDurationEscalationException), the supplier then asks for 60 s and gets a JWT."""
+    assumed = boto3.client("sts").assume_role(RoleArn=aws_env["role_arn"], RoleSessionName="bare",
+                                              DurationSeconds=900)["Credentials"]
+    session = boto3.session.Session(aws_access_key_id=assumed["AccessKeyId"],
+                                    aws_secret_access_key=assumed["SecretAccessKey"],
+                                    aws_session_token=assumed["SessionToken"], region_name=aws_env["aws_region"])
+    supplier = Boto3Supplier(lambda: session, region=aws_env["aws_region"], identity_key="bare")
+    assert supplier.credentials_expiry() is None
+    claims = jwt_claims(WebIdentityTokenSupplier(supplier, _audience(aws_env), duration_seconds=3600)
+                        .get_subject_token(None, None))
+    assert claims["exp"] - claims["iat"] == 60
