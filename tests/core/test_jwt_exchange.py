@@ -290,3 +290,24 @@ def test_session_credentials_of_unknown_expiry_fall_back_to_the_shortest_jwt(aws
     claims = jwt_claims(WebIdentityTokenSupplier(supplier, _audience(aws_env), duration_seconds=3600)
                         .get_subject_token(None, None))
     assert claims["exp"] - claims["iat"] == 60
+
+
+def test_a_refused_jwt_appears_in_no_error_traceback_or_log(emulator, aws_env, role_supplier, settings_for, caplog):
+    import logging
+    import traceback
+
+    from airflow_provider_gcp_wif.credentials import exchange_transport, get_credentials, web_identity_token_supplier
+
+    jwt_provider(emulator.control, aws_env, allowed_audiences=["https://example.test/other"])
+    settings = settings_for(provider_id=JWT_PROVIDER, federation="jwt")
+    supplier = role_supplier()
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(WifExchangeError) as caught:
+        get_credentials(settings, supplier).refresh(exchange_transport())
+    token = web_identity_token_supplier(settings, supplier)._token
+    assert token and caught.value.step == "sts_exchange"
+    # botocore's own wire logging (DEBUG) prints every AWS answer, this JWT too: documented in docs/reliability.md.
+    logged = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("botocore"))
+    shown = "".join(traceback.format_exception(caught.value)) + logged
+    assert token not in shown and token.split(".")[1] not in shown
+    assert "The audience in ID Token" in str(caught.value)
