@@ -179,6 +179,11 @@ class AwsEmulator:
     def disable_outbound_federation(self, account_id: str = TRUSTED_ACCOUNT_ID) -> None:
         self._harness_call("outbound", {"account_id": account_id, "enabled": False})
 
+    def set_clock_offset(self, seconds: float) -> None:
+        """Follow the Google emulator's clock: JWTs (``iat``/``exp``/``Expiration``) are issued at real time +
+        ``seconds``, so both emulated clouds keep one clock (moto's own sessions keep real time)."""
+        self._harness_call("clock", {"offset_seconds": seconds})
+
     def reset_outbound_federation(self) -> None:
         """The fixture's state: enabled in the trusted account, disabled in the untrusted one."""
         self.enable_outbound_federation(TRUSTED_ACCOUNT_ID)
@@ -390,6 +395,8 @@ class _HarnessMiddleware:
                 self.expired.clear()
             elif action == "outbound":
                 FEDERATION.set_enabled(str(payload["account_id"]), bool(payload["enabled"]))
+            elif action == "clock":
+                FEDERATION.clock_offset = float(payload["offset_seconds"])
             elif action == "issuer":
                 account = FEDERATION.account(str(payload["account_id"]))
                 answer = {"issuer": FEDERATION.issuer_url(account.account_id), "enabled": account.enabled}

@@ -102,6 +102,9 @@ class OutboundFederation:
 
     def __init__(self) -> None:
         self.base_url = ""
+        # the Google emulator's clock offset, so that JWTs are issued on the one emulated clock (moto's sessions
+        # keep real time: the session-duration check compares in moto's frame)
+        self.clock_offset = 0.0
         self._accounts: dict[str, _AccountIssuer] = {}
         self._lock = threading.Lock()
 
@@ -281,7 +284,9 @@ def get_web_identity_token(self: Any) -> Any:
         return _error(_STS_XMLNS, 403, "OutboundWebIdentityFederationDisabledException", FEATURE_DISABLED_STS_MESSAGE)
 
     access_key_id = self.get_access_key()
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    real_now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    offset = dt.timedelta(seconds=FEDERATION.clock_offset)
+    now = real_now + offset  # the emulated clock
     expiration = now + dt.timedelta(seconds=duration)
     namespace: dict[str, Any] = {"aws_account": account_id, "source_region": self.region}
     assumed = sts_backends[account_id][partition].get_assumed_role_from_access_key(access_key_id)
@@ -299,9 +304,9 @@ def get_web_identity_token(self: Any) -> Any:
         session_expiration = assumed.expiration
         if session_expiration.tzinfo is None:
             session_expiration = session_expiration.replace(tzinfo=dt.timezone.utc)
-        if expiration > session_expiration:
+        if real_now + dt.timedelta(seconds=duration) > session_expiration:
             return _error(_STS_XMLNS, 403, "SessionDurationEscalationException", SESSION_ESCALATION_MESSAGE)
-        namespace["original_session_exp"] = session_expiration.strftime("%Y-%m-%dT%H:%M:%SZ")
+        namespace["original_session_exp"] = (session_expiration + offset).strftime("%Y-%m-%dT%H:%M:%SZ")
     else:
         user = iam.get_user_from_access_key_id(access_key_id)
         if user is None:
