@@ -1537,7 +1537,8 @@ def _parser() -> argparse.ArgumentParser:
         "granted to the role's principalSet on the resources themselves; optionally org policies, which are "
         "merged with the organization's, never replaced. Flags left out fall back to the seed's environment "
         "variables GCP_PROJECT_NUMBER, GCP_WORKLOAD_ID, GCP_WORKLOAD_PROVIDER, GCP_SERVICE_ACCOUNT_EMAIL, "
-        "AWS_ACCOUNT_ID, AWS_ROLE_NAME.",
+        "AWS_ACCOUNT_ID, AWS_ROLE_NAME. With --federation jwt: the AWS side too (outbound identity federation, "
+        "the role's sts:GetWebIdentityToken policy) and an OIDC provider trusting the account's issuer.",
     )
     setup.add_argument("--project-id", required=True, help="project that owns the pool and the service account")
     setup.add_argument("--project-number", help="its number (digits; default $GCP_PROJECT_NUMBER)")
