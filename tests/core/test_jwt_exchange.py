@@ -225,11 +225,15 @@ def test_a_child_process_gets_a_token_from_the_jwt_credential_file(emulator, aws
 
 
 def test_a_clock_out_of_step_with_google_names_the_clock(emulator, aws_env, role_supplier, jwt_settings):
-    from airflow_provider_gcp_wif.credentials import exchange_transport, get_credentials
+    """This host's clock 10 minutes behind AWS's and Google's: the JWT it holds looks fresh here but is stale at
+    Google (the emulated clouds' clock moves; this process's does not)."""
+    from airflow_provider_gcp_wif.credentials import exchange_transport, get_credentials, web_identity_token_supplier
 
-    emulator.control.set_clock_offset(600)  # Google's clock 10 minutes ahead: the 300-s JWT is stale there
+    supplier = role_supplier()
+    web_identity_token_supplier(jwt_settings, supplier).get_subject_token(None, None)
+    emulator.control.advance_clock(600)
     with pytest.raises(WifExchangeError) as caught:
-        get_credentials(jwt_settings, role_supplier()).refresh(exchange_transport())
+        get_credentials(jwt_settings, supplier).refresh(exchange_transport())
     err = caught.value
     assert err.step == "sts_exchange" and err.code == "invalid_grant", err
     assert "stale" in err.reason and "clock" in err.fix and "169.254.169.123" in err.fix
