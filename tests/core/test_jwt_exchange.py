@@ -315,3 +315,37 @@ def test_a_refused_jwt_appears_in_no_error_traceback_or_log(emulator, aws_env, r
     shown = "".join(traceback.format_exception(caught.value)) + logged
     assert token not in shown and token.split(".")[1] not in shown
     assert "The audience in ID Token" in str(caught.value)
+
+
+def test_the_host_cache_never_hands_one_routes_token_to_the_other(emulator, aws_env, role_supplier, settings_for,
+                                                                  jwt_settings, tmp_path):
+    """Same AWS identity, same service account, one host cache directory: the sigv4 credentials do their own
+    exchange after the jwt ones left a token, and each route's second process takes its own route's token. (The two
+    routes need two providers here; that the route alone changes the key is pinned in test_jwt_route.py.)"""
+    from airflow_provider_gcp_wif.credentials import WifCredentials, exchange_transport
+    from airflow_provider_gcp_wif.host_cache import HostTokenCache
+
+    cache = HostTokenCache(str(tmp_path / "cache"))
+    supplier = role_supplier()
+    sigv4_settings = settings_for()
+
+    def token(settings) -> str:
+        credentials = WifCredentials(settings, supplier, host_cache=cache)  # a new process's view
+        credentials.refresh(exchange_transport())
+        return str(credentials.token)
+
+    jwt_token = token(jwt_settings)
+    sigv4_token = token(sigv4_settings)
+    assert sigv4_token != jwt_token
+    assert (token(jwt_settings), token(sigv4_settings)) == (jwt_token, sigv4_token)
+    assert [("oidc_sub" in r) for r in emulator.control.requests("sts")] == [True, False]
+
+
+def test_id_tokens_ride_on_the_jwt_routes_federated_token(emulator, aws_env, role_supplier, jwt_settings):
+    from airflow_provider_gcp_wif.credentials import get_credentials
+    from airflow_provider_gcp_wif.id_tokens import get_id_token
+
+    credentials = get_credentials(jwt_settings, role_supplier())
+    assert jwt_claims(get_id_token(credentials, "https://service.example.test"))["aud"] == \
+        "https://service.example.test"
+    assert [r.get("oidc_sub") for r in emulator.control.requests("sts")] == [aws_env["role_arn"]]
