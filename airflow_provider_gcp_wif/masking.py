@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -103,3 +104,41 @@ def redact_google_auth_logs() -> None:
         logger = logging.getLogger(name)
         if _redactor not in logger.filters:
             logger.addFilter(_redactor)
+
+
+#: botocore's wire loggers: at DEBUG, ``botocore.parsers`` prints every AWS answer's body (``Response body: b'...'``)
+#: while parsing it, i.e. before the caller holds what it carries and could announce it.
+BOTOCORE_WIRE_LOGGERS = ("botocore.parsers", "botocore.endpoint")
+# The value of a WebIdentityToken member (query XML ``<WebIdentityToken>v<``, JSON ``"WebIdentityToken": "v"``), and
+# anything JWT-shaped (a JWT's header is base64url of ``{"``, so it starts with ``eyJ``).
+_WEB_IDENTITY_TOKEN_VALUE = re.compile(r"(?<![A-Za-z])(WebIdentityToken\W{1,4})[A-Za-z0-9_.=+/-]+")
+_JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
+
+
+class BotocoreWebIdentityTokenRedactor(logging.Filter):
+    """Replaces the JWT in botocore's DEBUG records of a ``GetWebIdentityToken`` answer (``federation: jwt``: our
+    own call minted it) with ``***``. Narrow: a record whose text does not mention ``WebIdentityToken`` is left
+    exactly as botocore wrote it (AWS's other answers are the Amazon provider's business, documented)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted is the logging module's to report
+            return True
+        if "WebIdentityToken" not in text:
+            return True
+        redacted = _JWT_SHAPE.sub(_REDACTED, _WEB_IDENTITY_TOKEN_VALUE.sub(r"\1" + _REDACTED, text))
+        if redacted != text:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+_botocore_redactor = BotocoreWebIdentityTokenRedactor()
+
+
+def redact_botocore_web_identity_tokens() -> None:
+    """Install :class:`BotocoreWebIdentityTokenRedactor` on botocore's wire loggers (idempotent)."""
+    for name in BOTOCORE_WIRE_LOGGERS:
+        logger = logging.getLogger(name)
+        if _botocore_redactor not in logger.filters:
+            logger.addFilter(_botocore_redactor)

@@ -444,6 +444,7 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
                 "credential source hands out credentials that live under two minutes: lengthen them (the role's "
                 "maximum session duration, or the container credentials' lifetime).",
             )
+        masking.redact_botocore_web_identity_tokens()  # botocore logs the answer (DEBUG) before we hold the JWT
         try:
             answer = self._call(client, duration)
         except Exception as err:  # noqa: BLE001 - botocore ClientError, endpoint errors: translated below

@@ -1,0 +1,104 @@
+"""``federation: jwt`` at DEBUG: botocore's wire logging (``botocore.parsers`` prints every AWS answer's body) must
+not print the JWT our own GetWebIdentityToken call brought back: it is logged while botocore parses the answer,
+before the provider holds the token and can announce it to any masker. The oracle is the JWT itself (the one the
+emulated Google STS received) searched in every record of every logger, formatted and raw."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from airflow_provider_gcp_wif import masking
+from tests.core.test_jwt_exchange import jwt_provider, jwt_settings  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.usefixtures("aws_env")
+
+
+class _Everything(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.texts: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.texts.append(f"{record.name} {self.format(record)} {record.__dict__!r}")
+
+
+@pytest.fixture
+def every_record_at_debug():
+    root = logging.getLogger()
+    handler = _Everything()
+    saved = {name: logging.getLogger(name).level for name in ("", "botocore", "urllib3", "google")}
+    root.addHandler(handler)
+    for name in saved:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    try:
+        yield handler.texts
+    finally:
+        root.removeHandler(handler)
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _pieces(jwt: str) -> list[str]:
+    _header, payload, signature = jwt.split(".")
+    return [jwt, payload, signature]
+
+
+def test_botocore_debug_logging_of_our_get_web_identity_token_shows_no_jwt(
+        emulator, role_supplier, jwt_settings, every_record_at_debug, monkeypatch):  # noqa: F811
+    from airflow_provider_gcp_wif.credentials import exchange_transport, get_credentials, web_identity_token_supplier
+
+    monkeypatch.setattr(masking, "_listeners", [])  # no host masker: the records themselves must be clean
+    supplier = role_supplier()
+    get_credentials(jwt_settings, supplier).refresh(exchange_transport())
+    jwt = web_identity_token_supplier(jwt_settings, supplier)._token
+    assert jwt and jwt.count(".") == 2
+    assert [r.get("oidc_sub") for r in emulator.control.requests("sts")] == [emulator.info["role_arn"]]
+    logged = "\n".join(every_record_at_debug)
+    assert "GetWebIdentityToken" in logged, "botocore's wire logging was on for the call"
+    found = [piece[:12] for piece in _pieces(jwt) if piece in logged]
+    assert not found, f"JWT parts in the DEBUG log: {found}"
+
+
+def test_the_filter_leaves_other_botocore_records_alone(every_record_at_debug):
+    """Narrow: an answer that is not GetWebIdentityToken's is logged as botocore wrote it."""
+    masking.redact_botocore_web_identity_tokens()
+    body = b"<GetCallerIdentityResponse><Arn>arn:aws:iam::123456789012:user/x</Arn></GetCallerIdentityResponse>"
+    logging.getLogger("botocore.parsers").debug("Response body:\n%r", body)
+    assert any(repr(body) in text for text in every_record_at_debug)
+
+
+_B64URL = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", min_size=8, max_size=400)
+
+
+def _filtered(msg: str, *args: object) -> str:
+    record = logging.LogRecord("botocore.parsers", logging.DEBUG, __file__, 1, msg, args or None, None)
+    assert masking.BotocoreWebIdentityTokenRedactor().filter(record)
+    return record.getMessage()
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(payload=_B64URL, signature=_B64URL, json_form=st.booleans(), as_bytes=st.booleans())
+def test_any_web_identity_token_answer_is_logged_without_its_jwt(payload, signature, json_form, as_bytes):
+    """Property: whatever the JWT's bytes, in either wire form botocore may log (query XML, JSON), as bytes or text,
+    none of its parts survives the filter; the rest of the answer does."""
+    jwt = f"eyJhbGciOiJSUzI1NiJ9.{payload}.{signature}"
+    body = (json.dumps({"WebIdentityToken": jwt, "Expiration": 1.7e9}) if json_form else
+            "<GetWebIdentityTokenResponse><GetWebIdentityTokenResult><WebIdentityToken>"
+            f"{jwt}</WebIdentityToken><Expiration>2026-11-28T05:00:00Z</Expiration></GetWebIdentityTokenResult>"
+            "</GetWebIdentityTokenResponse>")
+    shown = _filtered("Response body:\n%r", body.encode() if as_bytes else body)
+    assert payload not in shown and signature not in shown
+    assert "Expiration" in shown and "WebIdentityToken" in shown
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(text=st.text(max_size=300))
+def test_records_not_about_web_identity_tokens_are_untouched(text):
+    """Property: the filter is narrow, every other botocore record reads exactly as botocore wrote it."""
+    assume("WebIdentityToken" not in text)
+    assert _filtered("Response body:\n%r", text) == f"Response body:\n{text!r}"
