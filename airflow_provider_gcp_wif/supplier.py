@@ -460,12 +460,16 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
                 raise self._translated(err, region) from None
         token = str(answer["WebIdentityToken"])
         masking.announce(token)
-        expiration = answer.get("Expiration")
-        if not isinstance(expiration, datetime.datetime):
-            expiration = now + datetime.timedelta(seconds=duration)
-        elif expiration.tzinfo is None:
-            expiration = expiration.replace(tzinfo=datetime.timezone.utc)
-        return token, expiration
+        # On this host's clock: AWS's Expiration is on AWS's, and a host clock behind it would reuse a JWT that
+        # Google already calls stale (ahead of it, ask AWS on every call). The JWT's own exp - iat is its lifetime
+        # whatever the skew; it counts from before the request.
+        from airflow_provider_gcp_wif.errors import jwt_claims
+
+        claims = jwt_claims(token)
+        lifetime = claims.get("exp", 0) - claims.get("iat", 0) if all(
+            isinstance(claims.get(name), int | float) and not isinstance(claims.get(name), bool)
+            for name in ("exp", "iat")) else duration
+        return token, now + datetime.timedelta(seconds=max(0, min(duration, lifetime)))
 
     def _translated(self, err: BaseException, region: str) -> WifExchangeError:
         caller = None
