@@ -79,16 +79,24 @@ CALLERS: dict[str, Callable] = {
 @pytest.mark.parametrize("caller", CALLERS)
 @pytest.mark.parametrize("step", ["sts_exchange", "impersonation"])
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
+@pytest.mark.parametrize("federation", ["sigv4", "jwt"])
+@pytest.mark.parametrize("direct", [False, True], ids=["impersonated", "direct"])
 def test_a_redirecting_endpoint_gets_a_clear_error_and_the_decoy_gets_nothing(
-    emulator, settings_for, role_supplier, caller, step, status
+    emulator, settings_for, role_supplier, caller, step, status, federation, direct
 ):
+    if direct and step == "impersonation":
+        pytest.skip("direct access has no impersonation step")
+    # jwt: the AWS JWT (the subject token) or the federated token it got from the emulator's OIDC provider.
+    route: dict[str, str] = {"impersonation_chain": ""} if direct else {}
+    if federation == "jwt":
+        route.update(federation=federation, provider_id=emulator.info["jwt_provider_id"])
     with listening_decoy() as (decoy_port, received):
         decoy = f"127.0.0.1:{decoy_port}"
         with redirecting_endpoint(status, f"http://{decoy}/v1/token") as (endpoint, seen):
             if step == "sts_exchange":
-                settings = settings_for(sts_endpoint=f"{endpoint}/v1/token")
+                settings = settings_for(sts_endpoint=f"{endpoint}/v1/token", **route)
             else:
-                settings = settings_for(iam_endpoint=endpoint)
+                settings = settings_for(iam_endpoint=endpoint, **route)
             credentials = get_credentials(settings, role_supplier())
             with pytest.raises(WifExchangeError) as caught:
                 CALLERS[caller](credentials)

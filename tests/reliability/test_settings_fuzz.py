@@ -182,11 +182,17 @@ def test_every_field_refuses_every_huge_or_deep_value_with_a_bounded_error(no_ne
 @pytest.mark.parametrize("key", sorted(CREDENTIAL_CONFIG))
 @pytest.mark.parametrize("value", [None, True, 5, 1.5, math.nan, [], {}, "", "x" * MEGABYTES, "https://[x", "\uff0f",
                                    nested(5000, 1, "dict"), 10**5000], ids=lambda v: type(v).__name__)
-def test_every_credential_config_key_of_any_type_is_a_config_error(no_network, key, value):
+@pytest.mark.parametrize("federation", ["sigv4", "jwt"])
+def test_every_credential_config_key_of_any_type_is_a_config_error(no_network, key, value, federation):
     config = {**CREDENTIAL_CONFIG, key: value}
+    if federation == "jwt" and key != "subject_token_type":  # the OIDC provider's file (url source, JWT type)
+        config["subject_token_type"] = "urn:ietf:params:oauth:token-type:jwt"
+        if key != "credential_source":
+            config["credential_source"] = {"url": "http://127.0.0.1:1/token", "format": {"type": "json"}}
     for raw in (config, _json_text(config)):
         try:
-            parsed = WifSettings.from_extras({"credential_config": raw}, conn_id="fuzzed", allowed_endpoint_hosts="")
+            parsed = WifSettings.from_extras({"credential_config": raw, "federation": federation}, conn_id="fuzzed",
+                                             allowed_endpoint_hosts="")
         except WifConfigError as err:
             check_error(err, REAL_FIELDS)
         else:
