@@ -435,19 +435,24 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
         self.aws.get_aws_security_credentials(None, None)
         expiry = self.aws.credentials_expiry()
         duration = web_identity_token_duration(self.duration_seconds, expiry, now)
-        if duration is None:
-            raise WifExchangeError(
-                "aws_credentials",
-                f"the AWS credentials of {self.aws.description} expire at {expiry:%H:%M:%S} UTC, too soon for "
-                f"GetWebIdentityToken's shortest JWT ({MIN_JWT_DURATION_SECONDS} s) to end before them.",
-                "retry in a minute (botocore renews the credentials ahead of expiry); if it persists, the "
-                "credential source hands out credentials that live under two minutes: lengthen them (the role's "
-                "maximum session duration, or the container credentials' lifetime).",
-            )
+        # Credentials advertised to end before even the shortest JWT: AWS judges against the role *session*, which
+        # can outlast them (make mwaa's 60-s container credentials over a 15-minute session), so AWS is asked for
+        # the shortest one, and only its refusal is the error below.
+        too_short = duration is None
+        duration = duration or MIN_JWT_DURATION_SECONDS
         masking.redact_botocore_web_identity_tokens()  # botocore logs the answer (DEBUG) before we hold the JWT
         try:
             answer = self._call(client, duration)
         except Exception as err:  # noqa: BLE001 - botocore ClientError, endpoint errors: translated below
+            if too_short and expiry is not None and _aws_code(err) == "SessionDurationEscalationException":
+                raise WifExchangeError(
+                    "aws_credentials",
+                    f"the AWS credentials of {self.aws.description} expire at {expiry:%H:%M:%S} UTC, too soon for "
+                    f"GetWebIdentityToken's shortest JWT ({MIN_JWT_DURATION_SECONDS} s) to end before them.",
+                    "retry in a minute (botocore renews the credentials ahead of expiry); if it persists, the "
+                    "credential source hands out credentials that live under two minutes: lengthen them (the "
+                    "role's maximum session duration, or the container credentials' lifetime).",
+                ) from None
             if expiry is None and _aws_code(err) == "SessionDurationEscalationException" and duration > 60:
                 # Session credentials whose expiry botocore was not told (a bare AWS_SESSION_TOKEN): the shortest
                 # JWT is the one AWS accepts whenever any can be had.

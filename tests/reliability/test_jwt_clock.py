@@ -42,3 +42,28 @@ def test_a_reused_jwt_is_fresh_at_the_clouds_clock_whatever_the_hosts_skew(emula
         assert left >= MARGIN, f"host {host_skew:+} s: at +{elapsed} s the JWT has {left:.0f} s left"
         if elapsed == 100:
             assert token == first and jwt.fetch_count == 1, "a JWT with 200 s left is reused"
+
+
+def test_container_credentials_of_a_minute_still_get_a_jwt_when_aws_allows_one(emulator, monkeypatch):
+    """``make mwaa``'s ECS endpoint hands out credentials advertised for 60 s (botocore renews them on every use,
+    so they always have 30-60 s left) over a role session of 15 minutes. AWS judges a JWT's duration against the
+    session, not the advertised Expiration: it issues a 60-s JWT, so the route must ask rather than refuse
+    locally (it refused every time: the jwt route could not work in that stack)."""
+    from airflow_provider_gcp_wif.supplier import Boto3Supplier
+
+    info = emulator.info
+    emulator.identities.vendor.set_ttl(60)
+    try:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in info["aws_identity_sources"]["ecs"]["env"].items():
+            monkeypatch.setenv(name, value)
+        supplier = Boto3Supplier.default_chain()
+        jwt = WebIdentityTokenSupplier(supplier, "https:" + info["jwt_audience"])
+        left = (supplier.credentials_expiry() - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+        assert left < 90, "the credentials are too short for any JWT by their advertised Expiration"
+        claims = jwt_claims(jwt.get_subject_token(None, None))
+        assert claims["exp"] - claims["iat"] == 60
+        assert claims["sub"] == info["role_arn"]
+    finally:
+        emulator.identities.vendor.set_ttl(300)
