@@ -686,6 +686,7 @@ class WifBinding:
             jwt()  # likewise GetWebIdentityToken's (feature disabled, permission, botocore too old)
         directory = tempfile.mkdtemp(prefix="gcp-wif-")
         path = os.path.join(directory, "external-account.json")
+        owner = os.getpid()
         try:
             with self.supplier.credential_endpoint(self._web_identity_token()) as credentials_url:
                 descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -708,7 +709,8 @@ class WifBinding:
                 with _patched_environ(environment):
                     yield path
         finally:
-            shutil.rmtree(directory, ignore_errors=True)
+            if os.getpid() == owner:  # a forked child leaving the context must not remove the parent's file
+                shutil.rmtree(directory, ignore_errors=True)
 
     def _web_identity_token(self) -> Callable[[], str] | None:
         """``federation: jwt``: what the loopback endpoint serves the child (the shared, cached JWT supplier)."""

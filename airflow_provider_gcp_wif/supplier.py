@@ -341,12 +341,16 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
         server.daemon_threads = True
         thread = threading.Thread(target=server.serve_forever, name="gcp-wif-credential-endpoint", daemon=True)
         thread.start()
+        owner = os.getpid()
         try:
             yield f"http://127.0.0.1:{server.server_port}{jwt_path if web_identity_token is not None else base}"
         finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
+            if os.getpid() == owner:
+                server.shutdown()
+                server.server_close()
+                thread.join(timeout=5)
+            else:  # a forked child leaving the block: the serving thread is the parent's (shutdown() would wait
+                server.socket.close()  # for it forever); only the child's copy of the socket is closed
 
     # -- fork ------------------------------------------------------------------------------------------------
 
