@@ -111,7 +111,7 @@ def redact_google_auth_logs() -> None:
 BOTOCORE_WIRE_LOGGERS = ("botocore.parsers", "botocore.endpoint")
 # The value of a WebIdentityToken member (query XML ``<WebIdentityToken>v<``, JSON ``"WebIdentityToken": "v"``), and
 # anything JWT-shaped (a JWT's header is base64url of ``{"``, so it starts with ``eyJ``).
-_WEB_IDENTITY_TOKEN_VALUE = re.compile(r"(?<![A-Za-z])(WebIdentityToken\W{1,4})[A-Za-z0-9_.=+/-]+")
+_WEB_IDENTITY_TOKEN_VALUE = re.compile(r"(<WebIdentityToken>)[^<]+|(\\?\"WebIdentityToken\\?\"\s*:\s*\\?\")[^\"\\]+")
 _JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
 
 
@@ -127,7 +127,8 @@ class BotocoreWebIdentityTokenRedactor(logging.Filter):
             return True
         if "WebIdentityToken" not in text:
             return True
-        redacted = _JWT_SHAPE.sub(_REDACTED, _WEB_IDENTITY_TOKEN_VALUE.sub(r"\1" + _REDACTED, text))
+        redacted = _JWT_SHAPE.sub(_REDACTED, _WEB_IDENTITY_TOKEN_VALUE.sub(
+            lambda match: (match.group(1) or match.group(2)) + _REDACTED, text))
         if redacted != text:
             record.msg, record.args = redacted, ()
         return True

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 from hypothesis import assume, given, settings
@@ -85,15 +86,17 @@ def _filtered(msg: str, *args: object) -> str:
 @given(payload=_B64URL, signature=_B64URL, json_form=st.booleans(), as_bytes=st.booleans())
 def test_any_web_identity_token_answer_is_logged_without_its_jwt(payload, signature, json_form, as_bytes):
     """Property: whatever the JWT's bytes, in either wire form botocore may log (query XML, JSON), as bytes or text,
-    none of its parts survives the filter; the rest of the answer does."""
+    none of its parts survives the filter, and the rest of the answer is exactly as it was."""
     jwt = f"eyJhbGciOiJSUzI1NiJ9.{payload}.{signature}"
     body = (json.dumps({"WebIdentityToken": jwt, "Expiration": 1.7e9}) if json_form else
             "<GetWebIdentityTokenResponse><GetWebIdentityTokenResult><WebIdentityToken>"
             f"{jwt}</WebIdentityToken><Expiration>2026-11-28T05:00:00Z</Expiration></GetWebIdentityTokenResult>"
             "</GetWebIdentityTokenResponse>")
-    shown = _filtered("Response body:\n%r", body.encode() if as_bytes else body)
+    raw = body.encode() if as_bytes else body
+    shown = _filtered("Response body:\n%r", raw)
     assert payload not in shown and signature not in shown
-    assert "Expiration" in shown and "WebIdentityToken" in shown
+    redacted = body.replace(jwt, "***")  # and nothing else changed
+    assert shown == f"Response body:\n{(redacted.encode() if as_bytes else redacted)!r}"
 
 
 @settings(max_examples=300, derandomize=True, deadline=None)
@@ -102,3 +105,30 @@ def test_records_not_about_web_identity_tokens_are_untouched(text):
     """Property: the filter is narrow, every other botocore record reads exactly as botocore wrote it."""
     assume("WebIdentityToken" not in text)
     assert _filtered("Response body:\n%r", text) == f"Response body:\n{text!r}"
+
+
+def test_a_jwt_task_at_debug_writes_no_jwt_anywhere_botocore_included(emulator, tmp_path):
+    """A real task (``airflow dags test``) on a ``federation: jwt`` connection, Airflow at DEBUG (botocore's wire
+    logging and google-auth's request logging on): the JWT the emulated STS received, and the tokens it and IAM
+    issued, are nowhere in stdout, stderr or the task logs, botocore's own lines included (before the filter,
+    botocore.parsers' "Response body" line held the JWT)."""
+    from .airflow_process import airflow, environment, everything_written
+    from .token_oracle import known_tokens, tokens_in
+
+    connection = json.loads(emulator.info["env"]["AIRFLOW_CONN_GCP_WIF_DEFAULT"])
+    connection["extra"].update(federation="jwt", provider_id=emulator.info["jwt_provider_id"])
+    home = tmp_path / "home"
+    env = environment(emulator, home, Path(__file__).parent / "dags", AIRFLOW__LOGGING__LOGGING_LEVEL="DEBUG",
+                      GOOGLE_SDK_PYTHON_LOGGING_SCOPE="google", AIRFLOW_CONN_GCP_WIF_DEFAULT=json.dumps(connection))
+    assert airflow(env, "db", "migrate").returncode == 0
+    result = airflow(env, "dags", "test", "wif_google_auth_debug", timeout=300)
+    written = everything_written(result, home)
+    assert result.returncode == 0, written[-5000:]
+    assert "GetWebIdentityToken" in written and "Response body" in written, "botocore's wire logging was on"
+    exchanges = emulator.control.requests("sts")
+    assert exchanges and exchanges[-1].get("oidc_sub") == emulator.info["role_arn"], "the jwt route was taken"
+    # `airflow dags test`'s in-process supervisor logs each mask_secret value (upstream; a real supervisor does not).
+    scanned = "\n".join(line for line in written.splitlines()
+                         if not ("msg=MaskSecret(" in line and "Sending request" in line))
+    found = tokens_in(scanned, known_tokens(emulator))
+    assert not found, found
