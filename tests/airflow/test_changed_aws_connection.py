@@ -54,3 +54,29 @@ def test_the_digest_follows_every_field_and_never_holds_the_secret(wif_env):
         changed = integration.aws_connection_digest(Connection(conn_id="aws_x", **{**base, field: other}))
         assert changed != digest, field
     assert base["password"] not in digest and integration.aws_connection_digest(None) == "absent"
+
+
+def test_federation_jwt_never_reuses_the_old_identitys_jwt_after_the_aws_connection_changed(wif_env, emulator,
+                                                                                          monkeypatch):
+    """The jwt route caches the AWS JWT (minutes): the next hook after the AWS connection changed must ask AWS as
+    the new identity, not hand Google the old identity's still-fresh JWT; an unchanged connection reuses it."""
+    from airflow_provider_gcp_wif.credentials import web_identity_token_supplier
+
+    aws = {"region_name": wif_env["aws_region"], "endpoint_url": wif_env["aws_endpoint"]}
+    user = {"login": wif_env["aws_access_key_id"], "password": wif_env["aws_secret_access_key"]}
+    account = wif_env["aws_account_id"]
+    set_conn(monkeypatch, "gcp_j", "gcp_wif", wif_extra(wif_env, aws_conn_id="aws_j", impersonation_chain=None,
+                                                         federation="jwt", provider_id=wif_env["jwt_provider_id"]))
+    set_conn(monkeypatch, "aws_j", "aws", aws, **user)
+    request = google.auth.transport.requests.Request()
+
+    first, _ = gcs_hook(gcp_conn_id="gcp_j").get_credentials_and_project_id()
+    first.refresh(request)
+    set_conn(monkeypatch, "aws_j", "aws", {**aws, "role_arn": wif_env["role_arn"]}, **user)
+    second, _ = gcs_hook(gcp_conn_id="gcp_j").get_credentials_and_project_id()
+    second.force_refresh(request)
+    second.force_refresh(request)  # the same identity: the same JWT
+
+    subjects = [federated_subject(r) for r in emulator.control.requests("sts")]
+    assert subjects == [f"arn:aws:iam::{account}:user/wif-user"] + [wif_env["role_arn"]] * 2, subjects
+    assert web_identity_token_supplier(second.settings, second.supplier).fetch_count == 1
