@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import socket
 
 import pytest
@@ -19,9 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_gcp_wif.config import AWS_SUBJECT_TOKEN_TYPE, KNOWN_KEYS, LEGACY_PREFIX, SEED_ENV, WifSettings
+from airflow_provider_gcp_wif.credentials import jwt_audience
 from airflow_provider_gcp_wif.errors import WifConfigError
 
 MESSAGE_LIMIT = 2048
+JWT_AUDIENCE = re.compile(r"https://iam\.googleapis\.com/projects/[0-9]{1,20}/locations/global/"
+                          r"workloadIdentityPools/[a-z0-9-]{4,32}/providers/[a-z0-9-]{4,32}")
 AUDIENCE = "//iam.googleapis.com/projects/734501234567/locations/global/workloadIdentityPools/aws-pool/providers/aws-provider"
 SA = "airflow-wif@wif-demo-project.iam.gserviceaccount.com"
 VALID: dict[str, object] = {
@@ -142,6 +146,8 @@ def check_settings(parsed: WifSettings) -> None:
     assert parsed.audience.startswith("//iam.googleapis.com/projects/")
     assert 0 <= parsed.num_retries <= 20 and 1 <= parsed.lifetime_seconds <= 43200
     assert parsed.federation in ("sigv4", "jwt"), parsed.federation
+    # The audience AWS would mint a JWT for can only be a Google provider's own name (no attacker-chosen audience).
+    assert JWT_AUDIENCE.fullmatch(jwt_audience(parsed)), jwt_audience(parsed)[:200]
     for value in (parsed.audience, parsed.aws_conn_id, parsed.project or "", parsed.quota_project_id or "",
                   parsed.aws_region or "", parsed.sts_endpoint, parsed.iam_endpoint, *parsed.impersonation_chain,
                   *parsed.scopes):
