@@ -701,6 +701,9 @@ class WifBinding:
                     "AWS_DEFAULT_REGION": region,
                     "CLOUDSDK_CORE_PROJECT": self.settings.project,
                     "GOOGLE_CLOUD_PROJECT": self.settings.project,
+                    # A child's stock google-auth would log its subject token, the endpoint's AWS credentials and
+                    # the tokens it gets, unredacted (masking.redact_google_auth_logs works in this process only).
+                    "GOOGLE_SDK_PYTHON_LOGGING_SCOPE": None,
                 }
                 if any(os.environ.get(name) for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
                     # The endpoint is on loopback: a proxy could not reach it (and must not see its capability).

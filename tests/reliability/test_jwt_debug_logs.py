@@ -132,3 +132,45 @@ def test_a_jwt_task_at_debug_writes_no_jwt_anywhere_botocore_included(emulator, 
                          if not ("msg=MaskSecret(" in line and "Sending request" in line))
     found = tokens_in(scanned, known_tokens(emulator))
     assert not found, found
+
+
+@pytest.mark.parametrize("federation", ["sigv4", "jwt"])
+def test_a_child_process_inheriting_google_auth_debug_logging_prints_no_credential(
+        emulator, role_supplier, settings_for, monkeypatch, federation):
+    """A stock child (Beam/Dataflow runner, a script) spawned inside ``credential_file`` with this process's
+    environment: were ``GOOGLE_SDK_PYTHON_LOGGING_SCOPE`` passed on, its google-auth (which our log filter does not
+    reach) would print the subject token of its STS request (the JWT, or the signed request) and, on sigv4, the AWS
+    secret key and session token the loopback endpoint answered: it did before. The context hides that variable."""
+    import os
+    import subprocess
+    import sys
+
+    from airflow_provider_gcp_wif.credentials import web_identity_token_supplier
+    from airflow_provider_gcp_wif.integration import WifBinding
+
+    from .token_oracle import known_tokens, tokens_in
+
+    monkeypatch.setenv("GOOGLE_SDK_PYTHON_LOGGING_SCOPE", "google")  # someone debugging Google calls
+    route = {"federation": "jwt", "provider_id": emulator.info["jwt_provider_id"]} if federation == "jwt" else {}
+    settings = settings_for(**route)
+    binding = WifBinding(settings, role_supplier())
+    child = ("from google.api_core import client_logging; client_logging.initialize_logging(); "
+             "import google.auth, google.auth.transport.requests, os; "
+             "c, _ = google.auth.load_credentials_from_file(os.environ['GOOGLE_APPLICATION_CREDENTIALS']); "
+             "c = c.with_scopes(['https://www.googleapis.com/auth/cloud-platform']); "
+             "c.refresh(google.auth.transport.requests.Request()); print('token', bool(c.token))")
+    with binding.credential_file():
+        done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120,
+                              env=dict(os.environ))
+    assert done.returncode == 0 and "token True" in done.stdout, done.stderr[-2000:]
+    assert os.environ["GOOGLE_SDK_PYTHON_LOGGING_SCOPE"] == "google", "restored after the context"
+    output = done.stdout + done.stderr
+    aws = binding.supplier.get_aws_security_credentials(None, None)
+    secrets = {"AWS secret key": aws.secret_access_key, "AWS session token": aws.session_token or "-" * 40}
+    if federation == "jwt":
+        jwt = web_identity_token_supplier(settings, binding.supplier)._token
+        assert jwt
+        secrets.update(zip(("JWT", "JWT payload", "JWT signature"), _pieces(jwt), strict=True))
+    found = [name for name, value in secrets.items() if value in output]
+    found += tokens_in(output, known_tokens(emulator))
+    assert not found, found
