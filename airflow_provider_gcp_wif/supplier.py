@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import threading
@@ -29,6 +30,8 @@ from airflow_provider_gcp_wif.errors import WifExchangeError
 
 if TYPE_CHECKING:
     import boto3
+
+log = logging.getLogger(__name__)
 
 SessionFactory = Callable[[], "boto3.session.Session"]
 
@@ -96,6 +99,24 @@ _handlers_template: list[Any] = []
 _handlers_template_lock = threading.Lock()
 
 
+def _builtin_handlers() -> Any:
+    """An event emitter holding exactly botocore's built-in handlers, registered as ``Session.__init__`` does;
+    ``None`` when this botocore is not shaped as expected. No session is made for it, so no botocore initializer
+    (``botocore.register_initializer``) adds its own handlers here: they run for each real session, once."""
+    import botocore.hooks
+    import botocore.session
+
+    try:
+        emitter = botocore.hooks.HierarchicalEmitter()
+        registrar = botocore.session.Session.__new__(botocore.session.Session)
+        registrar._events = botocore.hooks.EventAliaser(emitter)
+        registrar._register_builtin_handlers(registrar._events)
+    except Exception:  # this botocore is shaped otherwise: it registers them itself
+        log.debug("gcp_wif: botocore's built-in handlers could not be prepared once", exc_info=True)
+        return None
+    return emitter
+
+
 def _install_shared_handlers() -> None:
     import copy
 
@@ -113,10 +134,9 @@ def _install_shared_handlers() -> None:
             if not _handlers_template:
                 with _handlers_template_lock:
                     if not _handlers_template:
-                        # A session that is never used: only its registered handlers are kept, to be copied.
-                        _handlers_template.append(botocore.session.Session()._original_handler)
+                        _handlers_template.append(_builtin_handlers())
             template = _handlers_template[0]
-            if type(template) is not botocore.hooks.HierarchicalEmitter:  # another botocore: leave it be
+            if template is None:  # a botocore this does not fit: leave it be
                 return original(env_vars)
             handlers = copy.copy(template)
             handlers._lookup_cache = {}  # __copy__ shares the template's (empty) cache dict: give it its own

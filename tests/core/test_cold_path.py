@@ -118,3 +118,32 @@ def test_cold_sessions_hold_the_same_handlers_as_botocores_own_and_each_its_own(
     second.register("gcp-wif-test.event", lambda **kwargs: heard.append("second"))
     first.get_component("event_emitter").emit("gcp-wif-test.event")
     assert heard == ["first"]
+
+
+def test_botocore_initializers_run_once_for_each_cold_session(aws_env, monkeypatch):
+    """Code that hooks every botocore session (``botocore.register_initializer``: tracing, metrics) sees each of
+    ours once, and its handlers are there once, as on a session botocore makes itself."""
+    from airflow_provider_gcp_wif import supplier
+
+    initialized = []
+
+    def initializer(session):
+        initialized.append(session)
+        session.register("gcp-wif-test.initialized", _initializer_handler)
+
+    monkeypatch.setattr(supplier, "_handlers_template", [])  # prepared anew while the initializer is registered
+    botocore.register_initializer(initializer)
+    try:
+        factory = _assuming_role_factory(aws_env)
+        ours = Boto3Supplier(factory).session()._session
+        outside = boto3.session.Session(region_name=aws_env["aws_region"])._session
+    finally:
+        botocore.unregister_initializer(initializer)
+    assert ours in initialized and initialized.count(ours) == 1
+    assert _handlers_of(ours) == _handlers_of(outside)
+    handlers = ours._original_handler._handlers.prefix_search("gcp-wif-test.initialized")
+    assert list(handlers).count(_initializer_handler) == 1
+
+
+def _initializer_handler(**kwargs):
+    return None
