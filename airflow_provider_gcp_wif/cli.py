@@ -3,7 +3,8 @@
 Subcommands:
 
 * ``token`` prints a Google access token and its expiry (the seed package's use case);
-* ``doctor`` runs the exchange step by step (settings, AWS identity, subject length, STS exchange, impersonation,
+* ``doctor`` runs the exchange step by step (settings, AWS identity, subject length, web identity token (federation
+  jwt), STS exchange, impersonation,
   one Google API call) and prints a checklist with Google's reason and the fix for each failure;
 * ``setup`` prints the ``gcloud`` commands (or Terraform) that create the pool, the AWS provider restricted to one
   role, the service account and its ``roles/iam.workloadIdentityUser`` binding, and optional org policies;
@@ -275,11 +276,14 @@ class Doctor:
             ("settings", self.check_settings),
             ("AWS identity", self.check_aws_identity),
             ("subject length", self.check_subject_length),
+            ("web identity token", self.check_web_identity_token),
             ("STS exchange", self.check_sts_exchange),
             ("impersonation", self.check_impersonation),
             ("API call", self.check_api_call),
         ]
         for name, step in steps:
+            if name == "web identity token" and not (self.source and self.source.settings.federation == "jwt"):
+                continue  # a step of federation jwt only
             if self.failed:
                 self.checks.append(Check(name, SKIP, "not run: an earlier step failed."))
                 continue
@@ -335,6 +339,8 @@ class Doctor:
         from airflow_provider_gcp_wif.errors import GoogleAnswer, translate
 
         assert self.source is not None and self.caller_arn is not None
+        if self.source.settings.federation == "jwt":
+            return Check("subject length", OK, "checked on the JWT's sub claim (federation jwt), next step.")
         size = len(self.caller_arn.encode())
         if size <= SUBJECT_LIMIT_BYTES:
             return Check("subject length", OK,
@@ -350,6 +356,41 @@ class Doctor:
             "provider maps google.subject=assertion.arn (the default); the STS step shows whether it does.",
             error.fix,
         )
+
+    def check_web_identity_token(self) -> Check:
+        """``federation: jwt``: one GetWebIdentityToken (the JWT the STS step then exchanges, cached), and what
+        Google's OIDC provider will check in it: audience, issuer, subject size, this host's clock."""
+        from airflow_provider_gcp_wif.credentials import jwt_audience, web_identity_token_supplier
+        from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError, jwt_claims
+
+        assert self.source is not None
+        settings = self.source.settings
+        supplier = web_identity_token_supplier(settings, self.source.supplier)
+        try:
+            token = supplier.get_subject_token(None, None)
+        except WifConfigError as err:
+            return Check("web identity token", FAIL, f"{err.field}: {err.problem}", err.fix)
+        except WifExchangeError as err:
+            return Check("web identity token", FAIL, err.reason, err.fix)
+        claims = jwt_claims(token)
+        audience, issuer, subject = claims.get("aud"), str(claims.get("iss", "?")), str(claims.get("sub", ""))
+        audiences = audience if isinstance(audience, list) else [audience]
+        if jwt_audience(settings) not in audiences:
+            return Check("web identity token", FAIL, f"AWS issued a JWT for {audience!r}, not for "
+                         f"{jwt_audience(settings)}.", "report this: the provider asks for that audience.")
+        skew = time.time() - float(claims.get("iat", time.time()))
+        detail = (f"JWT from issuer {issuer} for {subject} ({len(subject.encode())} bytes), valid until "
+                  f"{_utc(claims.get('exp'))}. The Google provider must be an OIDC provider with --issuer-uri={issuer}"
+                  f" and allow the audience {jwt_audience(settings)} (the default when allowed audiences are empty).")
+        if abs(skew) > 60:
+            return Check("web identity token", WARN, f"{detail} This host's clock is {skew:+.0f} s off AWS's "
+                         "(iat): Google refuses JWTs issued in the future or expired by its clock.",
+                         "sync this host's clock (chrony/NTP; on AWS the Amazon Time Sync Service, 169.254.169.123).")
+        if len(subject.encode()) > SUBJECT_LIMIT_BYTES:
+            return Check("web identity token", WARN, f"{detail} The subject is over Google's {SUBJECT_LIMIT_BYTES}-"
+                         "byte google.subject limit if the provider maps google.subject=assertion.sub.",
+                         "map google.subject to something shorter (see `gcp-wif setup --federation jwt`).")
+        return Check("web identity token", OK, detail)
 
     def check_sts_exchange(self) -> Check:
         from airflow_provider_gcp_wif.credentials import build_google_credentials
@@ -432,6 +473,13 @@ class Doctor:
         except Exception as err:  # noqa: BLE001 - the checklist names anything else instead of a traceback
             return Check(name, FAIL, f"{type(err).__name__}: {err}", "run with -v for details.")
         return None
+
+
+def _utc(seconds: Any) -> str:
+    try:
+        return datetime.datetime.fromtimestamp(float(seconds), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "?"
 
 
 def _expiry(credentials: Any) -> str:
@@ -527,13 +575,23 @@ def _print_checklist(doctor: Doctor, conn_id: str | None, out: TextIO) -> int:
 _AWS_ACCOUNT = re.compile(r"^[0-9]{12}$")
 _ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 _ROLE_ARN = re.compile(
-    r"^arn:(?P<partition>aws|aws-us-gov|aws-cn):iam::(?P<account>[0-9]{12}):role/(?:[^/]+/)*(?P<name>[^/]+)$"
+    r"^arn:(?P<partition>aws|aws-us-gov|aws-cn):iam::(?P<account>[0-9]{12}):role(?P<path>/(?:[^/]+/)*)(?P<name>[^/]+)$"
 )
 _ORG_ID = re.compile(r"^[0-9]{1,20}$")
 _SA_NAME = re.compile(r"^[a-z]([-a-z0-9]{4,28}[a-z0-9])$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 _ROLE = re.compile(r"^(roles|projects/[^/]+/roles|organizations/[0-9]+/roles)/[A-Za-z0-9_.]+$")
 AWS_PARTITIONS = ("aws", "aws-us-gov", "aws-cn")
+#: IAM role paths setup writes into CEL string literals and IAM members: the characters paths use in practice.
+_ROLE_PATH = re.compile(r"^/(?:[\w+=,.@-]+/)*$")
+FEDERATIONS = ("sigv4", "jwt")
+#: The namespace of the AWS-specific claims of a GetWebIdentityToken JWT.
+AWS_CLAIMS = "https://sts.amazonaws.com/"
+#: What the role's IAM policy lets it ask GetWebIdentityToken for: the provider's own audience only, RS256 (which
+#: Google's OIDC providers verify), and at most this many seconds (GetWebIdentityToken's own default).
+JWT_SIGNING_ALGORITHM = "RS256"
+JWT_MAX_DURATION_SECONDS = 300
+JWT_POLICY_NAME = "gcp-wif-web-identity-token"
 #: The longest role session name AWS allows: a session ARN is at most this much longer than the role's.
 MAX_SESSION_NAME = 64
 
@@ -579,6 +637,13 @@ class SetupPlan:
     buckets: tuple[str, ...] = ()
     bucket_role: str = "roles/storage.objectAdmin"
     notes: tuple[str, ...] = field(default=())
+    #: ``jwt``: AWS outbound identity federation (GetWebIdentityToken JWT -> a Google OIDC provider).
+    federation: str = "sigv4"
+    #: The AWS account's outbound-federation issuer URL (``jwt``); ``None``: the gcloud script reads it with the AWS
+    #: CLI, the Terraform enables the feature and uses the resource's ``issuer_identifier``.
+    issuer_uri: str | None = None
+    #: The role's IAM path (``/service-role/`` for MWAA's execution roles): part of the JWT's ``sub``.
+    role_path: str = "/"
 
     @property
     def role_arn(self) -> str:
@@ -586,22 +651,45 @@ class SetupPlan:
         return f"arn:{self.aws_partition}:sts::{self.aws_account_id}:assumed-role/{self.aws_role_name}"
 
     @property
+    def jwt(self) -> bool:
+        return self.federation == "jwt"
+
+    @property
+    def iam_role_arn(self) -> str:
+        """The role's IAM ARN, with its path: the ``sub`` of the JWTs GetWebIdentityToken gives its sessions."""
+        return f"arn:{self.aws_partition}:iam::{self.aws_account_id}:role{self.role_path}{self.aws_role_name}"
+
+    @property
+    def aws_role(self) -> str:
+        """The ``attribute.aws_role`` value of the role's sessions: the assumed-role ARN (``sigv4``, Google's
+        default AWS mapping), or the role's IAM ARN, which is the JWT's ``sub`` (``jwt``)."""
+        return self.iam_role_arn if self.jwt else self.role_arn
+
+    @property
     def direct_access(self) -> bool:
         return self.service_account is None
 
     @property
     def member(self) -> str:
-        from airflow_provider_gcp_wif.errors import principal_member
+        from airflow_provider_gcp_wif.errors import pool_name, principal_member
 
+        if self.jwt:
+            return f"principalSet:{pool_name(self.project_number, self.pool_id, self.universe_domain)}" \
+                   f"/attribute.aws_role/{self.aws_role}"
         return principal_member(self.project_number, self.pool_id, f"{self.role_arn}/SESSION", self.universe_domain)
 
     @property
     def condition(self) -> str:
+        if self.jwt:
+            return f"attribute.aws_account=='{self.aws_account_id}' && attribute.aws_role=='{self.aws_role}'"
         return f"attribute.aws_role=='{self.role_arn}'"
 
     @property
     def long_sessions(self) -> bool:
-        """Whether sessions of the role can have ARNs over Google's 127-byte ``google.subject`` limit."""
+        """Whether the role's subjects can exceed Google's 127-byte ``google.subject`` limit: session ARNs
+        (``sigv4``), or the role's IAM ARN with a long path (``jwt``)."""
+        if self.jwt:
+            return len(self.iam_role_arn.encode()) > SUBJECT_LIMIT_BYTES
         return len(f"{self.role_arn}/".encode()) + MAX_SESSION_NAME > SUBJECT_LIMIT_BYTES
 
     @property
@@ -611,15 +699,47 @@ class SetupPlan:
         which the condition and the binding use, is Google's default either way."""
         from airflow_provider_gcp_wif.errors import SHORT_SUBJECT_MAPPING
 
+        if self.jwt:
+            return self._jwt_attribute_mapping()
         mapping = dict(ATTRIBUTE_MAPPING)
         if self.long_sessions:
             mapping["google.subject"] = SHORT_SUBJECT_MAPPING
         return mapping
 
+    def _jwt_attribute_mapping(self) -> dict[str, str]:
+        """From the JWT's claims: ``sub`` is the role's IAM ARN (the same for every session of the role), the
+        account is ``https://sts.amazonaws.com/``'s ``aws_account``. ``google.subject`` is ``sub`` unless the role's
+        path makes its ARN longer than 127 bytes; then ``account:role_name``, cut out of ``sub`` after the path the
+        condition pins (at most 12 + 1 + 64 bytes)."""
+        account = f"assertion['{AWS_CLAIMS}'].aws_account"
+        subject = "assertion.sub"
+        if self.long_sessions:
+            subject = f"{account} + ':' + assertion.sub.extract('role{self.role_path}{{role_name}}')"
+        return {"google.subject": subject, "attribute.aws_account": account, "attribute.aws_role": "assertion.sub"}
+
     @property
     def audience(self) -> str:
         return (f"//iam.{self.universe_domain}/projects/{self.project_number}/locations/global/"
                 f"workloadIdentityPools/{self.pool_id}/providers/{self.provider_id}")
+
+    @property
+    def jwt_audience(self) -> str:
+        """The ``aud`` the role asks GetWebIdentityToken for and the OIDC provider allows: the provider's
+        resource name as an https URL (what Google accepts when a provider lists no audiences)."""
+        return "https:" + self.audience
+
+    def web_identity_token_policy(self) -> dict[str, Any]:
+        """The role's IAM policy: GetWebIdentityToken for this provider's audience only (``ForAllValues``: every
+        requested audience must be it), signed RS256, for at most :data:`JWT_MAX_DURATION_SECONDS`."""
+        return {"Version": "2012-10-17", "Statement": [{
+            "Sid": "GcpWifWebIdentityToken", "Effect": "Allow", "Action": "sts:GetWebIdentityToken", "Resource": "*",
+            "Condition": {
+                "ForAllValues:StringEquals": {"sts:IdentityTokenAudience": self.jwt_audience},
+                "StringEquals": {"sts:SigningAlgorithm": JWT_SIGNING_ALGORITHM},
+                # A string, as IAM's policy grammar allows for numbers (and moto's validator requires).
+                "NumericLessThanEquals": {"sts:DurationSeconds": str(JWT_MAX_DURATION_SECONDS)},
+            },
+        }]}
 
     @property
     def policy_parent(self) -> str:
@@ -636,6 +756,8 @@ class SetupPlan:
         if self.service_account:
             extra["impersonation_chain"] = self.service_account
         extra["project"] = self.project_id
+        if self.jwt:
+            extra["federation"] = "jwt"
         if self.universe_domain != "googleapis.com":
             extra["universe_domain"] = self.universe_domain
         return extra
@@ -643,7 +765,11 @@ class SetupPlan:
     def org_policies(self) -> list[tuple[str, str, list[str]]]:
         """(file name, constraint, values to allow) of the requested org policies."""
         policies = []
-        if self.org_restrictions:
+        if self.org_restrictions and self.jwt:
+            # An OIDC provider is allowed by its issuer URI; the AWS-accounts constraint is for AWS providers only.
+            policies.append(("policy-wif-providers.yaml", "iam.workloadIdentityPoolProviders",
+                             [self.issuer_uri or ""]))
+        elif self.org_restrictions:
             policies.append(("policy-wif-providers.yaml", "iam.workloadIdentityPoolProviders",
                              ["https://sts.amazonaws.com"]))
             policies.append(("policy-wif-aws-accounts.yaml", "iam.workloadIdentityPoolAwsAccounts",
@@ -673,6 +799,7 @@ def build_setup_plan(args: argparse.Namespace) -> SetupPlan:
     pool_id = _setup_value(args, "pool_id") or "airflow-aws"
     provider_id = _setup_value(args, "provider_id") or "aws-provider"
     partition = args.aws_partition
+    role_path = "/"
     if not role:
         raise WifConfigError("--aws-role-name", "is required (or set AWS_ROLE_NAME).",
                              "give the role's name (e.g. the MWAA execution role's), or its ARN.")
@@ -688,12 +815,14 @@ def build_setup_plan(args: argparse.Namespace) -> SetupPlan:
             raise WifConfigError("--aws-partition", f"{partition!r} disagrees with the role ARN's partition "
                                  f"{arn.group('partition')!r}.", "give one of them, or make them agree.")
         account, role, partition = arn.group("account"), arn.group("name"), arn.group("partition")
+        role_path = arn.group("path")
     elif role.startswith("arn:"):
         raise WifConfigError("--aws-role-name", f"{role!r} is not an IAM role ARN.",
                              "give arn:<partition>:iam::<account>:role/<name> (partition aws, aws-us-gov or "
                              "aws-cn), or just the role's name.")
     elif "/" in role:
-        role = role.rstrip("/").rsplit("/", 1)[-1]  # an IAM path is not part of the assumed-role ARN
+        path, _, role = role.rstrip("/").rpartition("/")  # an IAM path is not part of the assumed-role ARN
+        role_path = "/" + path.strip("/") + "/" if path.strip("/") else "/"
     partition = partition or "aws"
     if not account or not _AWS_ACCOUNT.match(account):
         raise WifConfigError("--aws-account-id", f"{account!r} is not a 12-digit AWS account id.",
@@ -701,6 +830,24 @@ def build_setup_plan(args: argparse.Namespace) -> SetupPlan:
     if not _ROLE_NAME.match(role):
         raise WifConfigError("--aws-role-name", f"{role!r} is not an IAM role name.",
                              "give the role's name (e.g. the MWAA execution role's), or its ARN.")
+    federation = getattr(args, "federation", "sigv4") or "sigv4"
+    issuer_uri = getattr(args, "issuer_uri", None)
+    if federation == "jwt":
+        if not _ROLE_PATH.match(role_path):
+            raise WifConfigError("--aws-role-name", f"the IAM path {role_path!r} has characters setup does not "
+                                 "write into CEL and IAM members.", "use a role whose path has letters, digits and "
+                                 "+=,.@_- only.")
+        if issuer_uri is not None:
+            issuer_uri = _check_issuer_uri(issuer_uri)
+        elif args.org_restrictions:
+            raise WifConfigError("--issuer-uri", "is needed with --org-restrictions and --federation jwt (the org "
+                                 "policy allows the OIDC provider by its issuer).",
+                                 "pass the URL `aws iam get-outbound-web-identity-federation-info --query "
+                                 "IssuerIdentifier --output text` prints (after `aws iam "
+                                 "enable-outbound-web-identity-federation`).")
+    elif issuer_uri is not None:
+        raise WifConfigError("--issuer-uri", "applies to --federation jwt only.",
+                             "add --federation jwt, or drop --issuer-uri.")
     service_account: str | None = None
     if not args.direct_access:
         service_account = (_setup_value(args, "service_account")
@@ -741,18 +888,46 @@ def build_setup_plan(args: argparse.Namespace) -> SetupPlan:
         org_restrictions=args.org_restrictions, aws_partition=partition,
         universe_domain=args.universe_domain or "googleapis.com",
         buckets=tuple(b.removeprefix("gs://").rstrip("/") for b in args.bucket or []), bucket_role=args.bucket_role,
+        federation=federation, issuer_uri=issuer_uri, role_path=role_path,
     )
     notes = []
-    if plan.long_sessions:
+    if plan.jwt:
+        notes.append(
+            f"the JWT's sub is the role's IAM ARN with its path ({plan.iam_role_arn}); if the role has a path "
+            "(MWAA execution roles: /service-role/), give --aws-role-name as the ARN `aws iam get-role --role-name "
+            f"{role} --query Role.Arn --output text` prints."
+        )
+        if plan.long_sessions:
+            notes.append(f"the role's ARN is longer than Google's {SUBJECT_LIMIT_BYTES}-byte google.subject limit, "
+                         "so google.subject is mapped to account:role_name (attribute.aws_role, which the condition "
+                         "and the binding use, is the full ARN).")
+    elif plan.long_sessions:
         notes.append(
             f"sessions of {role} can have ARNs longer than Google's {SUBJECT_LIMIT_BYTES}-byte google.subject limit, "
             "so google.subject is mapped to account:role_name (attribute.aws_role keeps Google's default, which the "
             "condition and the binding use)."
         )
-    if partition == "aws-cn":
+    if partition == "aws-cn" and not plan.jwt:
         notes.append("aws-cn: workers sign GetCallerIdentity for sts.<region>.amazonaws.com.cn (cn-north-1, "
                      "cn-northwest-1); set the connection's aws_region if the AWS connection has none.")
     return dataclasses.replace(plan, notes=tuple(notes))
+
+
+def _check_issuer_uri(value: str) -> str:
+    """An https URL (Google fetches the issuer's discovery document and keys); http only on loopback, for the
+    emulated AWS issuer."""
+    from urllib.parse import urlsplit
+
+    from airflow_provider_gcp_wif.errors import WifConfigError
+
+    parts = urlsplit(value)
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if not parts.hostname or parts.scheme not in ("https", "http") or (parts.scheme == "http" and not loopback) \
+            or parts.query or parts.fragment or any(c in value for c in "\"'` $"):
+        raise WifConfigError("--issuer-uri", f"{value!r} is not an https issuer URL.",
+                             "give the IssuerIdentifier `aws iam get-outbound-web-identity-federation-info` prints "
+                             "(https://<id>.tokens.sts.global.api.aws).")
+    return value.rstrip("/")
 
 
 def _principal_flag(plan: SetupPlan) -> str:
@@ -764,10 +939,15 @@ def render_gcloud(plan: SetupPlan) -> str:
     mapping = ",".join(f"{key}={value}" for key, value in p.attribute_mapping.items())
     pool_flags = f"--project={p.project_id} --location=global"
     who = "the AWS role itself (direct resource access)" if p.direct_access else f"service account {p.service_account}"
+    route = " through AWS outbound identity federation (JWT)" if p.jwt else ""
     lines = [
-        f"# Keyless access for AWS role {p.role_arn} to Google Cloud project {p.project_id} ({p.project_number}), "
-        f"as {who}.",
+        f"# Keyless access for AWS role {p.iam_role_arn if p.jwt else p.role_arn} to Google Cloud project "
+        f"{p.project_id} ({p.project_number}), as {who}{route}.",
         "# Written by `gcp-wif setup`; review, then run with an account that may administer IAM in the project.",
+    ]
+    if p.jwt:
+        lines += _aws_cli_jwt_side(p)
+    lines += [
         "",
         "# 1. The APIs of the exchange (STS, IAM Credentials) and of `gcp-wif doctor` (Resource Manager).",
         f"gcloud services enable {' '.join(SERVICES)} --project={p.project_id}",
@@ -778,12 +958,24 @@ def render_gcloud(plan: SetupPlan) -> str:
         "# 2. The workload identity pool.",
         f"gcloud iam workload-identity-pools create {p.pool_id} {pool_flags} --display-name=\"Airflow on AWS\"",
         "",
-        f"# 3. The AWS provider: only AWS account {p.aws_account_id}, and (attribute condition) only sessions of "
-        f"role {p.aws_role_name}.",
-        f"gcloud iam workload-identity-pools providers create-aws {p.provider_id} {pool_flags} "
-        f"--workload-identity-pool={p.pool_id} --account-id={p.aws_account_id} "
-        f"--attribute-mapping=\"{mapping}\" --attribute-condition=\"{p.condition}\"",
     ]
+    if p.jwt:
+        lines += [
+            f"# 3. The OIDC provider: only JWTs of AWS account {p.aws_account_id}'s issuer for this provider's "
+            f"audience, and (attribute condition) only those of role {p.aws_role_name}.",
+            f"gcloud iam workload-identity-pools providers create-oidc {p.provider_id} {pool_flags} "
+            f"--workload-identity-pool={p.pool_id} --issuer-uri=\"$ISSUER_URI\" "
+            f"--allowed-audiences=\"{p.jwt_audience}\" "
+            f"--attribute-mapping=\"{mapping}\" --attribute-condition=\"{p.condition}\"",
+        ]
+    else:
+        lines += [
+            f"# 3. The AWS provider: only AWS account {p.aws_account_id}, and (attribute condition) only sessions of "
+            f"role {p.aws_role_name}.",
+            f"gcloud iam workload-identity-pools providers create-aws {p.provider_id} {pool_flags} "
+            f"--workload-identity-pool={p.pool_id} --account-id={p.aws_account_id} "
+            f"--attribute-mapping=\"{mapping}\" --attribute-condition=\"{p.condition}\"",
+        ]
     if p.service_account:
         sa_name, sa_project = p.service_account.split("@", 1)[0], p.service_account.split("@", 1)[1].split(".")[0]
         lines += [
@@ -812,6 +1004,31 @@ def render_gcloud(plan: SetupPlan) -> str:
               "# then check it from an Airflow worker: gcp-wif doctor --conn-id gcp_wif_default"]
     lines += [f"# Note: {note}" for note in p.notes]
     return "\n".join(lines) + "\n"
+
+
+def _aws_cli_jwt_side(p: SetupPlan) -> list[str]:
+    """AWS CLI steps of ``--federation jwt``: the feature, the issuer URL (into ``$ISSUER_URI``), the role's
+    policy."""
+    if p.issuer_uri:
+        issuer = [f"ISSUER_URI=\"{p.issuer_uri}\""]
+    else:
+        issuer = ["ISSUER_URI=\"$(aws iam get-outbound-web-identity-federation-info --query IssuerIdentifier "
+                  "--output text)\""]
+    return [
+        "",
+        f"# 0. AWS (account {p.aws_account_id}; run with an AWS identity that may administer IAM there).",
+        "# 0a. Outbound identity federation on, once per account (it answers FeatureEnabled if it is on already).",
+        "aws iam enable-outbound-web-identity-federation",
+        "# 0b. The account's issuer URL, which the Google provider will trust.",
+        *issuer,
+        f"# 0c. Let role {p.aws_role_name} ask STS GetWebIdentityToken for JWTs for this provider's audience only, "
+        f"signed {JWT_SIGNING_ALGORITHM}, valid at most {JWT_MAX_DURATION_SECONDS} s.",
+        f"cat > {JWT_POLICY_NAME}.json <<'EOF'",
+        json.dumps(p.web_identity_token_policy(), indent=2),
+        "EOF",
+        f"aws iam put-role-policy --role-name {p.aws_role_name} --policy-name {JWT_POLICY_NAME} "
+        f"--policy-document file://{JWT_POLICY_NAME}.json",
+    ]
 
 
 def _gcloud_org_policies(p: SetupPlan) -> list[str]:
@@ -870,7 +1087,8 @@ def render_terraform(plan: SetupPlan) -> str:
     policy_refs = ", ".join(f"google_org_policy_policy.{name}" for name, _ in policies)
     depends = f"\n  depends_on = [{policy_refs}]" if policies else ""
     blocks = [
-        f"# Keyless access for AWS role {p.role_arn} to Google Cloud project {p.project_id} ({p.project_number}). "
+        f"# Keyless access for AWS role {p.iam_role_arn if p.jwt else p.role_arn} to Google Cloud project "
+        f"{p.project_id} ({p.project_number}){' through AWS outbound identity federation (JWT)' if p.jwt else ''}. "
         "Written by `gcp-wif setup --format terraform`.\n",
         f'''resource "google_project_service" "gcp_wif" {{
   for_each           = toset([{services}])
@@ -879,6 +1097,7 @@ def render_terraform(plan: SetupPlan) -> str:
   disable_on_destroy = false
 }}
 ''',
+        *_terraform_aws_jwt_side(p),
         *[block for _, block in policies],
         f'''resource "google_iam_workload_identity_pool" "airflow" {{
   project                   = {_hcl(p.project_id)}
@@ -895,9 +1114,7 @@ def render_terraform(plan: SetupPlan) -> str:
 {mapping}
   }}
   attribute_condition = {_hcl(p.condition)}
-  aws {{
-    account_id = {_hcl(p.aws_account_id)}
-  }}{depends}
+{_terraform_trust(p)}{depends}
 }}
 ''',
     ]
@@ -932,6 +1149,54 @@ def render_terraform(plan: SetupPlan) -> str:
 ''')
     blocks += [f"# Note: {note}\n" for note in p.notes]
     return "\n".join(blocks)
+
+
+AWS_FEDERATION_RESOURCE = "aws_iam_outbound_web_identity_federation.gcp_wif"
+
+
+def _terraform_trust(p: SetupPlan) -> str:
+    """The provider's ``aws {}`` block, or (``jwt``) its ``oidc {}`` block."""
+    if not p.jwt:
+        return f"  aws {{\n    account_id = {_hcl(p.aws_account_id)}\n  }}"
+    issuer = _hcl(p.issuer_uri) if p.issuer_uri else f"{AWS_FEDERATION_RESOURCE}.issuer_identifier"
+    return (f"  oidc {{\n    issuer_uri        = {issuer}\n    allowed_audiences = [{_hcl(p.jwt_audience)}]\n  }}")
+
+
+def _terraform_aws_jwt_side(p: SetupPlan) -> list[str]:
+    """``jwt``: the AWS side (hashicorp/aws provider, configured for account ``p.aws_account_id``)."""
+    if not p.jwt:
+        return []
+    blocks = []
+    if not p.issuer_uri:
+        blocks.append(f"# AWS account {p.aws_account_id}: outbound identity federation on (creating this resource "
+                      "enables it,\n# destroying it disables it; if the account has it on already, `terraform "
+                      "import` it or pass --issuer-uri).\n"
+                      'resource "aws_iam_outbound_web_identity_federation" "gcp_wif" {}\n')
+    statement = p.web_identity_token_policy()["Statement"][0]
+    duration = statement["Condition"]["NumericLessThanEquals"]["sts:DurationSeconds"]
+    blocks.append(f'''# Role {p.aws_role_name} may ask STS GetWebIdentityToken for JWTs for this provider's audience \
+only,
+# signed {JWT_SIGNING_ALGORITHM}, valid at most {JWT_MAX_DURATION_SECONDS} s.
+resource "aws_iam_role_policy" "gcp_wif_web_identity_token" {{
+  name = {_hcl(JWT_POLICY_NAME)}
+  role = {_hcl(p.aws_role_name)}
+  policy = jsonencode({{
+    Version = "2012-10-17"
+    Statement = [{{
+      Sid      = {_hcl(statement["Sid"])}
+      Effect   = "Allow"
+      Action   = "sts:GetWebIdentityToken"
+      Resource = "*"
+      Condition = {{
+        "ForAllValues:StringEquals" = {{ "sts:IdentityTokenAudience" = {_hcl(p.jwt_audience)} }}
+        StringEquals                = {{ "sts:SigningAlgorithm" = {_hcl(JWT_SIGNING_ALGORITHM)} }}
+        NumericLessThanEquals       = {{ "sts:DurationSeconds" = {_hcl(duration)} }}
+      }}
+    }}]
+  }})
+}}
+''')
+    return blocks
 
 
 def _terraform_policies(p: SetupPlan) -> list[tuple[str, str]]:
@@ -1272,7 +1537,8 @@ def _parser() -> argparse.ArgumentParser:
         "granted to the role's principalSet on the resources themselves; optionally org policies, which are "
         "merged with the organization's, never replaced. Flags left out fall back to the seed's environment "
         "variables GCP_PROJECT_NUMBER, GCP_WORKLOAD_ID, GCP_WORKLOAD_PROVIDER, GCP_SERVICE_ACCOUNT_EMAIL, "
-        "AWS_ACCOUNT_ID, AWS_ROLE_NAME.",
+        "AWS_ACCOUNT_ID, AWS_ROLE_NAME. With --federation jwt: the AWS side too (outbound identity federation, "
+        "the role's sts:GetWebIdentityToken policy) and an OIDC provider trusting the account's issuer.",
     )
     setup.add_argument("--project-id", required=True, help="project that owns the pool and the service account")
     setup.add_argument("--project-number", help="its number (digits; default $GCP_PROJECT_NUMBER)")
@@ -1306,6 +1572,12 @@ def _parser() -> argparse.ArgumentParser:
     setup.add_argument("--org-restrictions", action="store_true",
                        help="allow AWS providers (iam.workloadIdentityPoolProviders) and this AWS account "
                        "(iam.workloadIdentityPoolAwsAccounts) in org policies, added to what is allowed already")
+    setup.add_argument("--federation", choices=FEDERATIONS, default="sigv4",
+                       help="sigv4 (default): an AWS provider verifies a signed GetCallerIdentity request; jwt: AWS "
+                       "outbound identity federation, an OIDC provider verifies the JWT GetWebIdentityToken gives "
+                       "the role (also prints the AWS side: the feature, the issuer URL, the role's IAM policy)")
+    setup.add_argument("--issuer-uri", help="with --federation jwt: the AWS account's outbound-federation issuer URL "
+                       "(default: the gcloud script reads it with the AWS CLI; Terraform enables the feature)")
     setup.add_argument("--format", choices=("gcloud", "terraform"), default="gcloud")
     setup.set_defaults(handler=cmd_setup)
 

@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 DEFAULT_UNIVERSE_DOMAIN = "googleapis.com"
 AWS_SUBJECT_TOKEN_TYPE = "urn:ietf:params:aws:token-type:aws4_request"
+JWT_SUBJECT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
+#: ``federation``: how the AWS identity proves itself to Google. ``sigv4``: a signed GetCallerIdentity request (an
+#: AWS provider of the pool); ``jwt``: a JWT from AWS STS GetWebIdentityToken (an OIDC provider of the pool).
+FEDERATION_ROUTES = ("sigv4", "jwt")
 LEGACY_PREFIX = "extra__gcp_wif__"
 ALLOWED_HOSTS_ENV = "AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS"
 MAX_LIFETIME_SECONDS = 43200
@@ -69,6 +73,7 @@ KNOWN_KEYS: tuple[str, ...] = (
     "sts_endpoint",
     "iam_endpoint",
     "num_retries",
+    "federation",
 )
 
 # The seed package's variables (see the README's migration section) and the keys they feed.
@@ -82,6 +87,7 @@ SEED_ENV: dict[str, str] = {
     "TOKEN_SCOPES": "scope",
     "GCP_WIF_STS_ENDPOINT": "sts_endpoint",
     "GCP_WIF_IAM_ENDPOINT": "iam_endpoint",
+    "GCP_WIF_FEDERATION": "federation",
 }
 
 _POOL_ID = re.compile(r"^[a-z0-9-]{4,32}$")
@@ -373,6 +379,8 @@ class WifSettings:
         sts_endpoint: the full STS token URL.
         iam_endpoint: the IAM Credentials base URL (``<base>/v1/projects/-/serviceAccounts/...``).
         num_retries: retries for transient failures, as on the Google Cloud connection.
+        federation: ``sigv4`` (a signed GetCallerIdentity request, for an AWS provider) or ``jwt`` (a JWT from AWS
+            STS GetWebIdentityToken, for an OIDC provider trusting the AWS account's issuer).
         conn_id: the Airflow connection id the settings came from (for messages only).
     """
 
@@ -391,6 +399,7 @@ class WifSettings:
     sts_endpoint: str = "https://sts.googleapis.com/v1/token"
     iam_endpoint: str = "https://iamcredentials.googleapis.com"
     num_retries: int = 5
+    federation: str = "sigv4"
     conn_id: str | None = field(default=None, compare=False)
 
     # -- derived ---------------------------------------------------------------------------------------------
@@ -563,7 +572,8 @@ class _Parser:
     # -- fields ----------------------------------------------------------------------------------------------
 
     def settings(self) -> WifSettings:
-        from_file = self.credential_config()
+        federation = self.federation()
+        from_file = self.credential_config(federation)
         universe = self.universe_domain(from_file.get("universe_domain"))
         audience, number, pool, provider = self.audience(from_file.get("audience"), universe)
         chain = self.impersonation_chain(from_file.get("service_account"))
@@ -595,6 +605,7 @@ class _Parser:
             sts_endpoint=sts,
             iam_endpoint=iam,
             num_retries=self.num_retries(),
+            federation=federation,
             conn_id=self.conn_id,
         )
 
@@ -605,7 +616,19 @@ class _Parser:
                       "name an existing Airflow AWS connection id.")
         return value
 
-    def credential_config(self) -> dict[str, Any]:
+    def federation(self) -> str:
+        raw = self.values.get("federation")
+        if raw is None:
+            return "sigv4"
+        normal = raw.strip().lower() if isinstance(raw, str) else None
+        if normal not in FEDERATION_ROUTES:
+            self.fail("federation", f"{shown(raw)} is not a federation route.",
+                      "use the text sigv4 (the default: a signed GetCallerIdentity request for an AWS provider) or "
+                      "jwt (a JWT from AWS STS GetWebIdentityToken for an OIDC provider).")
+        assert normal is not None
+        return normal
+
+    def credential_config(self, federation: str = "sigv4") -> dict[str, Any]:
         raw = self.values.get("credential_config")
         if raw is None:
             return {}
@@ -627,9 +650,17 @@ class _Parser:
                       "use the file from `gcloud iam workload-identity-pools create-cred-config ... --aws`; a "
                       "service-account key does not belong in a gcp_wif connection.")
         token_type = raw.get("subject_token_type")
-        if token_type != AWS_SUBJECT_TOKEN_TYPE:
+        if federation == "jwt":
+            if token_type not in (JWT_SUBJECT_TOKEN_TYPE, "urn:ietf:params:oauth:token-type:id_token"):
+                self.fail(name, f"is for subject_token_type {shown(token_type)}, not an OIDC provider's JWT "
+                                f"({JWT_SUBJECT_TOKEN_TYPE}), and federation is jwt.",
+                          "create the configuration for the pool's OIDC provider (`create-cred-config ... "
+                          "--credential-source-url=... --subject-token-type=urn:ietf:params:oauth:token-type:jwt`)"
+                          ", or set federation to sigv4 for an AWS provider.")
+        elif token_type != AWS_SUBJECT_TOKEN_TYPE:
             self.fail(name, f"is for subject_token_type {shown(token_type)}, not AWS ({AWS_SUBJECT_TOKEN_TYPE}).",
-                      "create the configuration with `--aws` for an AWS provider of the pool.")
+                      "create the configuration with `--aws` for an AWS provider of the pool, or set federation to "
+                      "jwt for an OIDC provider trusting the AWS account's issuer.")
         result: dict[str, Any] = {}
         for key, target in (("audience", "audience"), ("token_url", "sts_endpoint"),
                             ("universe_domain", "universe_domain"), ("quota_project_id", "quota_project_id"),

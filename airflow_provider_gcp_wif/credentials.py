@@ -36,21 +36,22 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from google.auth import _helpers, aws, impersonated_credentials
+from google.auth import _helpers, aws, identity_pool, impersonated_credentials
 from google.auth import credentials as google_credentials
 from google.auth import exceptions as google_exceptions
 
 from airflow_provider_gcp_wif import masking
-from airflow_provider_gcp_wif.config import CLOUD_PLATFORM_SCOPE, WifSettings
+from airflow_provider_gcp_wif.config import CLOUD_PLATFORM_SCOPE, JWT_SUBJECT_TOKEN_TYPE, WifSettings
 from airflow_provider_gcp_wif.errors import (
     ExchangeContext,
     RedirectRefused,
+    WifConfigError,
     WifExchangeError,
     sanitized_cause,
     translate_exception,
 )
 from airflow_provider_gcp_wif.host_cache import HostTokenCache, SharedToken
-from airflow_provider_gcp_wif.supplier import Boto3Supplier
+from airflow_provider_gcp_wif.supplier import Boto3Supplier, WebIdentityTokenSupplier
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,58 @@ class _FederatedCredentials(aws.Credentials):
         raise error from cause
 
 
+class _OidcFederatedCredentials(identity_pool.Credentials):
+    """``identity_pool.Credentials`` over AWS-signed JWTs (``federation: jwt``) that names the STS step on failure.
+    The JWT is bound to its audience by AWS's signature (its ``aud`` claim), so nothing needs signing here."""
+
+    def __init__(self, *args: Any, wif_context: ExchangeContext | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._wif_context = wif_context or ExchangeContext()
+
+    def _constructor_args(self) -> dict[str, Any]:
+        args: dict[str, Any] = super()._constructor_args()
+        args["wif_context"] = self._wif_context
+        return args
+
+    def refresh(self, request: Any) -> None:
+        recorder = _StatusRecorder(exchange_transport())
+        try:
+            super().refresh(recorder)
+        except (WifExchangeError, WifConfigError):
+            raise  # the AWS step failed (or botocore cannot do it): already named
+        except Exception as exc:  # noqa: BLE001 - re-raised below as a WifExchangeError
+            error = translate_exception("sts_exchange", exc, self._wif_context, status=recorder.status)
+            cause = sanitized_cause(exc, [self.token])
+        else:
+            masking.announce(self.token)
+            return
+        raise error from cause
+
+
+def jwt_audience(settings: WifSettings) -> str:
+    """The ``aud`` of the AWS JWT: the provider's name in the ``https://iam.<universe>/...`` form that Google's
+    OIDC providers accept by default (when ``allowed_audiences`` is empty)."""
+    return "https:" + settings.audience
+
+
+_jwt_suppliers: weakref.WeakKeyDictionary[Boto3Supplier, dict[str, WebIdentityTokenSupplier]] = (
+    weakref.WeakKeyDictionary()
+)
+_jwt_suppliers_lock = threading.Lock()
+
+
+def web_identity_token_supplier(settings: WifSettings, supplier: Boto3Supplier) -> WebIdentityTokenSupplier:
+    """The one JWT supplier of this AWS identity for this audience (shared, so a JWT is reused across
+    credentials and rebuilds after a fork until it nears its expiry)."""
+    audience = jwt_audience(settings)
+    with _jwt_suppliers_lock:
+        by_audience = _jwt_suppliers.setdefault(supplier, {})
+        jwt = by_audience.get(audience)
+        if jwt is None:
+            jwt = by_audience[audience] = WebIdentityTokenSupplier(supplier, audience)
+        return jwt
+
+
 class _ImpersonatedCredentials(impersonated_credentials.Credentials):
     """``impersonated_credentials.Credentials`` that names the impersonation step on failure."""
 
@@ -144,7 +197,7 @@ class _ImpersonatedCredentials(impersonated_credentials.Credentials):
         recorder = _StatusRecorder(exchange_transport())
         try:
             super().refresh(recorder)
-        except WifExchangeError:
+        except (WifExchangeError, WifConfigError):
             raise  # the federated source failed: already names its step
         except Exception as exc:  # noqa: BLE001 - re-raised below as a WifExchangeError
             error = translate_exception("impersonation", exc, self._wif_context, status=recorder.status)
@@ -159,11 +212,9 @@ def build_google_credentials(settings: WifSettings, supplier: Boto3Supplier) -> 
     """The google-auth credentials for ``settings`` (not shared, not refreshed: no I/O happens here)."""
     context = exchange_context(settings, supplier)
     impersonating = bool(settings.impersonation_chain)
-    federated = _FederatedCredentials(
+    common: dict[str, Any] = dict(
         audience=settings.audience,
-        subject_token_type=AWS_SUBJECT_TOKEN_TYPE,
         token_url=settings.sts_endpoint,
-        aws_security_credentials_supplier=supplier,
         # Impersonation needs a federated token that may call IAM Credentials; the requested scopes go to
         # generateAccessToken instead (ERRORS.md: iamcredentials_scope_insufficient_on_federated_token).
         scopes=[CLOUD_PLATFORM_SCOPE] if impersonating else list(settings.scopes),
@@ -171,6 +222,17 @@ def build_google_credentials(settings: WifSettings, supplier: Boto3Supplier) -> 
         universe_domain=settings.universe_domain,
         wif_context=context,
     )
+    federated: google_credentials.Credentials
+    if settings.federation == "jwt":
+        federated = _OidcFederatedCredentials(
+            subject_token_type=JWT_SUBJECT_TOKEN_TYPE,
+            subject_token_supplier=web_identity_token_supplier(settings, supplier),
+            **common,
+        )
+    else:
+        federated = _FederatedCredentials(
+            subject_token_type=AWS_SUBJECT_TOKEN_TYPE, aws_security_credentials_supplier=supplier, **common
+        )
     if not impersonating:
         return federated
     assert settings.service_account is not None
@@ -199,6 +261,9 @@ def exchange_context(settings: WifSettings, supplier: Boto3Supplier | None) -> E
         conn_id=settings.conn_id,
         caller_arn_lookup=supplier.caller_arn if supplier is not None else None,
         universe_domain=settings.universe_domain,
+        federation=settings.federation,
+        jwt_claims_lookup=(lambda: web_identity_token_supplier(settings, supplier).last_claims())
+        if supplier is not None and settings.federation == "jwt" else None,
     )
 
 
@@ -497,7 +562,8 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
                                host_cache=self._host_cache)
 
     def get_cred_info(self) -> Mapping[str, str] | None:
-        return {"credential_source": "airflow-provider-gcp-wif", "credential_type": "external account (AWS)"}
+        route = "AWS JWT" if self.settings.federation == "jwt" else "AWS"
+        return {"credential_source": "airflow-provider-gcp-wif", "credential_type": f"external account ({route})"}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -554,8 +620,9 @@ def _after_fork_in_child() -> None:
     # inherit locks another thread may hold, nor share boto3 connection pools with its parent: it starts with an
     # empty cache and a new generation, and every credentials object it inherited gets a fresh lock (the AWS
     # suppliers do the same for theirs and drop their boto3 sessions, see supplier.py).
-    global _cache_lock, _fork_generation
+    global _cache_lock, _fork_generation, _jwt_suppliers_lock
     _cache_lock = threading.Lock()
+    _jwt_suppliers_lock = threading.Lock()  # rebuilding jwt credentials below takes it
     _cache.clear()
     _fork_generation += 1
     for credentials in list(_live_credentials):

@@ -164,6 +164,16 @@ class ExchangeContext:
     conn_id: str | None = None
     caller_arn_lookup: Callable[[], str | None] | None = None
     universe_domain: str = "googleapis.com"
+    federation: str = "sigv4"  # sigv4: an AWS provider; jwt: an OIDC provider trusting the AWS account's issuer
+    jwt_claims_lookup: Callable[[], dict[str, Any]] | None = None  # jwt: the claims of the JWT that was sent
+
+    def jwt(self) -> dict[str, Any]:
+        if self.jwt_claims_lookup is None:
+            return {}
+        try:
+            return self.jwt_claims_lookup()
+        except Exception:  # noqa: BLE001 - best effort: it only improves the fix text
+            return {}
 
     def caller_arn(self) -> str | None:
         if self.caller_arn_lookup is None:
@@ -223,6 +233,10 @@ def principal_member(project_number: str, pool_id: str, caller_arn: str, univers
 
 
 def _member_for(context: ExchangeContext) -> str:
+    if context.federation == "jwt":
+        # The OIDC provider that `gcp-wif setup --federation jwt` creates maps attribute.aws_role to the JWT's sub.
+        return (f"principalSet:{pool_name(context.project_number, context.pool_id, context.universe_domain)}"
+                f"/attribute.aws_role/{_jwt_subject(context)}")
     arn = context.caller_arn()
     if arn:
         return principal_member(context.project_number, context.pool_id, arn, context.universe_domain)
@@ -230,6 +244,11 @@ def _member_for(context: ExchangeContext) -> str:
         f"principalSet:{pool_name(context.project_number, context.pool_id, context.universe_domain)}"
         "/attribute.aws_role/arn:aws:sts::AWS_ACCOUNT_ID:assumed-role/AWS_ROLE_NAME"
     )
+
+
+def _update(c: ExchangeContext) -> str:
+    """The gcloud verb that updates this route's provider: ``update-aws`` (sigv4) or ``update-oidc`` (jwt)."""
+    return "update-oidc" if c.federation == "jwt" else "update-aws"
 
 
 def _provider_flags(context: ExchangeContext) -> str:
@@ -265,7 +284,7 @@ def _fix_invalid_target(c: ExchangeContext) -> str:
         "check that the audience names an existing, enabled provider (use the project NUMBER): "
         f"`gcloud iam workload-identity-pools providers describe {_provider_flags(c)}`; re-enable the pool "
         f"with `gcloud iam workload-identity-pools update {pool_flags} --no-disabled` and the "
-        f"provider with `gcloud iam workload-identity-pools providers update-aws {_provider_flags(c)} "
+        f"provider with `gcloud iam workload-identity-pools providers {_update(c)} {_provider_flags(c)} "
         "--no-disabled`; a pool or provider deleted less than 30 days ago comes back with "
         f"`gcloud iam workload-identity-pools undelete {pool_flags}` and "
         f"`gcloud iam workload-identity-pools providers undelete {_provider_flags(c)}`."
@@ -282,6 +301,8 @@ def _fix_audience_format(c: ExchangeContext) -> str:
 
 
 def _fix_attribute_condition(c: ExchangeContext) -> str:
+    if c.federation == "jwt":
+        return _fix_jwt_attribute_condition(c)
     arn = c.caller_arn()
     role = (role_arn_of(arn) if arn else None) or "arn:aws:sts::AWS_ACCOUNT_ID:assumed-role/AWS_ROLE_NAME"
     who = f"this worker is {arn}" if arn else "compare `aws sts get-caller-identity` with the condition"
@@ -294,6 +315,8 @@ def _fix_attribute_condition(c: ExchangeContext) -> str:
 
 
 def _fix_long_subject(c: ExchangeContext) -> str:
+    if c.federation == "jwt":
+        return _fix_jwt_long_subject(c)
     arn = c.caller_arn()
     size = f" (this worker's ARN {arn} is {len(arn.encode())} bytes)" if arn else ""
     return (
@@ -565,10 +588,124 @@ def fix_for_status(step: Step, status: int | None, context: ExchangeContext) -> 
     return _iam_fix_for_status(status, context)
 
 
+# -- federation: jwt (an OIDC provider trusting the AWS account's issuer) --------------------------------------
+
+#: The JWT's claims namespace that AWS fills in (``aws_account``, ``source_region``, ``principal_id``, ...).
+AWS_CLAIMS = "assertion['https://sts.amazonaws.com/']"
+
+
+def _jwt_issuer(c: ExchangeContext) -> str:
+    return str(c.jwt().get("iss") or "ISSUER_URL")
+
+
+def _jwt_subject(c: ExchangeContext) -> str:
+    return str(c.jwt().get("sub") or "arn:aws:iam::AWS_ACCOUNT_ID:role/AWS_ROLE_NAME")
+
+
+def _jwt_account(c: ExchangeContext) -> str:
+    claims = c.jwt().get("https://sts.amazonaws.com/")
+    account = claims.get("aws_account") if isinstance(claims, dict) else None
+    return str(account or account_of(_jwt_subject(c)) or "AWS_ACCOUNT_ID")
+
+
+def _jwt_https_audience(c: ExchangeContext) -> str:
+    audience = c.audience or (f"//iam.{c.universe_domain}/projects/{c.project_number}/locations/global/"
+                              f"workloadIdentityPools/{c.pool_id}/providers/{c.provider_id}")
+    return "https:" + audience if audience.startswith("//") else audience
+
+
+def _jwt_condition(c: ExchangeContext) -> str:
+    return f"{AWS_CLAIMS}.aws_account=='{_jwt_account(c)}' && assertion.sub=='{_jwt_subject(c)}'"
+
+
+def _fix_jwt_attribute_condition(c: ExchangeContext) -> str:
+    return (
+        f"this worker's JWT has sub {_jwt_subject(c)} (AWS account {_jwt_account(c)}); read the provider's "
+        f"condition with `gcloud iam workload-identity-pools providers describe {_provider_flags(c)} "
+        "--format='value(attributeCondition,attributeMapping)'` and, if this identity should be let in, "
+        f"`gcloud iam workload-identity-pools providers update-oidc {_provider_flags(c)} "
+        f"--attribute-condition=\"{_jwt_condition(c)}\"`."
+    )
+
+
+#: ``google.subject`` for the jwt route when ``sub`` (the role's IAM ARN, its path included) is over 127 bytes:
+#: the AWS account and the role name, at most 12 + 1 + 64 bytes.
+def jwt_short_subject_mapping(role_path: str = "/") -> str:
+    return f"{AWS_CLAIMS}.aws_account + ':' + assertion.sub.extract('role{role_path}{{role_name}}')"
+
+
+def _fix_jwt_long_subject(c: ExchangeContext) -> str:
+    subject = _jwt_subject(c)
+    match = re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role(/(?:.*/)?)[^/]+$", subject)
+    path = match.group(1) if match else "/"
+    size = f" (this worker's sub {subject} is {len(subject.encode())} bytes)" if c.jwt() else ""
+    return (
+        f"map google.subject to the AWS account and role name{size}, keeping attribute.aws_role as the full sub "
+        f"(which conditions and principalSet bindings use): `gcloud iam workload-identity-pools providers "
+        f"update-oidc {_provider_flags(c)} --attribute-mapping=\"google.subject={jwt_short_subject_mapping(path)},"
+        f"attribute.aws_account={AWS_CLAIMS}.aws_account,attribute.aws_role=assertion.sub\"` (add any other "
+        "attribute your conditions and bindings use), or give the role a shorter path."
+    )
+
+
+def _fix_jwt_audience(c: ExchangeContext) -> str:
+    return (
+        f"the JWT's audience is {_jwt_https_audience(c)} (this provider's own name, which an OIDC provider accepts "
+        "when its allowed audiences are empty); allow it: `gcloud iam workload-identity-pools providers "
+        f"update-oidc {_provider_flags(c)} --allowed-audiences={_jwt_https_audience(c)}`."
+    )
+
+
+def _fix_jwt_issuer(c: ExchangeContext) -> str:
+    return (
+        f"the JWT was issued by {_jwt_issuer(c)} (the AWS account's outbound identity federation issuer, "
+        "`aws iam get-outbound-web-identity-federation-info --query IssuerIdentifier`); point the provider at it: "
+        f"`gcloud iam workload-identity-pools providers update-oidc {_provider_flags(c)} "
+        f"--issuer-uri={_jwt_issuer(c)}`."
+    )
+
+
+def _fix_jwt_clock(c: ExchangeContext) -> str:
+    return (
+        "Google found the AWS JWT expired or not yet valid: sync this worker's clock (chrony/NTP; on AWS the Amazon "
+        "Time Sync Service at 169.254.169.123) and retry; a fresh JWT is asked for each time the cached one nears "
+        "its expiry."
+    )
+
+
+def _fix_jwt_signature(c: ExchangeContext) -> str:
+    return (
+        "Google could not verify the AWS JWT's signature with the issuer's keys: if the provider holds uploaded "
+        f"keys (--jwk-json-path), re-read them from {_jwt_issuer(c)}/.well-known/jwks.json or remove them so "
+        f"Google fetches them itself: `gcloud iam workload-identity-pools providers describe {_provider_flags(c)} "
+        "--format='value(oidc)'`."
+    )
+
+
+def _fix_jwt_issuer_keys(c: ExchangeContext) -> str:
+    return (
+        "Google could not fetch or use the signing key of the JWT from its issuer's JWKS: the provider's issuer "
+        f"must be the AWS account's issuer {_jwt_issuer(c)} (compare `gcloud iam workload-identity-pools providers "
+        f"describe {_provider_flags(c)} --format='value(oidc.issuerUri)'` with `aws iam "
+        "get-outbound-web-identity-federation-info`), and JWTs must be signed RS256 (Google cannot verify AWS's "
+        "ES384 keys; this provider always asks for RS256)."
+    )
+
+
+def _jwt_answer(a: GoogleAnswer) -> bool:
+    return a.says("id token") or a.says("jwt")
+
+
 Rule = tuple[str, Callable[[GoogleAnswer], bool], Callable[[ExchangeContext], str]]
 
 _STS_RULES: list[Rule] = [
     ("invalid_target", lambda a: a.code == "invalid_target", _fix_invalid_target),
+    ("jwt_audience", lambda a: _jwt_answer(a) and a.says("audience"), _fix_jwt_audience),
+    ("jwt_issuer", lambda a: _jwt_answer(a) and a.says("issuer"), _fix_jwt_issuer),
+    ("jwt_clock", lambda a: _jwt_answer(a) and (a.says("expired") or a.says("stale") or a.says("future")
+                                                 or a.says("not yet valid") or a.says("issued at")), _fix_jwt_clock),
+    ("jwt_signature", lambda a: _jwt_answer(a) and (a.says("signature") or a.says("key")), _fix_jwt_signature),
+    ("jwt_issuer_keys", lambda a: a.says("error connecting to the given credential's issuer"), _fix_jwt_issuer_keys),
     (
         "audience_format",
         lambda a: a.code == "invalid_request" and a.says("audience") and a.says("full resource name"),
@@ -778,6 +915,96 @@ def translate_exception(
 def _sentence(text: str) -> str:
     text = text.strip()
     return text if text.endswith((".", "!", "?")) else text + "."
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# federation: jwt — AWS STS GetWebIdentityToken's answers
+# ---------------------------------------------------------------------------------------------------------------
+
+#: The IAM policy statement a role needs for the jwt route: GetWebIdentityToken for this audience only.
+def jwt_policy_document(audience: str, max_duration: int = 300) -> str:
+    """The inline policy (JSON, one line) that lets a role ask for JWTs for ``audience`` (``https://iam...``), at
+    most ``max_duration`` seconds long, through the condition keys AWS documents for GetWebIdentityToken."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Action": "sts:GetWebIdentityToken",
+            "Resource": "*",
+            "Condition": {
+                "ForAllValues:StringEquals": {"sts:IdentityTokenAudience": audience},
+                "StringEquals": {"sts:SigningAlgorithm": "RS256"},
+                "NumericLessThanEquals": {"sts:DurationSeconds": str(max_duration)},
+            },
+        }],
+    }, separators=(",", ":"))
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, unverified (for messages and the doctor: Google verifies the signature); ``{}`` when it
+    is not a JWT."""
+    import base64
+
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _role_name_of(caller_arn: str | None) -> str | None:
+    match = _ASSUMED_ROLE.match(caller_arn or "") or None
+    if match:
+        return match.group(3)
+    match = _IAM_ARN.match(caller_arn or "")
+    return match.group(4) if match and match.group(3) == "role" else None
+
+
+def translate_aws_error(
+    err: BaseException, source: str, region: str, audience: str, caller_arn: str | None = None
+) -> WifExchangeError:
+    """A failed ``GetWebIdentityToken`` (botocore ``ClientError`` or a connection failure) as a
+    :class:`WifExchangeError` at step ``aws_credentials``, with AWS's code and message and the fix."""
+    response = getattr(err, "response", None)
+    error = response.get("Error", {}) if isinstance(response, dict) else {}
+    code = str(error.get("Code", "")) if isinstance(error, dict) else ""
+    message = _truncate(redact(str(error.get("Message", "")) if isinstance(error, dict) else ""))
+    status = None
+    if isinstance(response, dict):
+        meta = response.get("ResponseMetadata")
+        status = meta.get("HTTPStatusCode") if isinstance(meta, dict) else None
+    where = f"AWS STS GetWebIdentityToken ({region}) for {source}"
+    if not code:
+        return WifExchangeError(
+            "aws_credentials", _sentence(f"{where} failed: {type(err).__name__}: {_truncate(redact(str(err)))}"),
+            f"check that this worker reaches the regional endpoint sts.{region}.amazonaws.com (a VPC endpoint for "
+            "STS, or a NAT route), then retry.", retryable=True)
+    reason = _sentence(f"{where} answered {code}" + (f": {message}" if message else ""))
+    role = _role_name_of(caller_arn) or "ROLE_NAME"
+    if code == "OutboundWebIdentityFederationDisabledException":
+        fix = ("IAM outbound identity federation is not enabled in this AWS account: an administrator of the "
+               "account runs `aws iam enable-outbound-web-identity-federation` once (it prints the account's issuer "
+               "URL, which the Google OIDC provider's --issuer-uri must be); or use federation sigv4.")
+    elif code in ("AccessDenied", "AccessDeniedException"):
+        fix = (f"allow the role to ask for JWTs for this audience: `aws iam put-role-policy --role-name {role} "
+               f"--policy-name gcp-wif-web-identity-token --policy-document '{jwt_policy_document(audience)}'` "
+               "(`gcp-wif setup --federation jwt` prints it too); a service control policy or permissions boundary "
+               "must allow sts:GetWebIdentityToken as well.")
+    elif code == "SessionDurationEscalationException":
+        fix = ("the JWT would have outlived the AWS session credentials: give the credential source longer-lived "
+               "credentials (the role's session duration), or retry once botocore has renewed them.")
+    elif code in ("ExpiredToken", "ExpiredTokenException"):
+        fix = _fix_aws_token_expired(ExchangeContext())
+    elif code in ("InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch"):
+        fix = _fix_aws_key_invalid(ExchangeContext())
+    elif code in ("Throttling", "ThrottlingException", "ServiceUnavailable", "InternalFailure", "RequestLimitExceeded"):
+        return WifExchangeError("aws_credentials", reason, "retry later; AWS STS is throttling or unavailable.",
+                                status=status, code=code, retryable=True)
+    else:
+        fix = ("check the AWS identity with `aws sts get-web-identity-token --audience "
+               f"{audience} --signing-algorithm RS256 --region {region}` using the same credentials.")
+    return WifExchangeError("aws_credentials", reason, fix, status=status, code=code)
 
 
 # ---------------------------------------------------------------------------------------------------------------

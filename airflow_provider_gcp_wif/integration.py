@@ -56,7 +56,8 @@ log = logging.getLogger(__name__)
 
 BASE_GOOGLE = "airflow.providers.google.common.hooks.base_google"
 CONN_TYPE = "gcp_wif"
-_WIF_KEYS = frozenset({"project_number", "pool_id", "provider_id", "audience", "credential_config", "aws_conn_id"})
+_WIF_KEYS = frozenset({"project_number", "pool_id", "provider_id", "audience", "credential_config", "aws_conn_id",
+                       "federation"})
 _lock = threading.Lock()
 
 
@@ -608,10 +609,16 @@ class WifBinding:
         }
         if credentials_url:
             credential_source["url"] = credentials_url
+        subject_token_type = "urn:ietf:params:aws:token-type:aws4_request"
+        if s.federation == "jwt":
+            # federation: jwt — the child reads the AWS JWT from the loopback endpoint (identity_pool, url source).
+            credential_source = {"url": credentials_url or "", "format": {"type": "json",
+                                                                          "subject_token_field_name": "token"}}
+            subject_token_type = "urn:ietf:params:oauth:token-type:jwt"
         external: dict[str, Any] = {
             "type": "external_account",
             "audience": s.audience,
-            "subject_token_type": "urn:ietf:params:aws:token-type:aws4_request",
+            "subject_token_type": subject_token_type,
             "token_url": s.sts_endpoint,
             "credential_source": credential_source,
             "universe_domain": s.universe_domain,
@@ -662,6 +669,10 @@ class WifBinding:
           ``service_file_as_context`` enters on the event loop's thread: coroutines of one loop re-enter the lock
           (their exits restore exactly, in any order) but share the one environment, as stock code does.
 
+        With ``federation: jwt`` the file is an ``identity_pool`` one instead: its ``url`` source (``json`` format,
+        field ``token``) is the same kind of loopback endpoint, serving the current AWS JWT (the shared, cached one);
+        no AWS credential is served at all.
+
         Alternatives weighed: a ``file`` credential source would put the secrets on disk; an ``executable`` source
         returns only OIDC/SAML subject tokens (not a signed AWS request) and needs
         ``GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1`` in the child's environment; per-child environments are
@@ -670,10 +681,13 @@ class WifBinding:
         self.external_account_config()  # fails on a delegate chain before anything is started
         region = self.supplier.get_aws_region(None, None)
         self.supplier.get_aws_security_credentials(None, None)  # an AWS failure is the parent's error, named
+        jwt = self._web_identity_token()
+        if jwt is not None:
+            jwt()  # likewise GetWebIdentityToken's (feature disabled, permission, botocore too old)
         directory = tempfile.mkdtemp(prefix="gcp-wif-")
         path = os.path.join(directory, "external-account.json")
         try:
-            with self.supplier.credential_endpoint() as credentials_url:
+            with self.supplier.credential_endpoint(self._web_identity_token()) as credentials_url:
                 descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(descriptor, "w") as handle:
                     json.dump(self.external_account_config(credentials_url), handle)
@@ -695,6 +709,15 @@ class WifBinding:
                     yield path
         finally:
             shutil.rmtree(directory, ignore_errors=True)
+
+    def _web_identity_token(self) -> Callable[[], str] | None:
+        """``federation: jwt``: what the loopback endpoint serves the child (the shared, cached JWT supplier)."""
+        if self.settings.federation != "jwt":
+            return None
+        from airflow_provider_gcp_wif.credentials import web_identity_token_supplier
+
+        jwt = web_identity_token_supplier(self.settings, self.supplier)
+        return lambda: jwt.get_subject_token(None, None)
 
     @contextlib.contextmanager
     def authorized_gcloud(self) -> Generator[None, None, None]:

@@ -99,8 +99,8 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "aws_region": {
         "label": "AWS Region",
-        "description": "Region of the signed GetCallerIdentity request; default: the AWS connection's region, "
-        "then AWS_REGION.",
+        "description": "Region of the signed GetCallerIdentity request (sigv4) or of the GetWebIdentityToken call "
+        "(jwt); default: the AWS connection's region, then AWS_REGION.",
         "schema": _STRING,
         "placeholder": "us-east-1",
     },
@@ -128,6 +128,14 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Retries of transient failures, as on the Google Cloud connection.",
         "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 20, "default": 5},
         "placeholder": "5",
+    },
+    "federation": {
+        "label": "Federation Route",
+        "description": "sigv4 (default): a signed AWS GetCallerIdentity request, for an AWS provider of the pool. "
+        "jwt: a JWT from AWS STS GetWebIdentityToken (IAM outbound identity federation, botocore 1.41.0+), for an "
+        "OIDC provider trusting the AWS account's issuer.",
+        "schema": {"type": ["string", "null"], "enum": ["sigv4", "jwt", None], "default": "sigv4"},
+        "placeholder": "sigv4",
     },
 }
 

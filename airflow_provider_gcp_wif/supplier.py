@@ -11,22 +11,25 @@ assumed roles is what keeps them valid.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import secrets
 import threading
+import urllib.parse
 import weakref
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from google.auth import aws
+from google.auth import aws, identity_pool
 
 from airflow_provider_gcp_wif import masking
-from airflow_provider_gcp_wif.errors import WifExchangeError
+from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError, translate_aws_error
 
 if TYPE_CHECKING:
     import boto3
@@ -34,6 +37,39 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SessionFactory = Callable[[], "boto3.session.Session"]
+
+#: The first botocore (and boto3) release whose STS model has GetWebIdentityToken (IAM outbound identity federation).
+GET_WEB_IDENTITY_TOKEN_BOTOCORE = "1.41.0"
+#: The one JWT signing algorithm both AWS STS (RS256, ES384) and Google's OIDC providers (RS256, ES256) accept.
+JWT_SIGNING_ALGORITHM = "RS256"
+#: GetWebIdentityToken's own default and bounds for DurationSeconds.
+JWT_DURATION_SECONDS = 300
+MIN_JWT_DURATION_SECONDS = 60
+#: How long before the AWS credentials' expiry a JWT must end (clock skew between this host and AWS).
+SESSION_EXPIRY_MARGIN_SECONDS = 30
+#: The global STS hosts, which do not serve GetWebIdentityToken (regional endpoints only).
+GLOBAL_STS_HOSTS = frozenset({"sts.amazonaws.com"})
+
+
+def regional_sts_host(region: str) -> str:
+    """AWS STS's regional host: ``sts.<region>.amazonaws.com``, ``sts.<region>.amazonaws.com.cn`` in aws-cn."""
+    return f"sts.{region}.amazonaws.com.cn" if region.startswith("cn-") else f"sts.{region}.amazonaws.com"
+
+
+def web_identity_token_duration(
+    wanted: int, credentials_expiry: datetime.datetime | None, now: datetime.datetime
+) -> int | None:
+    """The ``DurationSeconds`` to ask GetWebIdentityToken for: ``wanted``, shortened so that the JWT never outlives
+    the AWS credentials that ask for it (AWS answers ``SessionDurationEscalationException`` otherwise; MWAA's
+    container credentials can have minutes left), with :data:`SESSION_EXPIRY_MARGIN_SECONDS` to spare. ``None``
+    when not even the minimum (60 s) fits: the credentials must be renewed first."""
+    wanted = max(MIN_JWT_DURATION_SECONDS, min(3600, wanted))
+    if credentials_expiry is None:
+        return wanted
+    remaining = math.floor((credentials_expiry - now).total_seconds()) - SESSION_EXPIRY_MARGIN_SECONDS
+    duration = min(wanted, remaining)
+    return duration if duration >= MIN_JWT_DURATION_SECONDS else None
+
 
 #: The role name the loopback credential endpoint reports (google-auth asks for it, then for its credentials).
 ENDPOINT_ROLE_NAME = "gcp-wif"
@@ -252,6 +288,30 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
             )
         return region
 
+    def credentials_expiry(self) -> datetime.datetime | None:
+        """When the session's current AWS credentials expire (aware UTC), or ``None`` when botocore does not know
+        (long-term keys, or a session token given without its expiry)."""
+        credentials = self.session().get_credentials()
+        expiry = getattr(credentials, "_expiry_time", None)
+        if not isinstance(expiry, datetime.datetime):
+            return None
+        return expiry if expiry.tzinfo else expiry.replace(tzinfo=datetime.timezone.utc)
+
+    def regional_sts_client(self, region: str) -> Any:
+        """An AWS STS client for ``region``'s own endpoint: the AWS connection's ``endpoint_url`` (or
+        ``AWS_ENDPOINT_URL_STS``) when one is set, else ``https://sts.<region>.amazonaws.com``, never the global
+        ``sts.amazonaws.com`` (which ``sts_regional_endpoints = legacy`` would pick, and which does not serve
+        GetWebIdentityToken)."""
+        session = self.session()
+        if self._sts_client_factory is not None:
+            client = self._sts_client_factory(session, region)
+        else:
+            client = session.client("sts", region_name=region)
+        host = urllib.parse.urlsplit(str(client.meta.endpoint_url)).hostname or ""
+        if host in GLOBAL_STS_HOSTS:
+            client = session.client("sts", region_name=region, endpoint_url=f"https://{regional_sts_host(region)}")
+        return client
+
     # -- who am I (error messages, connection tests) ---------------------------------------------------------
 
     def caller_arn(self) -> str | None:
@@ -269,10 +329,14 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
     # -- child processes -------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def credential_endpoint(self) -> Iterator[str]:
+    def credential_endpoint(self, web_identity_token: Callable[[], str] | None = None) -> Iterator[str]:
         """Serve this supplier's current AWS credentials to child processes, in the EC2 instance-metadata format
         that google-auth's (and gcloud's, and the Java library's) ``aws1`` credential source reads from its
         ``url``; yields that URL.
+
+        With ``web_identity_token`` (``federation: jwt``) it serves that JWT instead, as ``{"token": JWT}`` for an
+        ``identity_pool`` credential source with a ``url`` and a ``json`` format, and yields that URL; the AWS
+        credentials are then not served at all.
 
         The child then needs no AWS secret in its environment, so none is put into ``os.environ`` (which every
         thread and every later child of this process would share). The endpoint listens on ``127.0.0.1`` only,
@@ -287,10 +351,25 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
         supplier = self
         base = f"/{capability}/latest/meta-data/iam/security-credentials"
 
+        jwt_path = f"/{capability}/web-identity-token"
+
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0].rstrip("/")
-                if hmac.compare_digest(path.encode(), base.encode()):
+                if web_identity_token is not None:
+                    if not hmac.compare_digest(path.encode(), jwt_path.encode()):
+                        self._answer(404, "text/plain", "not found")
+                        return
+                    try:
+                        token = web_identity_token()
+                    except (WifExchangeError, WifConfigError) as err:  # names the AWS step and the fix; no secret
+                        self._answer(500, "text/plain", str(err))
+                        return
+                    except Exception as err:  # noqa: BLE001 - the child gets a 500, not a dropped connection
+                        self._answer(500, "text/plain", f"{supplier.description}: {type(err).__name__}")
+                        return
+                    self._answer(200, "application/json", json.dumps({"token": token}))
+                elif hmac.compare_digest(path.encode(), base.encode()):
                     self._answer(200, "text/plain", ENDPOINT_ROLE_NAME)
                 elif hmac.compare_digest(path.encode(), f"{base}/{ENDPOINT_ROLE_NAME}".encode()):
                     try:
@@ -326,7 +405,7 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
         thread = threading.Thread(target=server.serve_forever, name="gcp-wif-credential-endpoint", daemon=True)
         thread.start()
         try:
-            yield f"http://127.0.0.1:{server.server_port}{base}"
+            yield f"http://127.0.0.1:{server.server_port}{jwt_path if web_identity_token is not None else base}"
         finally:
             server.shutdown()
             server.server_close()
@@ -349,3 +428,151 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
+    """The ``federation: jwt`` route's subject tokens: JWTs from AWS STS ``GetWebIdentityToken`` (IAM outbound
+    identity federation), asked for by the AWS identity of ``aws`` on its region's STS endpoint, for ``audience``
+    (the Google provider's ``https://iam.googleapis.com/...`` name, which Google's OIDC providers allow by default),
+    signed with RS256, for at most ``duration_seconds`` and never beyond the AWS credentials' own expiry.
+
+    A JWT is reused until shortly before it expires (a minute, or half its lifetime when shorter), so retries,
+    child processes and the ID-token path share one; each is announced to the secrets masker before anyone sees it.
+
+    Raises (from :meth:`get_subject_token`):
+        WifConfigError: the installed botocore predates GetWebIdentityToken (field ``federation``).
+        WifExchangeError: step ``aws_credentials``, AWS's reason (the feature disabled in the account, the role
+            lacking ``sts:GetWebIdentityToken``, ...) and the fix.
+    """
+
+    def __init__(
+        self,
+        aws: Boto3Supplier,
+        audience: str,
+        *,
+        duration_seconds: int = JWT_DURATION_SECONDS,
+        clock: Callable[[], datetime.datetime] | None = None,
+    ) -> None:
+        self.aws = aws
+        self.audience = audience
+        self.duration_seconds = duration_seconds
+        self._clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._reuse_until: datetime.datetime | None = None
+        self.fetch_count = 0  # GetWebIdentityToken calls that returned a JWT (read by tests)
+        _live_jwt_suppliers.add(self)
+
+    def __repr__(self) -> str:
+        return f"WebIdentityTokenSupplier({self.aws.description}, audience={self.audience!r})"
+
+    def get_subject_token(self, context: Any, request: Any) -> str:
+        with self._lock:
+            now = self._clock()
+            if self._token is not None and self._reuse_until is not None and now < self._reuse_until:
+                return self._token
+            token, expiration = self._fetch(now)
+            lifetime = max(0.0, (expiration - now).total_seconds())
+            self._reuse_until = expiration - datetime.timedelta(seconds=min(60.0, lifetime / 2))
+            self._token = token
+            self.fetch_count += 1
+            return token
+
+    def last_claims(self) -> dict[str, Any]:
+        """The (unverified) claims of the last JWT, for error messages: issuer, subject, account; ``{}`` if none."""
+        from airflow_provider_gcp_wif.errors import jwt_claims
+
+        return jwt_claims(self._token) if self._token else {}
+
+    def _fetch(self, now: datetime.datetime) -> tuple[str, datetime.datetime]:
+        region = self.aws.get_aws_region(None, None)
+        try:
+            client = self.aws.regional_sts_client(region)
+        except WifExchangeError:
+            raise
+        except Exception as err:
+            raise self.aws._error(f"could not create an AWS STS client for {region}: {err}") from err
+        if not hasattr(client, "get_web_identity_token"):
+            raise missing_operation_error()
+        # The credentials the call will be signed with (refreshed by botocore if they were due), then their expiry.
+        self.aws.get_aws_security_credentials(None, None)
+        expiry = self.aws.credentials_expiry()
+        duration = web_identity_token_duration(self.duration_seconds, expiry, now)
+        if duration is None:
+            raise WifExchangeError(
+                "aws_credentials",
+                f"the AWS credentials of {self.aws.description} expire at {expiry:%H:%M:%S} UTC, too soon for "
+                f"GetWebIdentityToken's shortest JWT ({MIN_JWT_DURATION_SECONDS} s) to end before them.",
+                "retry in a minute (botocore renews the credentials ahead of expiry); if it persists, the "
+                "credential source hands out credentials that live under two minutes: lengthen them (the role's "
+                "maximum session duration, or the container credentials' lifetime).",
+            )
+        try:
+            answer = self._call(client, duration)
+        except Exception as err:  # noqa: BLE001 - botocore ClientError, endpoint errors: translated below
+            if expiry is None and _aws_code(err) == "SessionDurationEscalationException" and duration > 60:
+                # Session credentials whose expiry botocore was not told (a bare AWS_SESSION_TOKEN): the shortest
+                # JWT is the one AWS accepts whenever any can be had.
+                try:
+                    answer = self._call(client, MIN_JWT_DURATION_SECONDS)
+                    duration = MIN_JWT_DURATION_SECONDS
+                except Exception as again:  # noqa: BLE001 - translated below
+                    raise self._translated(again, region) from None
+            else:
+                raise self._translated(err, region) from None
+        token = str(answer["WebIdentityToken"])
+        masking.announce(token)
+        expiration = answer.get("Expiration")
+        if not isinstance(expiration, datetime.datetime):
+            expiration = now + datetime.timedelta(seconds=duration)
+        elif expiration.tzinfo is None:
+            expiration = expiration.replace(tzinfo=datetime.timezone.utc)
+        return token, expiration
+
+    def _translated(self, err: BaseException, region: str) -> WifExchangeError:
+        caller = None
+        if _aws_code(err) in ("AccessDenied", "AccessDeniedException"):
+            try:  # names the role in the printed policy command; GetCallerIdentity needs no permission
+                caller = self.aws.caller_arn()
+            except Exception:  # noqa: BLE001 - best effort
+                caller = None
+        return translate_aws_error(err, self.aws.description, region, self.audience, caller)
+
+    def _call(self, client: Any, duration: int) -> Any:
+        return client.get_web_identity_token(
+            Audience=[self.audience], DurationSeconds=duration, SigningAlgorithm=JWT_SIGNING_ALGORITHM
+        )
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+
+
+def _aws_code(err: BaseException) -> str:
+    response = getattr(err, "response", None)
+    error = response.get("Error", {}) if isinstance(response, dict) else {}
+    return str(error.get("Code", "")) if isinstance(error, dict) else ""
+
+
+def missing_operation_error() -> WifConfigError:
+    """``federation: jwt`` under a botocore whose STS model lacks GetWebIdentityToken."""
+    import botocore
+
+    return WifConfigError(
+        "federation",
+        f"jwt needs AWS STS GetWebIdentityToken, which the installed botocore {botocore.__version__} does not know "
+        f"(it came with boto3/botocore {GET_WEB_IDENTITY_TOKEN_BOTOCORE}).",
+        f"install boto3>={GET_WEB_IDENTITY_TOKEN_BOTOCORE} and botocore>={GET_WEB_IDENTITY_TOKEN_BOTOCORE} (on "
+        "MWAA: Airflow 2.11.2, 3.2.1 or later, whose constraints pin such a version), or use federation sigv4.",
+    )
+
+
+_live_jwt_suppliers: weakref.WeakSet[WebIdentityTokenSupplier] = weakref.WeakSet()
+
+
+def _jwt_suppliers_after_fork_in_child() -> None:
+    for supplier in list(_live_jwt_suppliers):
+        supplier._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_jwt_suppliers_after_fork_in_child)

@@ -75,6 +75,8 @@ class TokenService:
         gcp_token_scopes: OAuth scopes, a comma-separated string or a list (default cloud-platform).
         sts_endpoint: STS token URL (default Google's, or ``GCP_WIF_STS_ENDPOINT``).
         iam_endpoint: IAM Credentials base URL (default Google's, or ``GCP_WIF_IAM_ENDPOINT``).
+        federation: ``sigv4`` (default) or ``jwt`` (AWS STS GetWebIdentityToken for an OIDC provider), or
+            ``GCP_WIF_FEDERATION``.
 
     Raises:
         WifConfigError: a setting is malformed (raised here, before any network call).
@@ -94,6 +96,7 @@ class TokenService:
         *,
         sts_endpoint: str | None = None,
         iam_endpoint: str | None = None,
+        federation: str | None = None,
     ) -> None:
         environ = os.environ
         extras = {
@@ -106,6 +109,7 @@ class TokenService:
             "scope": gcp_token_scopes,
             "sts_endpoint": sts_endpoint or environ.get("GCP_WIF_STS_ENDPOINT"),
             "iam_endpoint": iam_endpoint or environ.get("GCP_WIF_IAM_ENDPOINT"),
+            "federation": federation or environ.get("GCP_WIF_FEDERATION"),
         }
         arguments = {
             "project_number": "gcp_project_number",

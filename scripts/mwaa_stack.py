@@ -23,6 +23,10 @@ What MWAA does, and what this does the same way:
 * CeleryExecutor over SQS (kombu's SQS transport against the emulated AWS's SQS, with predefined queues as MWAA
   configures), PostgreSQL (Debian's) as the metadata database, each component a separate process.
 
+* The ``federation: "jwt"`` route too, on images whose botocore has ``GetWebIdentityToken`` (>= 1.41: 2.11.2,
+  3.2.1, 3.3.1): one more DAG (``example_gcs_wif_jwt``, connection ``gcp_wif_jwt``) and a second proof trigger in
+  the same stack, the emulated AWS account's issuer trusted by an OIDC provider of the pool (``summary["jwt"]``).
+
 The last line printed is one JSON object (see ``summary``); exit status 0 only when everything held.
 """
 
@@ -52,6 +56,19 @@ SECRETS_LOOKUP_PATTERN = "^(?!aws_default$).*$"
 CONTAINERS = ("worker", "triggerer", "scheduler", "dag-processor", "webserver")
 AWS_KEY_PATTERN = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
 KEY_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+
+
+#: The first botocore with STS GetWebIdentityToken (AWS outbound identity federation).
+JWT_BOTOCORE = "1.41.0"
+JWT_PROVIDER_ID = "aws-jwt"
+
+
+def supports_jwt(constraints: Path) -> bool:
+    """Whether the image's botocore (its constraints' pin) has GetWebIdentityToken."""
+    from packaging.version import Version
+
+    pin = re.search(r"^botocore==(\S+)$", constraints.read_text(), re.MULTILINE)
+    return bool(pin) and Version(pin.group(1)) >= Version(JWT_BOTOCORE)
 
 
 def log(message: str) -> None:
@@ -284,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"emulator, PostgreSQL :{postgres.port} up; installing as MWAA does")
         install = mwaa_install(venv, home, constraints)
         shutil.copy(ROOT / "example_dags" / "example_gcs_wif.py", home / "dags")
+        jwt = supports_jwt(constraints)
+        if jwt:
+            shutil.copy(ROOT / "example_dags" / "example_gcs_wif_jwt.py", home / "dags")
         # gcloud-aio-storage (the stock sensor's trigger) sends no token to an emulator: the test suite's proof DAG
         # has the triggerer fetch one through the stock GCSAsyncHook and use it (tests/airflow/dags).
         for name in ("gcp_wif_triggerer_proof.py", "gcp_wif_proof_trigger.py"):
@@ -351,6 +371,23 @@ def main(argv: list[str] | None = None) -> int:
             base.update({"AIRFLOW__WEBSERVER__WEB_SERVER_MASTER_TIMEOUT": "600",
                          "AIRFLOW__WEBSERVER__WEB_SERVER_WORKER_TIMEOUT": "600",
                          "AIRFLOW__WEBSERVER__WORKER_REFRESH_BATCH_SIZE": "0"})
+        if jwt:
+            # The execution role's JWTs (sub: its IAM ARN) trusted by an OIDC provider with the mapping, condition
+            # and binding `gcp-wif setup --federation jwt` prints for the role.
+            from airflow_provider_gcp_wif.cli import _parser as cli_parser
+            from airflow_provider_gcp_wif.cli import build_setup_plan
+
+            plan = build_setup_plan(cli_parser().parse_args([
+                "setup", "--project-id", info["project_id"], "--project-number", info["project_number"],
+                "--pool-id", info["pool_id"], "--provider-id", JWT_PROVIDER_ID, "--aws-role-name", info["role_arn"],
+                "--service-account", info["service_account"], "--federation", "jwt"]))
+            emulator.control.trust_aws_issuer(provider_id=JWT_PROVIDER_ID, attribute_mapping=plan.attribute_mapping,
+                                              attribute_condition=plan.condition)
+            emulator.control.add_binding(info["service_account"], "roles/iam.workloadIdentityUser", plan.member)
+            jwt_connection = json.loads(info["env"]["AIRFLOW_CONN_GCP_WIF_DEFAULT"])
+            jwt_connection["extra"].update(provider_id=JWT_PROVIDER_ID, federation="jwt")
+            base.update({"AIRFLOW_CONN_GCP_WIF_JWT": json.dumps(jwt_connection),
+                         "GCP_WIF_PROOF_JWT_CONN": "gcp_wif_jwt"})
         for name in KEY_VARIABLES:
             base.pop(name, None)
         emulator.control.set_project_iam([
@@ -392,7 +429,9 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(2)
             raise RuntimeError(f"timed out waiting for {what}")
 
-        dag_ids = ("example_gcs_wif", "gcp_wif_triggerer_proof")
+        dag_ids: tuple[str, ...] = ("example_gcs_wif", "gcp_wif_triggerer_proof")
+        if jwt:
+            dag_ids += ("example_gcs_wif_jwt",)
         wait_for(lambda: {row[0] for row in postgres.query("SELECT dag_id FROM serialized_dag")} >= set(dag_ids), 180,
                  "the DAGs to be serialized")
         for dag_id in dag_ids:
@@ -422,7 +461,16 @@ def main(argv: list[str] | None = None) -> int:
             summary["test_button"] = ui.get("status")
 
         role = f"arn:aws:sts::{info['aws_account_id']}:assumed-role/wif-role/"
-        exchanges = [e for e in emulator.control.requests("sts") if e.get("status") == 200]
+        all_exchanges = [e for e in emulator.control.requests("sts") if e.get("status") == 200]
+        exchanges = [e for e in all_exchanges if not e.get("oidc_sub")]
+        if jwt:
+            # A JWT names the role, not the session: the proof trigger's task (deferred to the triggerer) and the
+            # example's tasks (workers) both succeeding on the jwt connection is what shows both processes used it.
+            summary["jwt"] = {"exchanges": sum(1 for e in all_exchanges if e.get("oidc_sub") == info["role_arn"]),
+                              "tasks": {t: s for t, s in states if t.startswith("example_gcs_wif_jwt.")
+                                        or t == "gcp_wif_triggerer_proof.token_in_triggerer_jwt"}}
+        else:
+            summary["jwt"] = f"not on this image (botocore < {JWT_BOTOCORE})"
         by_session: dict[str, int] = {}
         for entry in exchanges:
             arn = entry.get("aws_arn") or ""
@@ -440,7 +488,9 @@ def main(argv: list[str] | None = None) -> int:
             log(f"AWS keys found: {found}")
         ok = (run_state == "success" and summary["tasks_failed"] == 0 and not found
               and summary["exchanges_by_process"]["worker"] > 0 and summary["exchanges_by_process"]["triggerer"] > 0
-              and (ui is None or ui.get("status") == 200))
+              and (ui is None or ui.get("status") == 200)
+              and (not jwt or (summary["jwt"]["exchanges"] > 0 and len(summary["jwt"]["tasks"]) == 5
+                               and set(summary["jwt"]["tasks"].values()) == {"success"})))
     except Exception as error:  # noqa: BLE001 - reported in the summary line
         summary["error"] = f"{type(error).__name__}: {error}"[:2000]
         for component in components:

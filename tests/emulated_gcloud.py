@@ -1,5 +1,9 @@
 """Apply the gcloud commands and Terraform we print to the emulated Google Cloud's configuration.
 
+``--federation jwt`` also prints the AWS side (``aws iam ...`` commands, a shell variable holding the issuer URL,
+and ``aws_*`` Terraform resources): with ``aws`` (an admin boto3 session of the emulated AWS account) and
+``aws_endpoint``, those are applied to the emulated AWS through boto3, the AWS CLI's own engine.
+
 Exactly the commands and resources `gcp-wif setup` and errors.py's fix texts print, interpreted as Google would
 apply them (a provider's --attribute-mapping replaces the whole mapping; set-policy replaces a policy; `allow`
 extends it; org policies restrict which AWS accounts a provider may trust when it is created or updated). Anything
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from botocore.exceptions import ClientError
 
 from airflow_provider_gcp_wif.testing import EmulatorControl
 
@@ -63,6 +68,11 @@ class EmulatedGcloud:
     #: (parent, constraint) -> {"values": [...], "inherit": bool}; parent is "organizations/N" or "projects/P".
     policies: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     applied: list[str] = field(default_factory=list)
+    #: An admin boto3 session of the emulated AWS account and its endpoint (for the AWS side of ``jwt``).
+    aws: Any = None
+    aws_endpoint: str | None = None
+    #: Shell variables the script set (``ISSUER_URI``).
+    variables: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         config = self.control.get_config()
@@ -96,10 +106,12 @@ class EmulatedGcloud:
         config["org_policy"]["lifetime_extension"] = self.effective_allowed(LIFETIME_CONSTRAINT) or []
         self._put(config)
 
-    def _check_provider_policies(self, account: str | None) -> None:
+    def _check_provider_policies(self, account: str | None, provider_value: str = AWS_PROVIDER_VALUE) -> None:
+        """``provider_value``: ``https://sts.amazonaws.com`` for AWS providers, the issuer URI for OIDC ones."""
         providers = self.effective_allowed(PROVIDERS_CONSTRAINT)
-        if providers is not None and AWS_PROVIDER_VALUE not in providers:
-            raise GcloudError(f"FAILED_PRECONDITION: org policy {PROVIDERS_CONSTRAINT} does not allow AWS providers")
+        if providers is not None and provider_value not in providers:
+            raise GcloudError(f"FAILED_PRECONDITION: org policy {PROVIDERS_CONSTRAINT} does not allow "
+                              f"{provider_value}")
         accounts = self.effective_allowed(ACCOUNTS_CONSTRAINT)
         if account is not None and accounts is not None and account not in accounts:
             raise GcloudError(f"FAILED_PRECONDITION: org policy {ACCOUNTS_CONSTRAINT} does not allow {account}")
@@ -232,7 +244,9 @@ class EmulatedGcloud:
             fields["aws_account_id"] = flags["account-id"]
         if "disabled" in flags:
             fields["disabled"] = bool(flags["disabled"])
-        if verb == "create-aws":
+        if verb in ("create-oidc", "update-oidc"):
+            self._oidc_provider_command(config, verb, pool_id, provider_id, flags, fields)
+        elif verb == "create-aws":
             pool = self._pool(config, pool_id)
             if provider_id in pool.setdefault("providers", {}):
                 raise GcloudError(f"ALREADY_EXISTS: provider {provider_id}")
@@ -252,6 +266,96 @@ class EmulatedGcloud:
         else:
             raise GcloudError(f"providers {verb} is not a command we print")
 
+    def _oidc_provider_command(self, config: dict[str, Any], verb: str, pool_id: str, provider_id: str,
+                               flags: dict[str, str | bool], fields: dict[str, Any]) -> None:
+        """``create-oidc`` / ``update-oidc``: ``--issuer-uri``, ``--allowed-audiences`` (comma-separated; an update
+        replaces the list), ``--jwk-json-path`` is not something we print."""
+        if "account-id" in flags or "jwk-json-path" in flags:
+            raise GcloudError("not an OIDC provider flag we print")
+        issuer = flags.get("issuer-uri")
+        audiences = flags.get("allowed-audiences")
+        if verb == "create-oidc":
+            pool = self._pool(config, pool_id)
+            if provider_id in pool.setdefault("providers", {}):
+                raise GcloudError(f"ALREADY_EXISTS: provider {provider_id}")
+            if not isinstance(issuer, str) or not issuer:
+                raise GcloudError("--issuer-uri is required")
+            self._check_provider_policies(None, issuer)
+            pool["providers"][provider_id] = {
+                "disabled": False, "attribute_mapping": None, "attribute_condition": None, **fields,
+                "oidc": {"issuer_uri": issuer,
+                         "allowed_audiences": audiences.split(",") if isinstance(audiences, str) else [],
+                         "jwks_json": None}}
+            return
+        provider = self._provider(config, pool_id, provider_id)
+        if "oidc" not in provider:
+            raise GcloudError(f"INVALID_ARGUMENT: provider {provider_id} is not an OIDC provider")
+        oidc = dict(provider["oidc"])
+        if isinstance(issuer, str):
+            self._check_provider_policies(None, issuer)
+            oidc["issuer_uri"] = issuer
+        if isinstance(audiences, str):
+            oidc["allowed_audiences"] = audiences.split(",") if audiences else []
+        provider.update(fields, oidc=oidc)
+
+    # -- the AWS side of --federation jwt ------------------------------------------------------------------
+    def _aws_client(self, service: str) -> Any:
+        if self.aws is None or not self.aws_endpoint:
+            raise GcloudError("an AWS command, but no emulated AWS session was given")
+        return self.aws.client(service, region_name=self.aws.region_name, endpoint_url=self.aws_endpoint)
+
+    def run_aws(self, command: str) -> Any:
+        """``aws <service> <operation> --flag value ...`` through boto3 (kebab-case -> botocore's names;
+        ``file://NAME`` reads a heredoc file of the script; ``--query X --output text`` picks one field).
+        ``FeatureEnabled`` from ``enable-outbound-web-identity-federation`` is the answer of a script run twice:
+        nothing changed, the script goes on (the shell would too)."""
+        words = shlex.split(command)
+        if words[:1] != ["aws"] or len(words) < 3:
+            raise GcloudError(f"not an aws command: {command!r}")
+        service, operation, rest = words[1], words[2].replace("-", "_"), words[3:]
+        params: dict[str, Any] = {}
+        query = None
+        while rest:
+            flag = rest.pop(0)
+            if not flag.startswith("--"):
+                raise GcloudError(f"unexpected {flag!r} in {command!r}")
+            value = rest.pop(0) if rest and not rest[0].startswith("--") else ""
+            if flag == "--query":
+                query = value
+            elif flag == "--output":
+                continue
+            else:
+                if value.startswith("file://"):
+                    value = self.files[value.removeprefix("file://")]
+                params["".join(part.capitalize() for part in flag[2:].split("-"))] = value
+        try:
+            result = getattr(self._aws_client(service), operation)(**params)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "FeatureEnabled":
+                self.applied.append(command)
+                return None
+            raise GcloudError(f"{command!r}: {error}") from None
+        self.applied.append(command)
+        return result.get(query) if query else result
+
+    def _expand(self, line: str) -> str:
+        def value(match: re.Match[str]) -> str:
+            name = match.group(1) or match.group(2)
+            if name not in self.variables:
+                raise GcloudError(f"${name} is not set")
+            return self.variables[name]
+
+        return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, line)
+
+    def _assign(self, name: str, value: str) -> None:
+        command = re.fullmatch(r"\$\((aws [^)]*)\)", value)
+        if command:
+            result = self.run_aws(command.group(1))
+            if not isinstance(result, str):
+                raise GcloudError(f"{command.group(1)!r} printed no text")
+            value = result
+        self.variables[name] = self._expand(value)
+
     def _set_policy(self, policy: dict[str, Any]) -> None:
         parent, _, constraint = policy["name"].partition("/policies/")
         spec = policy.get("spec") or {}
@@ -261,10 +365,20 @@ class EmulatedGcloud:
         self.policies[(parent, constraint)] = {"values": values, "inherit": bool(spec.get("inheritFromParent"))}
 
     def run_script(self, script: str) -> None:
-        """A `gcp-wif setup` script: heredoc files first, then every gcloud line in order."""
+        """A `gcp-wif setup` script: heredoc files first, then every gcloud line in order; with ``jwt`` also its
+        ``aws`` lines and ``NAME="..."`` assignments (``$NAME`` expanded in later lines), in script order."""
         self.files.update(dict(re.findall(r"cat > (\S+) <<'EOF'\n(.*?)\nEOF", script, re.DOTALL)))
-        for command in gcloud_commands(script):
+        body = re.sub(r"cat > (\S+) <<'EOF'\n(.*?)\nEOF", "", script, flags=re.DOTALL)
+        for command in re.findall(r"`(gcloud [^`]+)`", body):
             self.run(command)
+        for line in body.splitlines():
+            assignment = re.fullmatch(r'([A-Z_][A-Z0-9_]*)="(.*)"', line.strip())
+            if line.startswith("gcloud "):
+                self.run(self._expand(line.strip()))
+            elif line.startswith("aws "):
+                self.run_aws(self._expand(line.strip()))
+            elif assignment:
+                self._assign(assignment.group(1), assignment.group(2))
 
     # -- Terraform ------------------------------------------------------------------------------------------
     def apply_terraform(self, text: str) -> None:
@@ -284,12 +398,21 @@ class EmulatedGcloud:
                 config["pools"][body["workload_identity_pool_id"]] = {"disabled": False, "providers": {}}
             elif kind == "google_iam_workload_identity_pool_provider":
                 self._project(body["project"])
-                self._check_provider_policies(body["aws"]["account_id"])
                 pool = self._pool(config, body["workload_identity_pool_id"])
-                pool["providers"][body["workload_identity_pool_provider_id"]] = {
-                    "disabled": False, "aws_account_id": body["aws"]["account_id"],
-                    "attribute_mapping": body.get("attribute_mapping"),
-                    "attribute_condition": body.get("attribute_condition")}
+                provider = {"disabled": False, "attribute_mapping": body.get("attribute_mapping"),
+                            "attribute_condition": body.get("attribute_condition")}
+                if "oidc" in body:
+                    oidc = body["oidc"]
+                    if not isinstance(oidc.get("issuer_uri"), str):
+                        raise GcloudError(f"oidc.issuer_uri is not a string: {oidc.get('issuer_uri')!r}")
+                    self._check_provider_policies(None, oidc["issuer_uri"])
+                    provider["oidc"] = {"issuer_uri": oidc["issuer_uri"],
+                                        "allowed_audiences": list(oidc.get("allowed_audiences") or []),
+                                        "jwks_json": oidc.get("jwks_json")}
+                else:
+                    self._check_provider_policies(body["aws"]["account_id"])
+                    provider["aws_account_id"] = body["aws"]["account_id"]
+                pool["providers"][body["workload_identity_pool_provider_id"]] = provider
             elif kind == "google_service_account":
                 self._project(body["project"])
                 email = f"{body['account_id']}@{body['project']}.iam.gserviceaccount.com"
@@ -310,6 +433,19 @@ class EmulatedGcloud:
             elif kind == "google_project_iam_member":
                 self._project(body["project"])
                 self._bind(config.setdefault("project_iam", []), body["role"], body["member"])
+            elif kind == "aws_iam_outbound_web_identity_federation":
+                # Creating the resource enables the feature; Terraform fails if it is on already (import it).
+                try:
+                    answer = self._aws_client("iam").enable_outbound_web_identity_federation()
+                except ClientError as error:
+                    raise GcloudError(f"{kind}: {error}") from None
+                body["issuer_identifier"] = answer["IssuerIdentifier"]
+            elif kind == "aws_iam_role_policy":
+                policy = body["policy"]
+                if not (isinstance(policy, dict) and policy.get("call") == "jsonencode"):
+                    raise GcloudError("aws_iam_role_policy.policy must be jsonencode({...})")
+                self._aws_client("iam").put_role_policy(RoleName=body["role"], PolicyName=body["name"],
+                                                        PolicyDocument=json.dumps(policy["arg"]))
             elif kind == "google_org_policy_policy":
                 spec = body.get("spec") or {}
                 rules = spec.get("rules") or {}

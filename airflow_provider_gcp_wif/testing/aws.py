@@ -39,6 +39,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from .aws_outbound import ISSUER_PREFIX
 from .bind import ALLOW_FLAG, NonLoopbackHostError, require_loopback
 
 DEFAULT_REGION = "us-east-1"
@@ -49,6 +50,16 @@ ROLE_NAME = "wif-role"
 LONG_ROLE_NAME = "wif-role-with-a-very-long-name-for-the-127-byte-subject-limit"
 UNTRUSTED_USER_NAME = "untrusted-user"
 UNTRUSTED_ROLE_NAME = "wif-role"
+NO_JWT_ROLE_NAME = "wif-role-without-web-identity-token"  # may not call sts:GetWebIdentityToken
+NO_JWT_ROLE_NAMES = frozenset({NO_JWT_ROLE_NAME})
+# Fixture roles may get a web identity token for any audience, for at most an hour, either algorithm (AWS's
+# condition keys: a narrower policy is the user's / setup's business, and tests write their own).
+_WEB_IDENTITY_TOKEN_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": ["sts:GetWebIdentityToken", "sts:TagGetWebIdentityToken"],
+                   "Resource": "*",
+                   "Condition": {"NumericLessThanEquals": {"sts:DurationSeconds": "3600"}}}],
+}
 
 _HARNESS_PREFIX = "/_harness/"
 _EXPIRED_TOKEN_XML = (
@@ -152,15 +163,44 @@ class AwsEmulator:
     def clear_expired(self) -> None:
         self._harness_call("clear", {})
 
-    def _harness_call(self, action: str, payload: dict[str, Any]) -> None:
+    # -- outbound identity federation (GetWebIdentityToken) -----------------------------------------------
+    trusted_account_id = TRUSTED_ACCOUNT_ID
+
+    def issuer_url(self, account_id: str = TRUSTED_ACCOUNT_ID) -> str:
+        """The account's outbound identity federation issuer (``iss`` of its JWTs), served on loopback."""
+        return str(self._harness_call("issuer", {"account_id": account_id})["issuer"])
+
+    def outbound_federation_enabled(self, account_id: str = TRUSTED_ACCOUNT_ID) -> bool:
+        return bool(self._harness_call("issuer", {"account_id": account_id})["enabled"])
+
+    def enable_outbound_federation(self, account_id: str = TRUSTED_ACCOUNT_ID) -> None:
+        """As ``aws iam enable-outbound-web-identity-federation`` in that account (no error if already on)."""
+        self._harness_call("outbound", {"account_id": account_id, "enabled": True})
+
+    def disable_outbound_federation(self, account_id: str = TRUSTED_ACCOUNT_ID) -> None:
+        self._harness_call("outbound", {"account_id": account_id, "enabled": False})
+
+    def set_clock_offset(self, seconds: float) -> None:
+        """Follow the Google emulator's clock: JWTs (``iat``/``exp``/``Expiration``) are issued at real time +
+        ``seconds``, so both emulated clouds keep one clock (moto's own sessions keep real time)."""
+        self._harness_call("clock", {"offset_seconds": seconds})
+
+    def reset_outbound_federation(self) -> None:
+        """The fixture's state: enabled in the trusted account, disabled in the untrusted one."""
+        self.enable_outbound_federation(TRUSTED_ACCOUNT_ID)
+        self.disable_outbound_federation(UNTRUSTED_ACCOUNT_ID)
+
+    def _harness_call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         conn = http.client.HTTPConnection(self.host, self._port, timeout=10)
         try:
             conn.request("POST", _HARNESS_PREFIX + action, body=json.dumps(payload),
                          headers={"Content-Type": "application/json"})
             response = conn.getresponse()
-            response.read()
+            body = response.read()
             if response.status != 200:
                 raise RuntimeError(f"moto harness {action} failed: HTTP {response.status}")
+            answer = json.loads(body or b"{}")
+            return answer if isinstance(answer, dict) else {}
         finally:
             conn.close()
 
@@ -245,11 +285,74 @@ def _patch_unsigned_web_identity() -> None:
                 and not headers.get("Authorization")
                 and self._get_action() in _UNSIGNED_STS_ACTIONS):
             return
+        if type(self).__module__.startswith("moto.sts.") and self._get_action() == "GetWebIdentityToken":
+            iam_request_cls = _with_web_identity_token_policy_check(iam_request_cls)
         original(self, iam_request_cls, resource)
 
     _authenticate_and_authorize_action._gcp_wif_patched = True  # type: ignore[attr-defined]
     ActionAuthenticatorMixin._authenticate_and_authorize_action = (  # type: ignore[method-assign]
         _authenticate_and_authorize_action)
+
+
+def _patch_numeric_condition_values() -> None:
+    """Let moto's policy validator take JSON numbers as condition values, as AWS does (its own examples write
+    ``"NumericLessThanEquals": {"sts:DurationSeconds": 300}``): moto 5.x refused them as ``MalformedPolicyDocument``.
+    Only the type test is widened; every other check of the validator stays."""
+    from moto.iam import policy_validation
+
+    validator = policy_validation.IAMPolicyDocumentValidator
+    original = validator._validate_condition_syntax
+    if getattr(original, "_gcp_wif_patched", False):
+        return
+
+    def _validate_condition_syntax(statement: dict[str, Any]) -> None:
+        conditions = statement.get("Condition")
+        if isinstance(conditions, dict):
+            statement = {**statement, "Condition": {
+                operator: ({key: str(value) if isinstance(value, (int, float)) and not isinstance(value, bool)
+                            else value for key, value in pairs.items()} if isinstance(pairs, dict) else pairs)
+                for operator, pairs in conditions.items()}}
+        original(statement)
+
+    _validate_condition_syntax._gcp_wif_patched = True  # type: ignore[attr-defined]
+    validator._validate_condition_syntax = staticmethod(_validate_condition_syntax)  # type: ignore[assignment]
+
+
+def _with_web_identity_token_policy_check(iam_request_cls: type) -> type:
+    """moto's request class with the permission check of ``GetWebIdentityToken``: signature checked by moto as
+    always, then the caller's policies evaluated with the action's condition keys (moto evaluates none)."""
+    from . import aws_outbound
+
+    class WebIdentityTokenRequest(iam_request_cls):
+        def check_action_permitted(self, resource: str) -> None:
+            params = aws_outbound._params(self._data)
+            message = aws_outbound.validation_error(params)
+            if message:
+                raise aws_outbound.http_error(400, "ValidationError", message)
+            documents = [aws_outbound.policy_json(policy) for policy in self._access_key.collect_policies()]
+            context = aws_outbound.condition_context(params)
+            # passing Tags also needs sts:TagGetWebIdentityToken (IAM User Guide, outbound federation policies)
+            actions = ["sts:GetWebIdentityToken"] + (["sts:TagGetWebIdentityToken"] if context["aws:tagkeys"] else [])
+            for action in actions:
+                verdict = aws_outbound.evaluate(documents, action, context)
+                if verdict != "allow":
+                    raise aws_outbound.http_error(403, "AccessDenied", aws_outbound.access_denied_message(
+                        self._access_key.arn, action, verdict))
+
+    return WebIdentityTokenRequest
+
+
+def _add_outbound_federation_actions() -> None:
+    """Teach moto's IAM and STS the outbound identity federation actions (:mod:`.aws_outbound`)."""
+    from moto.iam.responses import IamResponse
+    from moto.sts.responses import TokenResponse
+
+    from . import aws_outbound
+
+    for name in ("enable_outbound_web_identity_federation", "disable_outbound_web_identity_federation",
+                 "get_outbound_web_identity_federation_info"):
+        setattr(IamResponse, name, getattr(aws_outbound, name))
+    TokenResponse.get_web_identity_token = aws_outbound.get_web_identity_token  # type: ignore[attr-defined]
 
 
 class _HarnessMiddleware:
@@ -264,6 +367,8 @@ class _HarnessMiddleware:
         path = environ.get("PATH_INFO", "")
         if path.startswith(_HARNESS_PREFIX):
             return self._control(path[len(_HARNESS_PREFIX):], environ, start_response)
+        if path.startswith(ISSUER_PREFIX) and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            return self._issuer(path, start_response)
         authorization = environ.get("HTTP_AUTHORIZATION", "")
         if not authorization and "X-Amz-Signature=" not in environ.get("QUERY_STRING", ""):
             return self._unsigned(environ, start_response)
@@ -291,19 +396,44 @@ class _HarnessMiddleware:
         start_response("403 Forbidden", [("Content-Type", "text/xml"), ("Content-Length", str(len(payload)))])
         return [payload]
 
+    @staticmethod
+    def _issuer(path: str, start_response: Any) -> Any:
+        """The account issuers' OIDC discovery document and JWKS (public, unsigned, like AWS's)."""
+        from .aws_outbound import FEDERATION
+
+        status, document = FEDERATION.serve_issuer(path)
+        if document is None:
+            start_response("404 Not Found", [("Content-Length", "0")])
+            return [b""]
+        body = json.dumps(document).encode()
+        start_response(f"{status} OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                                        ("Cache-Control", "max-age=300")])
+        return [body]
+
     def _control(self, action: str, environ: dict[str, Any], start_response: Any) -> Any:
+        from .aws_outbound import FEDERATION
+
         length = int(environ.get("CONTENT_LENGTH") or 0)
         payload = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        answer: dict[str, Any] = {}
         with self.lock:
             if action == "expire":
                 self.expired.add(str(payload["access_key_id"]))
             elif action == "clear":
                 self.expired.clear()
+            elif action == "outbound":
+                FEDERATION.set_enabled(str(payload["account_id"]), bool(payload["enabled"]))
+            elif action == "clock":
+                FEDERATION.clock_offset = float(payload["offset_seconds"])
+            elif action == "issuer":
+                account = FEDERATION.account(str(payload["account_id"]))
+                answer = {"issuer": FEDERATION.issuer_url(account.account_id), "enabled": account.enabled}
             else:
                 start_response("404 Not Found", [("Content-Length", "0")])
                 return [b""]
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2")])
-        return [b"{}"]
+        body = json.dumps(answer).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
 
 
 def _seed(endpoint: str, region: str) -> dict[str, Any]:
@@ -339,12 +469,22 @@ def _seed(endpoint: str, region: str) -> dict[str, Any]:
                               # an MWAA execution role's Celery queue (make mwaa: kombu's SQS transport)
                               {"Effect": "Allow", "Action": ["sqs:*"], "Resource": "*"}],
             }))
+            if role_name not in NO_JWT_ROLE_NAMES:  # outbound identity federation (federation: jwt)
+                iam.put_role_policy(RoleName=role_name, PolicyName="web-identity-token",
+                                    PolicyDocument=json.dumps(_WEB_IDENTITY_TOKEN_POLICY))
         iam.put_user_policy(UserName=user_name, PolicyName="assume-wif-roles", PolicyDocument=json.dumps({
             "Version": "2012-10-17",
             "Statement": [
                 {"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"], "Resource": role_arns},
-                {"Effect": "Allow", "Action": ["sts:GetCallerIdentity", "sts:GetSessionToken"],
+                {"Effect": "Allow", "Action": ["sts:GetCallerIdentity", "sts:GetSessionToken",
+                                               "sts:GetWebIdentityToken", "sts:TagGetWebIdentityToken"],
                  "Resource": "*"},
+                {"Effect": "Allow", "Action": ["iam:EnableOutboundWebIdentityFederation",
+                                               "iam:DisableOutboundWebIdentityFederation",
+                                               "iam:GetOutboundWebIdentityFederationInfo"], "Resource": "*"},
+                # setup --federation jwt grants its roles sts:GetWebIdentityToken (inline role policies)
+                {"Effect": "Allow", "Action": ["iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy",
+                                               "iam:ListRolePolicies", "iam:GetRole"], "Resource": role_arns},
                 {"Effect": "Allow", "Action": ["sqs:*"], "Resource": "*"},  # creates the Celery queue
             ],
         }))
@@ -353,7 +493,7 @@ def _seed(endpoint: str, region: str) -> dict[str, Any]:
                 "access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
 
     return {
-        "trusted": make_account(TRUSTED_ACCOUNT_ID, USER_NAME, [ROLE_NAME, LONG_ROLE_NAME]),
+        "trusted": make_account(TRUSTED_ACCOUNT_ID, USER_NAME, [ROLE_NAME, LONG_ROLE_NAME, NO_JWT_ROLE_NAME]),
         "untrusted": make_account(UNTRUSTED_ACCOUNT_ID, UNTRUSTED_USER_NAME, [UNTRUSTED_ROLE_NAME]),
     }
 
@@ -364,6 +504,8 @@ def _serve(host: str, region: str) -> int:
     settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
     _patch_empty_body_payload_hash()
     _patch_unsigned_web_identity()
+    _add_outbound_federation_actions()
+    _patch_numeric_condition_values()
 
     from moto.moto_server import werkzeug_app
     from werkzeug.serving import make_server
@@ -376,7 +518,11 @@ def _serve(host: str, region: str) -> int:
     thread = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
     thread.start()
 
+    from .aws_outbound import FEDERATION
+
+    FEDERATION.base_url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
     fixture = _seed(f"http://{host}:{port}", region)
+    FEDERATION.set_enabled(TRUSTED_ACCOUNT_ID, True)  # the trusted account has outbound federation enabled
     settings.INITIAL_NO_AUTH_ACTION_COUNT = 0  # from here on, every request's signature is verified
 
     sys.stdout.write(json.dumps({"port": port, **fixture}) + "\n")

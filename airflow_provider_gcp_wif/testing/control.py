@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .defaults import POOL_ID, PROVIDER_ID
+from .defaults import AWS_ACCOUNT_ID, AWS_JWT_PROVIDER_ID, POOL_ID, PROVIDER_ID, aws_jwt_provider
 
 
 class EmulatorControlError(RuntimeError):
@@ -122,8 +122,30 @@ class EmulatorControl:
         (``{"google.subject": "<CEL>", "attribute.<name>": "<CEL>", ...}``, or ``None`` for Google's default AWS
         mapping), ``attribute_condition`` (a CEL expression, the older ``{"aws_role_in": [...], "aws_account_in":
         [...], "arn_in": [...]}``, or ``None``), ``strict``, ``google_subject`` (shorthand with the default
-        mapping: ``assertion.arn`` / ``aws_role`` / ``role_name``)."""
+        mapping: ``assertion.arn`` / ``aws_role`` / ``role_name``), ``oidc`` (``{"issuer_uri": str,
+        "allowed_audiences": [str, ...], "jwks_json": str | None}``: an OIDC provider taking JWT subject tokens;
+        its default mapping is ``google.subject = assertion.sub``)."""
         self.configure({"pools": {pool_id: {"providers": {provider_id: fields}}}})
+
+    def trust_aws_issuer(self, *, provider_id: str = AWS_JWT_PROVIDER_ID, pool_id: str = POOL_ID,
+                         account_id: str | None = None, allowed_audiences: list[str] | None = None,
+                         attribute_mapping: dict[str, str] | None = None,
+                         attribute_condition: str | bool | None = True) -> str:
+        """One call: an OIDC provider trusting the emulated AWS account's outbound identity federation issuer
+        (default: the trusted account), as :func:`.defaults.aws_jwt_provider` describes (mapping from AWS's JWT
+        claims, ``attribute.aws_role`` as the sigv4 route maps it so the fixture's bindings apply, a condition
+        pinning the account). The emulator starts with ``aws-jwt-fixture`` in the default pool already; this is
+        for other accounts, pools, audiences, mappings or conditions, or after ``replace_config``. Returns the
+        provider's audience (``//iam.googleapis.com/projects/<n>/.../providers/<id>``); GetWebIdentityToken's
+        ``Audience`` is that with ``https:`` in front (Google's default allowed audience)."""
+        provider = aws_jwt_provider(self.aws_issuer(account_id), account_id or AWS_ACCOUNT_ID, allowed_audiences,
+                                    attribute_mapping, attribute_condition)
+        # the mapping replaces the provider's (configure() merges objects)
+        self.set_provider(pool_id=pool_id, provider_id=provider_id, attribute_mapping=None)
+        self.set_provider(pool_id=pool_id, provider_id=provider_id, **provider)
+        project_number = self.get_config()["project_number"]
+        return (f"//iam.googleapis.com/projects/{project_number}/locations/global/workloadIdentityPools/{pool_id}"
+                f"/providers/{provider_id}")
 
     def set_pool(self, disabled: bool, pool_id: str = POOL_ID, deleted: bool | None = None) -> None:
         patch: dict[str, Any] = {"disabled": disabled}
@@ -185,3 +207,17 @@ class EmulatorControl:
     def expire_aws_credentials(self, access_key_id: str) -> None:
         """Emulated AWS answers requests signed with this key with ``ExpiredToken``."""
         self._call("POST", "aws/expire", {"access_key_id": access_key_id})
+
+    def set_aws_outbound_federation(self, enabled: bool, account_id: str | None = None) -> dict[str, Any]:
+        """Enable/disable IAM outbound identity federation (``GetWebIdentityToken``) in an emulated AWS account
+        (default: the trusted one); returns ``{"account_id", "issuer", "enabled"}``. ``reset()`` restores the
+        fixture: enabled in the trusted account, disabled in the untrusted one."""
+        payload: dict[str, Any] = {"enabled": enabled}
+        if account_id:
+            payload["account_id"] = account_id
+        return dict(self._call("POST", "aws/outbound_federation", payload))
+
+    def aws_issuer(self, account_id: str | None = None) -> str:
+        """The emulated AWS account's outbound identity federation issuer URL (the ``iss`` of its JWTs)."""
+        params = {"account_id": account_id} if account_id else None
+        return str(self._call("GET", "aws/outbound_federation", None, params)["issuer"])

@@ -267,6 +267,8 @@ class GoogleCloudServer:
             state.reset()
             if self.aws is not None:
                 self.aws.clear_expired()
+                self.aws.reset_outbound_federation()
+                self.aws.set_clock_offset(0.0)
             return ok
         if action == "requests":
             if method == "GET":
@@ -291,6 +293,8 @@ class GoogleCloudServer:
                     if "offset_seconds" in payload:
                         state.clock_offset = float(payload["offset_seconds"])
                     state.clock_offset += float(payload.get("advance_seconds", 0))
+                if self.aws is not None:
+                    self.aws.set_clock_offset(state.clock_offset)
             if method in ("POST", "GET"):
                 return _Reply.json(200, {"now": state.now(), "offset_seconds": state.clock_offset})
         if action == "service_account_keys" and method == "POST":
@@ -305,6 +309,17 @@ class GoogleCloudServer:
                 return _Reply.json(409, {"error": "no emulated AWS attached"})
             self.aws.expire_access_key(str(payload["access_key_id"]))
             return ok
+        if action == "aws/outbound_federation" and method in ("POST", "GET"):
+            if self.aws is None:
+                return _Reply.json(409, {"error": "no emulated AWS attached"})
+            account_id = str(payload.get("account_id") or args.get("account_id") or self.aws.trusted_account_id)
+            if method == "POST":
+                if payload["enabled"]:
+                    self.aws.enable_outbound_federation(account_id)
+                else:
+                    self.aws.disable_outbound_federation(account_id)
+            return _Reply.json(200, {"account_id": account_id, "issuer": self.aws.issuer_url(account_id),
+                                     "enabled": self.aws.outbound_federation_enabled(account_id)})
         return _Reply.json(404, {"error": f"unknown control {method} /_emulator/{action}"})
 
 

@@ -139,6 +139,13 @@ def validate_config(config: dict[str, Any]) -> None:
                     cel.check_mapping(mapping)
                 except cel.CelError as error:
                     raise ConfigError(f"{where}.attribute_mapping: {error}") from None
+            if provider.get("oidc") is not None:
+                from . import oidc
+
+                try:
+                    oidc.validate_config(provider["oidc"], where)
+                except ValueError as error:
+                    raise ConfigError(str(error)) from None
             if provider.get("google_subject", "assertion.arn") not in ("assertion.arn", "aws_role", "role_name"):
                 raise ConfigError("google_subject must be one of assertion.arn, aws_role, role_name")
     for email, account in config["service_accounts"].items():

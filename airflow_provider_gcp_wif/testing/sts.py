@@ -19,7 +19,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from . import api_errors as errors
-from . import cel
+from . import cel, oidc
 from .state import fingerprint
 
 if TYPE_CHECKING:
@@ -88,9 +88,9 @@ class TokenExchange:
     def handle(self, content_type: str, body: bytes) -> dict[str, Any]:
         config = self.state.snapshot()
         fields = read_fields(content_type, body)
-        for name, expected in (("grant_type", GRANT_TYPE), ("requested_token_type", ACCESS_TOKEN_TYPE),
-                               ("subject_token_type", AWS_SUBJECT_TOKEN_TYPE)):
-            if fields.get(name) != expected:
+        for name, expected in (("grant_type", {GRANT_TYPE}), ("requested_token_type", {ACCESS_TOKEN_TYPE}),
+                               ("subject_token_type", {AWS_SUBJECT_TOKEN_TYPE, *oidc.OIDC_SUBJECT_TOKEN_TYPES})):
+            if fields.get(name) not in expected:
                 raise errors.oauth_error("invalid_request", f'Invalid value for "{name}".')
 
         audience = normalize_audience(fields.get("audience", ""))
@@ -105,6 +105,8 @@ class TokenExchange:
 
         if fields.get("subject_token"):
             self.log["subject_token_fingerprint"] = fingerprint(fields["subject_token"])
+        if provider.get("oidc") or fields["subject_token_type"] != AWS_SUBJECT_TOKEN_TYPE:
+            return self._oidc_exchange(config, fields, audience, pool_resource, provider, scopes, universe)
         request = self._subject_request(fields.get("subject_token", ""))
         headers = self._check_request_shape(request, audience, provider)
         self._check_date(headers["x-amz-date"])
@@ -123,6 +125,37 @@ class TokenExchange:
         if not condition_allows(provider.get("attribute_condition"), assertion, subject, attributes, groups):
             raise errors.oauth_error("unauthorized_client", errors.ATTRIBUTE_CONDITION_REJECTED)
 
+        return self._issue(config, universe, pool_resource, subject, attributes, groups, scopes)
+
+    def _oidc_exchange(self, config: dict[str, Any], fields: dict[str, str], audience: str, pool_resource: str,
+                       provider: dict[str, Any], scopes: tuple[str, ...], universe: str) -> dict[str, Any]:
+        """A JWT subject token for an OIDC provider (see :mod:`.oidc`)."""
+        oidc_config = provider.get("oidc")
+        if not oidc_config or fields["subject_token_type"] not in oidc.OIDC_SUBJECT_TOKEN_TYPES:
+            raise errors.oauth_error("invalid_request", 'Invalid value for "subject_token_type".')
+        provider_id = audience.rsplit("/", 1)[1]
+        now = self.state.now()
+        claims = oidc.verify(fields.get("subject_token", ""), oidc_config,
+                             oidc.default_audience(pool_resource, provider_id, universe), now)
+        self.log["oidc_sub"] = claims.get("sub")
+        mapping = provider.get("attribute_mapping") or oidc.DEFAULT_MAPPING
+        try:
+            subject, attributes, groups = cel.map_assertion(dict(mapping), claims)
+        except cel.CelError as error:
+            raise errors.oauth_error("invalid_request", f"{errors.ATTRIBUTE_MAPPING_FAILED} {error}") from None
+        if len(subject.encode()) > MAX_SUBJECT_BYTES:
+            raise errors.oauth_error("invalid_request", errors.SUBJECT_TOO_LONG)
+        condition = provider.get("attribute_condition")
+        if condition and not (isinstance(condition, str)
+                              and cel.condition_holds(condition, claims, subject, attributes, groups)):
+            raise errors.oauth_error("unauthorized_client", errors.ATTRIBUTE_CONDITION_REJECTED)
+        # measured on real Google: expires_in = min(exp - now, 3600)
+        ttl_cap = max(1, int(float(claims["exp"]) - now))
+        return self._issue(config, universe, pool_resource, subject, attributes, groups, scopes, ttl_cap)
+
+    def _issue(self, config: dict[str, Any], universe: str, pool_resource: str, subject: str,
+               attributes: dict[str, Any], groups: list[str], scopes: tuple[str, ...],
+               ttl_cap: int | None = None) -> dict[str, Any]:
         iam = f"iam.{universe}"
         principal = f"principal://{iam}/{pool_resource}/subject/{subject}"
         members = {principal, f"principalSet://{iam}/{pool_resource}/*"}
@@ -131,6 +164,8 @@ class TokenExchange:
                 members.add(f"principalSet://{iam}/{pool_resource}/attribute.{name}/{item}")
         members.update(f"principalSet://{iam}/{pool_resource}/group/{group}" for group in groups)
         ttl = int(config["token_ttl"].get("sts") or 3600)
+        if ttl_cap is not None:
+            ttl = min(ttl, ttl_cap)
         value, _ = self.state.issue_token("federated", principal, frozenset(members), scopes, ttl)
         self.log["principal"] = principal
         self.log["token_fingerprint"] = fingerprint(value)

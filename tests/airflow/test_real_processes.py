@@ -4,6 +4,9 @@ Airflow 3: ``api-server``, ``scheduler`` (LocalExecutor), ``dag-processor`` and 
 ``scheduler`` (SequentialExecutor: 2.x refuses any other executor on SQLite; it parses DAGs itself) and
 ``triggerer``. ``dag.test()`` runs triggers in the task's own process, so only these prove the triggerer path.
 
+The same stack runs the ``federation: "jwt"`` example (``example_gcs_wif_jwt``, connection ``gcp_wif_jwt``: AWS
+outbound identity federation into an OIDC provider of the pool) and a second proof trigger on that connection.
+
 The triggerer gets its own AWS connection (``RoleSessionName`` ``triggerer-proof``), so its STS exchange is told
 apart from the workers' in the emulator's request log; the test-only trigger (``dags/gcp_wif_proof_trigger.py``)
 fetches a token through the stock ``GCSAsyncHook`` and uses it, and the log links that exchange to the storage call
@@ -23,6 +26,9 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_gcp_wif.cli import _parser as cli_parser
+from airflow_provider_gcp_wif.cli import build_setup_plan
+
 from .helpers import (
     AIRFLOW_3,
     EXAMPLE_DAGS,
@@ -38,7 +44,9 @@ from .helpers import (
 # ~3 min on an idle 2-core machine, over 4 when it is shared. The limits only bound how long a failure takes.
 pytestmark = [pytest.mark.real_processes, pytest.mark.smoke, pytest.mark.timeout(720)]
 
-DAG_IDS = ("example_gcs_wif", "gcp_wif_triggerer_proof")
+DAG_IDS = ("example_gcs_wif", "gcp_wif_triggerer_proof", "example_gcs_wif_jwt")
+JWT_CONN_ID = "gcp_wif_jwt"
+JWT_PROVIDER_ID = "aws-jwt"
 TIMEOUT = 480
 TRIGGERER_SESSION = "triggerer-proof"
 
@@ -98,6 +106,19 @@ def test_triggerer_exchanges_on_its_own_and_the_example_dag_succeeds(emulator, t
     dags = tmp_path / "dags"
     dags.mkdir()
     shutil.copy(EXAMPLE_DAGS / "example_gcs_wif.py", dags)
+    shutil.copy(EXAMPLE_DAGS / "example_gcs_wif_jwt.py", dags)
+    # The jwt route: an OIDC provider trusting the emulated AWS account's issuer with the mapping, condition and
+    # binding `gcp-wif setup --federation jwt` prints for the role.
+    role_arn = info["role_arn"]  # arn:aws:iam::<account>:role/wif-role, the JWT's sub for every session
+    plan = build_setup_plan(cli_parser().parse_args([
+        "setup", "--project-id", info["project_id"], "--project-number", info["project_number"], "--pool-id",
+        info["pool_id"], "--provider-id", JWT_PROVIDER_ID, "--aws-role-name", role_arn, "--service-account",
+        service_account, "--federation", "jwt"]))
+    emulator.control.trust_aws_issuer(provider_id=JWT_PROVIDER_ID, attribute_mapping=plan.attribute_mapping,
+                                      attribute_condition=plan.condition)
+    emulator.control.add_binding(service_account, "roles/iam.workloadIdentityUser", plan.member)
+    jwt_connection = json.loads(info["env"]["AIRFLOW_CONN_GCP_WIF_DEFAULT"])
+    jwt_connection["extra"].update(provider_id=JWT_PROVIDER_ID, federation="jwt")
     shutil.copy(TEST_DAGS / "gcp_wif_triggerer_proof.py", dags)
     api_port = free_port()
     environment = airflow_environment(
@@ -123,6 +144,8 @@ def test_triggerer_exchanges_on_its_own_and_the_example_dag_succeeds(emulator, t
         AIRFLOW_VAR_GCP_WIF_EXAMPLE_READER_CHAIN=f"{service_account},{target}",
         GCP_WIF_PROOF_BUCKET=info["bucket"],
         GCP_WIF_PROOF_REQUIRE_LOOP_DEBUG="1",
+        GCP_WIF_PROOF_JWT_CONN=JWT_CONN_ID,
+        AIRFLOW_CONN_GCP_WIF_JWT=json.dumps(jwt_connection),
     )
     aws_default = json.loads(environment["AIRFLOW_CONN_AWS_DEFAULT"])
     aws_default["extra"]["assume_role_kwargs"] = {"RoleSessionName": TRIGGERER_SESSION}
@@ -143,7 +166,7 @@ def test_triggerer_exchanges_on_its_own_and_the_example_dag_succeeds(emulator, t
         found = {row[0] for row in query(home, "SELECT dag_id FROM serialized_dag")}
         return found >= set(DAG_IDS)
 
-    wait_for(serialized, 120, components, "both DAGs to be parsed and serialized")
+    wait_for(serialized, 120, components, "the DAGs to be parsed and serialized")
     if AIRFLOW_3:
         def api_ready() -> bool:
             try:
@@ -164,7 +187,7 @@ def test_triggerer_exchanges_on_its_own_and_the_example_dag_succeeds(emulator, t
             return rows
         return None
 
-    rows = wait_for(finished, TIMEOUT, components, "both DAG runs to finish", interval=2)
+    rows = wait_for(finished, TIMEOUT, components, "the DAG runs to finish", interval=2)
     states = dict(rows)
     assert states == {dag_id: "success" for dag_id in DAG_IDS}, (
         f"{states}\n{task_states(home)}\n{task_logs(home)}\n{dump_logs(components)}"
@@ -172,8 +195,9 @@ def test_triggerer_exchanges_on_its_own_and_the_example_dag_succeeds(emulator, t
     log = emulator.control.requests()
     triggerer_log = next(c for c in components if c.name == "triggerer").log()
 
-    # The triggerer exchanged its own AWS identity, once.
-    sts = [entry for entry in log if entry["endpoint"] == "sts"]
+    # The triggerer exchanged its own AWS identity, once (sigv4: the jwt route's exchanges are checked below).
+    jwt_sts = [entry for entry in log if entry["endpoint"] == "sts" and entry.get("oidc_sub")]
+    sts = [entry for entry in log if entry["endpoint"] == "sts" and not entry.get("oidc_sub")]
     by_triggerer = [e for e in sts if e.get("aws_arn", "").endswith(f"assumed-role/wif-role/{TRIGGERER_SESSION}")]
     by_workers = [e for e in sts if e.get("aws_arn", "").endswith("assumed-role/wif-role/airflow_aws_default")]
     assert len(by_triggerer) == 1, sts
@@ -211,3 +235,18 @@ def test_triggerer_exchanges_on_its_own_and_the_example_dag_succeeds(emulator, t
     ours = [line for line in slow if "run_trigger" in line or "gcp_wif" in line or "proof_trigger" in line]
     assert ours == [], "\n".join(ours)
     assert "Traceback" not in triggerer_log, triggerer_log[-10000:]
+
+    # The jwt route: every exchange presented AWS's JWT for the role to the OIDC provider and succeeded; the example's
+    # tasks used the resulting service-account tokens against Cloud Storage, and so did the jwt proof trigger in the
+    # triggerer (the bucket only the proof triggers read).
+    assert jwt_sts and all(e["status"] == 200 and e["oidc_sub"] == role_arn for e in jwt_sts), jwt_sts
+    jwt_federated = {e["token_fingerprint"] for e in jwt_sts}
+    jwt_issued = {e["issued_token_fingerprint"] for e in log if e["endpoint"] == "iam.generateAccessToken"
+                  and e["token_fingerprint"] in jwt_federated and e["status"] == 200}
+    jwt_storage = [(e["method"], e["path"], e["status"], e["principal"]) for e in log
+                   if e["endpoint"] == "storage" and e["token_fingerprint"] in jwt_issued]
+    jwt_bucket = f"{info['project_id']}-wif-jwt-example"
+    assert ("POST", "/storage/v1/b", 200, service_account) in jwt_storage, jwt_storage
+    assert any(path.startswith(f"/storage/v1/b/{jwt_bucket}/o") and method == "GET" and status == 200
+               for method, path, status, _ in jwt_storage), jwt_storage
+    assert ("GET", f"/storage/v1/b/{info['bucket']}", 200, service_account) in jwt_storage, jwt_storage

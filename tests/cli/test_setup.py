@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -157,7 +158,7 @@ def test_every_gcloud_command_parses(tmp_path, variant):
     _, out, _ = run_cli(*ARGS, *VARIANTS[variant])
     for name, text in heredocs(out).items():
         (tmp_path / name).write_text(text + "\n")
-    lines = commands(out)
+    lines = [line.replace("$ISSUER_URI", "https://example-issuer.test") for line in commands(out)]
     assert len(lines) >= 5
     assert_gcloud_parses(lines, tmp_path)
 
@@ -171,3 +172,90 @@ def test_the_printed_binding_is_the_one_the_exchange_needs(emulator, seed_env):
     emulator.control.add_binding(sa, "roles/iam.workloadIdentityUser", member)
     code, report, _ = run_cli("doctor")
     assert code == 0, report
+
+
+# -- --federation jwt: AWS outbound identity federation ----------------------------------------------------------
+
+JWT_ARGS = [*ARGS, "--federation", "jwt"]
+JWT_AUDIENCE = ("https://iam.googleapis.com/projects/734501234567/locations/global/workloadIdentityPools/aws-pool/"
+                "providers/aws-provider")
+ISSUER = "https://0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0.tokens.sts.global.api.aws"
+
+
+def aws_commands(script: str) -> list[str]:
+    return [line for line in script.splitlines() if line.startswith(("aws ", "ISSUER_URI="))]
+
+
+def test_jwt_script_turns_the_feature_on_reads_the_issuer_and_lets_only_the_role_ask_for_this_audience():
+    code, out, err = run_cli(*JWT_ARGS)
+    assert code == 0, err
+    assert aws_commands(out) == [
+        "aws iam enable-outbound-web-identity-federation",
+        'ISSUER_URI="$(aws iam get-outbound-web-identity-federation-info --query IssuerIdentifier --output text)"',
+        "aws iam put-role-policy --role-name wif-role --policy-name gcp-wif-web-identity-token "
+        "--policy-document file://gcp-wif-web-identity-token.json",
+    ]
+    policy = json.loads(heredocs(out)["gcp-wif-web-identity-token.json"])
+    (statement,) = policy["Statement"]
+    assert statement["Action"] == "sts:GetWebIdentityToken" and statement["Effect"] == "Allow"
+    assert statement["Condition"] == {
+        "ForAllValues:StringEquals": {"sts:IdentityTokenAudience": JWT_AUDIENCE},
+        "StringEquals": {"sts:SigningAlgorithm": "RS256"},
+        "NumericLessThanEquals": {"sts:DurationSeconds": "300"},
+    }
+    # The AWS side comes first: the provider needs the issuer URL it reads.
+    lines = out.splitlines()
+    assert lines.index(aws_commands(out)[-1]) < next(i for i, line in enumerate(lines) if "create-oidc" in line)
+    provider = shlex.split(next(line for line in commands(out) if "providers create-oidc aws-provider" in line))
+    assert "--issuer-uri=$ISSUER_URI" in provider and f"--allowed-audiences={JWT_AUDIENCE}" in provider
+    assert ("--attribute-condition=attribute.aws_account=='123456789012' && "
+            "attribute.aws_role=='arn:aws:iam::123456789012:role/wif-role'") in provider
+    assert "create-aws" not in out and "--account-id" not in out
+    binding = shlex.split(next(line for line in commands(out) if "add-iam-policy-binding" in line))
+    assert ("--member=principalSet://iam.googleapis.com/projects/734501234567/locations/global/workloadIdentityPools/"
+            "aws-pool/attribute.aws_role/arn:aws:iam::123456789012:role/wif-role") in binding
+    assert '"federation": "jwt"' in out
+
+
+def test_jwt_with_a_known_issuer_uses_it_and_org_restrictions_allow_that_issuer():
+    code, out, err = run_cli(*JWT_ARGS, "--issuer-uri", ISSUER + "/", "--org-restrictions")
+    assert code == 0, err
+    assert f'ISSUER_URI="{ISSUER}"' in out.splitlines()
+    policies = {p["name"].rsplit("/", 1)[1]: p for p in map(yaml.safe_load, heredocs(out).values()) if "name" in p}
+    assert policies["iam.workloadIdentityPoolProviders"]["spec"]["rules"][0]["values"]["allowedValues"] == [ISSUER]
+    assert "iam.workloadIdentityPoolAwsAccounts" not in out  # that constraint is about AWS providers
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--issuer-uri", ISSUER], "--issuer-uri: applies to --federation jwt only"),
+        (["--federation", "jwt", "--issuer-uri", "http://issuer.example.com"], "--issuer-uri: 'http://issuer.example"),
+        (["--federation", "jwt", "--org-restrictions"], "--issuer-uri: is needed with --org-restrictions"),
+        (["--federation", "jwt", "--aws-role-name", "arn:aws:iam::123456789012:role/we{ird}/r"],
+         "--aws-role-name: the IAM path '/we{ird}/'"),
+    ],
+)
+def test_jwt_bad_inputs_exit_2_and_name_the_flag(extra, message):
+    code, out, err = run_cli(*ARGS, *extra)
+    assert code == 2 and out == ""
+    assert message in err
+
+
+def test_jwt_terraform_has_the_aws_side_and_an_oidc_block_instead_of_aws():
+    code, out, _ = run_cli(*JWT_ARGS, "--format", "terraform")
+    assert code == 0
+    resources = [kind for kind, _ in re.findall(r'^resource "(\w+)" "(\w+)" \{', out, re.MULTILINE)]
+    assert resources[:3] == ["google_project_service", "aws_iam_outbound_web_identity_federation",
+                             "aws_iam_role_policy"]
+    assert "issuer_uri        = aws_iam_outbound_web_identity_federation.gcp_wif.issuer_identifier" in out
+    assert f'allowed_audiences = ["{JWT_AUDIENCE}"]' in out
+    assert not re.search(r"aws \{\n\s+account_id", out)
+    _, given, _ = run_cli(*JWT_ARGS, "--format", "terraform", "--issuer-uri", ISSUER)
+    assert "aws_iam_outbound_web_identity_federation" not in given and f'issuer_uri        = "{ISSUER}"' in given
+
+
+VARIANTS["jwt"] = ["--federation", "jwt", "--aws-role-name", "arn:aws:iam::123456789012:role/service-role/wif-role",
+                   "--bucket", "my-data-bucket", "--lifetime-over-hour"]
+VARIANTS["jwt_direct_org"] = ["--federation", "jwt", "--direct-access", "--issuer-uri", ISSUER, "--org-restrictions",
+                              "--organization-id", "1234567"]

@@ -12,6 +12,7 @@ import re
 import shlex
 
 import boto3
+import google.auth.exceptions
 import google.auth.transport.requests
 import pytest
 import requests
@@ -197,3 +198,88 @@ def test_every_partition_gets_a_condition_and_binding_its_sessions_meet(partitio
     assert admitted(partition)
     if other_partition != partition:
         assert not admitted(other_partition)
+
+
+# -- --federation jwt: the printed mapping, condition and binding admit exactly the role's JWTs ----------------
+
+_PATH = st.lists(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789+=,.@_-", min_size=1, max_size=40),
+                 max_size=3).map(lambda parts: "/" + "".join(f"{p}/" for p in parts))
+
+
+def jwt_claims(partition: str, account: str, path: str, role: str) -> dict:
+    """The claims of a GetWebIdentityToken JWT of a session of the role (AWS IAM User Guide, "Understanding token
+    claims"): ``sub`` is the role's IAM ARN with its path, whatever the session."""
+    arn = f"arn:{partition}:iam::{account}:role{path}{role}"
+    return {"iss": "https://issuer.example", "aud": "x", "sub": arn, "iat": 1, "exp": 301, "jti": "j",
+            "https://sts.amazonaws.com/": {"aws_account": account, "principal_id": arn, "source_region": "us-east-1"}}
+
+
+@settings(derandomize=True, max_examples=80, deadline=None)
+@given(partition=st.sampled_from(["aws", "aws-us-gov", "aws-cn"]), path=_PATH, role=_ROLE, other_role=_ROLE,
+       other_path=_PATH, other_account=st.sampled_from(["123456789012", "210987654321"]))
+def test_jwt_setup_admits_exactly_the_roles_tokens_with_a_subject_under_127_bytes(partition, path, role, other_role,
+                                                                                  other_path, other_account):
+    arn = f"arn:{partition}:iam::123456789012:role{path}{role}"
+    code, out, err = run_cli("setup", "--project-id", "wif-demo-project", "--project-number", "734501234567",
+                             "--federation", "jwt", f"--aws-role-name={arn}")
+    assert code == 0, err
+    words = shlex.split(next(line for line in out.splitlines() if "create-oidc" in line))
+    mapping = parse_arg_dict(next(w for w in words if w.startswith("--attribute-mapping=")).split("=", 1)[1])
+    condition = next(w for w in words if w.startswith("--attribute-condition=")).split("=", 1)[1]
+    member = next(w for w in shlex.split(next(line for line in out.splitlines()
+                                              if "add-iam-policy-binding" in line)) if w.startswith("--member="))
+
+    def admitted(claims: dict) -> bool:
+        subject, attributes, groups = cel.map_assertion(mapping, claims)
+        holds = cel.condition_holds(condition, claims, subject, attributes, groups)
+        if holds:
+            assert len(subject.encode()) <= 127
+        return holds and member.endswith(f"/attribute.aws_role/{attributes['aws_role']}")
+
+    assert admitted(jwt_claims(partition, "123456789012", path, role))
+    other = (other_account, other_path, other_role)
+    if other != ("123456789012", path, role):
+        assert not admitted(jwt_claims(partition, *other))
+
+
+@pytest.mark.parametrize("fmt", ["gcloud", "terraform"])
+def test_jwt_setup_applied_to_an_empty_project_and_the_aws_account_lets_the_role_in(fmt, emulator, aws_env,
+                                                                                    role_supplier):
+    """The AWS side too: the fixture role `no_jwt_role_arn` has no sts:GetWebIdentityToken until the printed policy
+    is put; Terraform enables outbound identity federation itself (so the account starts with it off)."""
+    info = emulator.info
+    empty_project(emulator.control, buckets=(info["bucket"], OTHER_BUCKET))
+    if fmt == "terraform":
+        emulator.control.set_aws_outbound_federation(False)
+    admin = boto3.session.Session(region_name=aws_env["aws_region"])
+    role_arn = aws_env["no_jwt_role_arn"]
+    code, out, err = run_cli(*BASE, "--aws-role-name", role_arn, "--federation", "jwt", "--bucket", info["bucket"],
+                             "--format", fmt)
+    assert code == 0, err
+    gcloud = EmulatedGcloud(emulator.control, aws=admin, aws_endpoint=aws_env["aws_endpoint"])
+    try:
+        apply(emulator, out, fmt, gcloud)
+        provider = emulator.control.get_config()["pools"]["aws-pool"]["providers"]["aws-provider"]
+        assert provider["oidc"]["issuer_uri"] == emulator.control.aws_issuer()
+        extra = connection_extra(out, fmt)
+        assert extra["federation"] == "jwt"
+        token = token_for(info, extra, role_supplier(role_arn))
+        assert list_objects(info, info["bucket"], token) == 200
+        assert list_objects(info, OTHER_BUCKET, token) == 403
+    finally:
+        admin.client("iam", endpoint_url=aws_env["aws_endpoint"]).delete_role_policy(
+            RoleName=role_arn.rsplit("/", 1)[1], PolicyName="gcp-wif-web-identity-token")
+
+
+def test_jwt_setup_without_its_role_policy_is_refused_by_aws(emulator, aws_env, role_supplier):
+    """The printed IAM policy is what lets the role ask for the JWT: the same script without it fails at AWS."""
+    info = emulator.info
+    empty_project(emulator.control)
+    role_arn = aws_env["no_jwt_role_arn"]
+    code, out, _ = run_cli(*BASE, "--aws-role-name", role_arn, "--federation", "jwt")
+    assert code == 0
+    without_policy = "\n".join(line for line in out.splitlines() if not line.startswith("aws iam put-role-policy"))
+    admin = boto3.session.Session(region_name=aws_env["aws_region"])
+    EmulatedGcloud(emulator.control, aws=admin, aws_endpoint=aws_env["aws_endpoint"]).run_script(without_policy)
+    with pytest.raises(google.auth.exceptions.RefreshError, match="sts:GetWebIdentityToken"):
+        token_for(info, connection_extra(out, "gcloud"), role_supplier(role_arn))

@@ -40,6 +40,7 @@ VALID: dict[str, object] = {
     "sts_endpoint": "https://sts.googleapis.com/v1/token",
     "iam_endpoint": "https://iamcredentials.googleapis.com",
     "num_retries": 3,
+    "federation": "sigv4",
 }
 CREDENTIAL_CONFIG: dict[str, object] = {
     "type": "external_account",
@@ -85,7 +86,7 @@ near = st.sampled_from(["", " ", "0", "3600s", "43201", "1.0", "-1", "20", "21",
                         "aws-pool,", "a@b.c", "sa@p.iam.gserviceaccount.com,x", "https://sts.googleapis.com\\@x",
                         "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/aws-pool/providers/",
                         "https://www.googleapis.com/auth/cloud-platform?x=1", "openid email", "googleapis.com.",
-                        "GOOGLEAPIS.COM", "us-east-1", "aws default"])
+                        "GOOGLEAPIS.COM", "us-east-1", "aws default", "jwt", " JWT", "sigv4"])
 fuzz_values = st.one_of(json_values, near)
 
 
@@ -140,6 +141,7 @@ def check_error(err: WifConfigError, fields: set[str]) -> None:
 def check_settings(parsed: WifSettings) -> None:
     assert parsed.audience.startswith("//iam.googleapis.com/projects/")
     assert 0 <= parsed.num_retries <= 20 and 1 <= parsed.lifetime_seconds <= 43200
+    assert parsed.federation in ("sigv4", "jwt"), parsed.federation
     for value in (parsed.audience, parsed.aws_conn_id, parsed.project or "", parsed.quota_project_id or "",
                   parsed.aws_region or "", parsed.sts_endpoint, parsed.iam_endpoint, *parsed.impersonation_chain,
                   *parsed.scopes):
