@@ -56,7 +56,8 @@ NO_JWT_ROLE_NAMES = frozenset({NO_JWT_ROLE_NAME})
 # condition keys: a narrower policy is the user's / setup's business, and tests write their own).
 _WEB_IDENTITY_TOKEN_POLICY = {
     "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "sts:GetWebIdentityToken", "Resource": "*",
+    "Statement": [{"Effect": "Allow", "Action": ["sts:GetWebIdentityToken", "sts:TagGetWebIdentityToken"],
+                   "Resource": "*",
                    "Condition": {"NumericLessThanEquals": {"sts:DurationSeconds": "3600"}}}],
 }
 
@@ -179,6 +180,11 @@ class AwsEmulator:
     def disable_outbound_federation(self, account_id: str = TRUSTED_ACCOUNT_ID) -> None:
         self._harness_call("outbound", {"account_id": account_id, "enabled": False})
 
+    def set_clock_offset(self, seconds: float) -> None:
+        """Follow the Google emulator's clock: JWTs (``iat``/``exp``/``Expiration``) are issued at real time +
+        ``seconds``, so both emulated clouds keep one clock (moto's own sessions keep real time)."""
+        self._harness_call("clock", {"offset_seconds": seconds})
+
     def reset_outbound_federation(self) -> None:
         """The fixture's state: enabled in the trusted account, disabled in the untrusted one."""
         self.enable_outbound_federation(TRUSTED_ACCOUNT_ID)
@@ -288,6 +294,30 @@ def _patch_unsigned_web_identity() -> None:
         _authenticate_and_authorize_action)
 
 
+def _patch_numeric_condition_values() -> None:
+    """Let moto's policy validator take JSON numbers as condition values, as AWS does (its own examples write
+    ``"NumericLessThanEquals": {"sts:DurationSeconds": 300}``): moto 5.x refused them as ``MalformedPolicyDocument``.
+    Only the type test is widened; every other check of the validator stays."""
+    from moto.iam import policy_validation
+
+    validator = policy_validation.IAMPolicyDocumentValidator
+    original = validator._validate_condition_syntax
+    if getattr(original, "_gcp_wif_patched", False):
+        return
+
+    def _validate_condition_syntax(statement: dict[str, Any]) -> None:
+        conditions = statement.get("Condition")
+        if isinstance(conditions, dict):
+            statement = {**statement, "Condition": {
+                operator: ({key: str(value) if isinstance(value, (int, float)) and not isinstance(value, bool)
+                            else value for key, value in pairs.items()} if isinstance(pairs, dict) else pairs)
+                for operator, pairs in conditions.items()}}
+        original(statement)
+
+    _validate_condition_syntax._gcp_wif_patched = True  # type: ignore[attr-defined]
+    validator._validate_condition_syntax = staticmethod(_validate_condition_syntax)  # type: ignore[assignment]
+
+
 def _with_web_identity_token_policy_check(iam_request_cls: type) -> type:
     """moto's request class with the permission check of ``GetWebIdentityToken``: signature checked by moto as
     always, then the caller's policies evaluated with the action's condition keys (moto evaluates none)."""
@@ -300,11 +330,14 @@ def _with_web_identity_token_policy_check(iam_request_cls: type) -> type:
             if message:
                 raise aws_outbound.http_error(400, "ValidationError", message)
             documents = [aws_outbound.policy_json(policy) for policy in self._access_key.collect_policies()]
-            action = "sts:GetWebIdentityToken"
-            verdict = aws_outbound.evaluate(documents, action, aws_outbound.condition_context(params))
-            if verdict != "allow":
-                raise aws_outbound.http_error(403, "AccessDenied", aws_outbound.access_denied_message(
-                    self._access_key.arn, action, verdict))
+            context = aws_outbound.condition_context(params)
+            # passing Tags also needs sts:TagGetWebIdentityToken (IAM User Guide, outbound federation policies)
+            actions = ["sts:GetWebIdentityToken"] + (["sts:TagGetWebIdentityToken"] if context["aws:tagkeys"] else [])
+            for action in actions:
+                verdict = aws_outbound.evaluate(documents, action, context)
+                if verdict != "allow":
+                    raise aws_outbound.http_error(403, "AccessDenied", aws_outbound.access_denied_message(
+                        self._access_key.arn, action, verdict))
 
     return WebIdentityTokenRequest
 
@@ -390,6 +423,8 @@ class _HarnessMiddleware:
                 self.expired.clear()
             elif action == "outbound":
                 FEDERATION.set_enabled(str(payload["account_id"]), bool(payload["enabled"]))
+            elif action == "clock":
+                FEDERATION.clock_offset = float(payload["offset_seconds"])
             elif action == "issuer":
                 account = FEDERATION.account(str(payload["account_id"]))
                 answer = {"issuer": FEDERATION.issuer_url(account.account_id), "enabled": account.enabled}
@@ -442,7 +477,8 @@ def _seed(endpoint: str, region: str) -> dict[str, Any]:
             "Statement": [
                 {"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"], "Resource": role_arns},
                 {"Effect": "Allow", "Action": ["sts:GetCallerIdentity", "sts:GetSessionToken",
-                                               "sts:GetWebIdentityToken"], "Resource": "*"},
+                                               "sts:GetWebIdentityToken", "sts:TagGetWebIdentityToken"],
+                 "Resource": "*"},
                 {"Effect": "Allow", "Action": ["iam:EnableOutboundWebIdentityFederation",
                                                "iam:DisableOutboundWebIdentityFederation",
                                                "iam:GetOutboundWebIdentityFederationInfo"], "Resource": "*"},
@@ -469,6 +505,7 @@ def _serve(host: str, region: str) -> int:
     _patch_empty_body_payload_hash()
     _patch_unsigned_web_identity()
     _add_outbound_federation_actions()
+    _patch_numeric_condition_values()
 
     from moto.moto_server import werkzeug_app
     from werkzeug.serving import make_server

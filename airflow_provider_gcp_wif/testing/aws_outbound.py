@@ -10,7 +10,8 @@ moto 5.2.5 implements none of it. Added the way :mod:`.aws` adds behaviour, with
 * STS ``GetWebIdentityToken``: moto's SigV4 check runs as for every action; the permission check is ours, because
   moto evaluates no identity-policy conditions: ``sts:GetWebIdentityToken`` must be allowed (and not denied) by the
   caller's policies with the condition keys ``sts:IdentityTokenAudience`` (multivalued), ``sts:DurationSeconds``,
-  ``sts:SigningAlgorithm``, ``aws:RequestTag/<key>``, ``aws:TagKeys``. Then the feature must be enabled
+  ``sts:SigningAlgorithm``, ``aws:RequestTag/<key>``, ``aws:TagKeys``; with ``Tags``, ``sts:TagGetWebIdentityToken``
+  too. Then the feature must be enabled
   (``OutboundWebIdentityFederationDisabledException``) and the token must not outlive the calling role session
   (``SessionDurationEscalationException``). Error codes and status codes are botocore's model of the API.
 * The JWT carries the claims AWS documents (IAM User Guide, "Understanding token claims").
@@ -102,6 +103,9 @@ class OutboundFederation:
 
     def __init__(self) -> None:
         self.base_url = ""
+        # the Google emulator's clock offset, so that JWTs are issued on the one emulated clock (moto's sessions
+        # keep real time: the session-duration check compares in moto's frame)
+        self.clock_offset = 0.0
         self._accounts: dict[str, _AccountIssuer] = {}
         self._lock = threading.Lock()
 
@@ -164,7 +168,10 @@ def _params(querystring: Any) -> dict[str, str]:
     """moto's ``querystring`` (``{name: [value]}``) as ``{name: value}``."""
     out: dict[str, str] = {}
     for key, value in (querystring or {}).items():
-        out[key] = value[0] if isinstance(value, list) and value else str(value) if not isinstance(value, list) else ""
+        if isinstance(value, list):
+            out[key] = str(value[0]) if value else ""
+        else:
+            out[key] = str(value)
     return out
 
 
@@ -281,7 +288,9 @@ def get_web_identity_token(self: Any) -> Any:
         return _error(_STS_XMLNS, 403, "OutboundWebIdentityFederationDisabledException", FEATURE_DISABLED_STS_MESSAGE)
 
     access_key_id = self.get_access_key()
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    real_now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    offset = dt.timedelta(seconds=FEDERATION.clock_offset)
+    now = real_now + offset  # the emulated clock
     expiration = now + dt.timedelta(seconds=duration)
     namespace: dict[str, Any] = {"aws_account": account_id, "source_region": self.region}
     assumed = sts_backends[account_id][partition].get_assumed_role_from_access_key(access_key_id)
@@ -299,9 +308,9 @@ def get_web_identity_token(self: Any) -> Any:
         session_expiration = assumed.expiration
         if session_expiration.tzinfo is None:
             session_expiration = session_expiration.replace(tzinfo=dt.timezone.utc)
-        if expiration > session_expiration:
+        if real_now + dt.timedelta(seconds=duration) > session_expiration:
             return _error(_STS_XMLNS, 403, "SessionDurationEscalationException", SESSION_ESCALATION_MESSAGE)
-        namespace["original_session_exp"] = session_expiration.strftime("%Y-%m-%dT%H:%M:%SZ")
+        namespace["original_session_exp"] = (session_expiration + offset).strftime("%Y-%m-%dT%H:%M:%SZ")
     else:
         user = iam.get_user_from_access_key_id(access_key_id)
         if user is None:

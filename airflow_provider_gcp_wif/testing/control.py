@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .defaults import AWS_ACCOUNT_ID, AWS_JWT_PROVIDER_ID, POOL_ID, PROVIDER_ID
+from .defaults import AWS_ACCOUNT_ID, AWS_JWT_PROVIDER_ID, POOL_ID, PROVIDER_ID, aws_jwt_provider
 
 
 class EmulatorControlError(RuntimeError):
@@ -131,31 +131,18 @@ class EmulatorControl:
                          account_id: str | None = None, allowed_audiences: list[str] | None = None,
                          attribute_mapping: dict[str, str] | None = None,
                          attribute_condition: str | bool | None = True) -> str:
-        """One call: an OIDC provider (default ``aws-jwt`` in the default pool) trusting the emulated AWS account's
-        outbound identity federation issuer (default: the trusted account), with a mapping from AWS's JWT claims
-        (``google.subject = assertion.sub``, the role ARN: at most 127 bytes for the fixture roles;
-        ``attribute.aws_account``; ``attribute.aws_role`` as the sigv4 route maps it, so the fixture's
-        ``principalSet://.../attribute.aws_role/arn:aws:sts::<acct>:assumed-role/wif-role`` bindings apply)
-        and a condition pinning the account (``True``: that
-        default; ``None``/``False``: none; or a CEL text). Returns the provider's audience
-        (``//iam.googleapis.com/projects/<n>/.../providers/<id>``); GetWebIdentityToken's audience is that with
-        ``https:`` in front (Google's default allowed audience)."""
-        issuer = self.aws_issuer(account_id)
-        account = account_id or AWS_ACCOUNT_ID
-        namespace = "assertion['https://sts.amazonaws.com/']"
-        mapping = attribute_mapping or {
-            "google.subject": "assertion.sub",
-            "attribute.aws_account": f"{namespace}.aws_account",
-            # the sigv4 route's form (arn:aws:sts::<acct>:assumed-role/<role>): the fixture's bindings apply as is
-            "attribute.aws_role": (f"assertion.sub.contains(':role/') ? 'arn:aws:sts::' + {namespace}.aws_account"
-                                   " + ':assumed-role/' + assertion.sub.extract(':role/{role}') : assertion.sub"),
-        }
-        condition = (f"{namespace}.aws_account == '{account}'" if attribute_condition is True
-                     else attribute_condition or None)
-        self.set_provider(pool_id=pool_id, provider_id=provider_id, disabled=False, attribute_mapping=mapping,
-                          attribute_condition=condition,
-                          oidc={"issuer_uri": issuer, "allowed_audiences": list(allowed_audiences or []),
-                                "jwks_json": None})
+        """One call: an OIDC provider trusting the emulated AWS account's outbound identity federation issuer
+        (default: the trusted account), as :func:`.defaults.aws_jwt_provider` describes (mapping from AWS's JWT
+        claims, ``attribute.aws_role`` as the sigv4 route maps it so the fixture's bindings apply, a condition
+        pinning the account). The emulator starts with ``aws-jwt-fixture`` in the default pool already; this is
+        for other accounts, pools, audiences, mappings or conditions, or after ``replace_config``. Returns the
+        provider's audience (``//iam.googleapis.com/projects/<n>/.../providers/<id>``); GetWebIdentityToken's
+        ``Audience`` is that with ``https:`` in front (Google's default allowed audience)."""
+        provider = aws_jwt_provider(self.aws_issuer(account_id), account_id or AWS_ACCOUNT_ID, allowed_audiences,
+                                    attribute_mapping, attribute_condition)
+        # the mapping replaces the provider's (configure() merges objects)
+        self.set_provider(pool_id=pool_id, provider_id=provider_id, attribute_mapping=None)
+        self.set_provider(pool_id=pool_id, provider_id=provider_id, **provider)
         project_number = self.get_config()["project_number"]
         return (f"//iam.googleapis.com/projects/{project_number}/locations/global/workloadIdentityPools/{pool_id}"
                 f"/providers/{provider_id}")

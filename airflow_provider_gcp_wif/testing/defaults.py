@@ -10,7 +10,7 @@ PROJECT_ID = "wif-demo-project"
 PROJECT_NUMBER = "734501234567"
 POOL_ID = "aws-pool"
 PROVIDER_ID = "aws-provider"
-AWS_JWT_PROVIDER_ID = "aws-jwt"  # the OIDC provider control.trust_aws_issuer() creates
+AWS_JWT_PROVIDER_ID = "aws-jwt-fixture"  # the OIDC provider trusting the emulated AWS issuer (info["jwt_provider_id"])
 AWS_ACCOUNT_ID = "123456789012"
 SERVICE_ACCOUNT = f"airflow-wif@{PROJECT_ID}.iam.gserviceaccount.com"
 TARGET_SERVICE_ACCOUNT = f"airflow-wif-target@{PROJECT_ID}.iam.gserviceaccount.com"
@@ -78,3 +78,24 @@ def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+def aws_jwt_provider(issuer_uri: str, account_id: str = AWS_ACCOUNT_ID, allowed_audiences: list[str] | None = None,
+                     attribute_mapping: dict[str, str] | None = None,
+                     attribute_condition: str | bool | None = True) -> dict[str, Any]:
+    """An OIDC provider trusting an AWS account's outbound identity federation issuer: ``google.subject`` = the
+    JWT's ``sub`` (the role ARN), ``attribute.aws_account``, ``attribute.aws_role`` in the sigv4 route's form
+    (``arn:aws:sts::<acct>:assumed-role/<role>``, so the fixture's bindings apply unchanged), and a condition
+    pinning the account (``True``: that default; ``None``/``False``: none; or a CEL text)."""
+    namespace = "assertion['https://sts.amazonaws.com/']"
+    mapping = attribute_mapping or {
+        "google.subject": "assertion.sub",
+        "attribute.aws_account": f"{namespace}.aws_account",
+        "attribute.aws_role": (f"assertion.sub.contains(':role/') ? 'arn:aws:sts::' + {namespace}.aws_account"
+                               " + ':assumed-role/' + assertion.sub.extract(':role/{role}') : assertion.sub"),
+    }
+    condition = (f"{namespace}.aws_account == '{account_id}'" if attribute_condition is True
+                 else attribute_condition or None)
+    return {"disabled": False, "attribute_mapping": mapping, "attribute_condition": condition,
+            "oidc": {"issuer_uri": issuer_uri, "allowed_audiences": list(allowed_audiences or []), "jwks_json": None}}
+

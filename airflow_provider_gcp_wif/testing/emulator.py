@@ -58,6 +58,7 @@ class CloudEmulator:
             return self
         self.aws.start()
         try:
+            self._add_aws_jwt_provider()
             self.identities = AwsIdentitySources(self.aws, host=self._host,
                                                  ttl_seconds=self._aws_credential_ttl).start()
             self.server.start()
@@ -71,6 +72,22 @@ class CloudEmulator:
         self.server.info = self.info
         self._control = EmulatorControl(self.info["control_url"])
         return self
+
+    def _add_aws_jwt_provider(self) -> None:
+        """The start-up configuration gets an OIDC provider ``aws-jwt-fixture`` (in the first pool) trusting the
+        emulated trusted AWS account's issuer, unless the configuration names one: ``reset()`` keeps it."""
+        from . import oidc
+
+        assert self.aws.trusted is not None
+        oidc.trust_emulated_issuer_host(self.aws.host)  # its http issuer, also when not on loopback
+        pools = self.state.startup_config["pools"]
+        pool = pools.get(next(iter(pools), ""))
+        if pool is None or defaults.AWS_JWT_PROVIDER_ID in pool.get("providers", {}):
+            return
+        provider = defaults.aws_jwt_provider(self.aws.issuer_url(self.aws.trusted.account_id),
+                                             self.aws.trusted.account_id)
+        pool.setdefault("providers", {})[defaults.AWS_JWT_PROVIDER_ID] = provider
+        self.state.reset()
 
     def stop(self) -> None:
         if not self._started:
@@ -133,6 +150,9 @@ class CloudEmulator:
             "pool_id": pool_id,
             "provider_id": provider_id,
             "audience": audience,
+            "jwt_provider_id": defaults.AWS_JWT_PROVIDER_ID,
+            "jwt_audience": f"//iam.googleapis.com/projects/{project_number}/locations/global/workloadIdentityPools/"
+                            f"{pool_id}/providers/{defaults.AWS_JWT_PROVIDER_ID}",
             "service_account": service_account,
             "target_service_account": defaults.TARGET_SERVICE_ACCOUNT
             if defaults.TARGET_SERVICE_ACCOUNT in config["service_accounts"] else None,

@@ -97,8 +97,12 @@ class CredentialVendor:
         return self._client
 
     def _rotate(self, now: float) -> None:
+        # the role session lasts at least as long as the expiry we advertise (AWS's minimum is 900 s), so the
+        # emulated AWS never refuses a GetWebIdentityToken duration the advertised expiry allows
+        # (SessionDurationEscalationException compares with the session's own expiry)
+        duration = min(max(900, int(self.ttl_seconds) + 1), 43200)
         response = self._sts().assume_role(RoleArn=self.role_arn, RoleSessionName=self.session_name,
-                                           DurationSeconds=900)
+                                           DurationSeconds=duration)
         issued = response["Credentials"]
         previous, previous_expiry = self._current, self._expires_at
         self._expires_at = now + self.ttl_seconds

@@ -7,7 +7,8 @@ text real Google STS answers (measured against real Google, see ``ERRORS.md``):
 parse -> ``iss`` equals ``issuer_uri`` -> key by ``kid`` in the JWKS (``jwks_json``, else fetched from the issuer's
 discovery document: loopback only) with an algorithm Google accepts (RS256, ES256; Google takes RSA and EC P-256
 keys only, so an ES384 token finds no usable key) -> signature -> ``aud`` in ``allowed_audiences`` (empty: the
-provider's ``https://iam.googleapis.com/projects/<n>/locations/global/workloadIdentityPools/<pool>/providers/<id>``)
+provider's ``https://iam.googleapis.com/projects/<n>/locations/global/workloadIdentityPools/<pool>/providers/<id>``,
+with or without ``https:``)
 -> ``iat`` present and not more than 60 s ahead, ``exp`` present and not more than 60 s past (the emulator clock)
 -> attribute mapping over the claims -> google.subject <= 127 bytes -> attribute condition.
 """
@@ -40,6 +41,21 @@ JWKS_CURVE_UNSUPPORTED = "Invalid JWKs: Only RSA, EC key types are supported."
 ISSUER_NOT_HTTPS = "Invalid OIDC issuer URI. The scheme must be https."
 
 
+# Hosts besides loopback whose http issuers the emulator trusts and fetches: the emulated AWS's own host when the
+# emulator was started with allow_non_loopback (its issuer is http on that host).
+_EMULATED_ISSUER_HOSTS: set[str] = set()
+
+
+def trust_emulated_issuer_host(host: str) -> None:
+    _EMULATED_ISSUER_HOSTS.add(host)
+
+
+def _emulator_host(host: str) -> bool:
+    from .bind import is_loopback
+
+    return is_loopback(host) or host in _EMULATED_ISSUER_HOSTS
+
+
 def _b64decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
@@ -50,8 +66,6 @@ def default_audience(pool_resource: str, provider_id: str, universe: str = "goog
 
 def validate_config(oidc: Any, where: str) -> None:
     """The provider's ``oidc`` block, checked as ``gcloud ... create-oidc`` does (raises ``ValueError``)."""
-    from .bind import is_loopback
-
     if not isinstance(oidc, dict):
         raise ValueError(f"{where}.oidc must be an object {{issuer_uri, allowed_audiences, jwks_json}}")
     issuer = oidc.get("issuer_uri")
@@ -60,11 +74,13 @@ def validate_config(oidc: Any, where: str) -> None:
     parsed = urllib.parse.urlsplit(issuer)
     if not parsed.netloc:
         raise ValueError(f"{where}.oidc.issuer_uri: Invalid OIDC issuer URI.")
-    if parsed.scheme != "https" and not (parsed.scheme == "http" and is_loopback(parsed.hostname or "")):
+    if parsed.scheme != "https" and not (parsed.scheme == "http" and _emulator_host(parsed.hostname or "")):
         raise ValueError(f"{where}.oidc.issuer_uri: {ISSUER_NOT_HTTPS} (the emulator also takes http on loopback)")
     audiences = oidc.get("allowed_audiences", [])
     if audiences is not None and (not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences)):
         raise ValueError(f"{where}.oidc.allowed_audiences must be a list of strings")
+    if audiences and (len(audiences) > 10 or any(not 0 < len(a) <= 256 for a in audiences)):
+        raise ValueError(f"{where}.oidc.allowed_audiences: at most 10 audiences of at most 256 characters")
     jwks = oidc.get("jwks_json")
     if jwks is not None:
         try:
@@ -82,10 +98,8 @@ def _invalid_grant(text: str) -> errors.ApiError:
 
 
 def _fetch_json(url: str) -> Any:
-    from .bind import is_loopback
-
     host = urllib.parse.urlsplit(url).hostname or ""
-    if not is_loopback(host):  # the emulator never sends traffic off the machine
+    if not _emulator_host(host):  # the emulator never sends traffic anywhere but to itself
         raise _invalid_grant(ISSUER_UNREACHABLE)
     try:
         with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback http(s) only
@@ -170,7 +184,10 @@ def verify(token: str, oidc: dict[str, Any], expected_default_audience: str, now
     audience = claims.get("aud")
     token_audiences = [str(a) for a in audience] if isinstance(audience, list) else (
         [] if audience is None else [str(audience)])
-    allowed = list(oidc.get("allowed_audiences") or []) or [expected_default_audience]
+    # empty allowed_audiences: the provider's full resource name "with or without the HTTPS prefix" (Google's API
+    # reference of WorkloadIdentityPoolProvider.oidc.allowedAudiences)
+    allowed = list(oidc.get("allowed_audiences") or []) or [
+        expected_default_audience, expected_default_audience[len("https:"):]]
     if not set(token_audiences) & set(allowed):
         raise _invalid_grant(AUDIENCE_MISMATCH.format(aud=", ".join(token_audiences)))
 

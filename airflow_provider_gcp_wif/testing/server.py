@@ -268,6 +268,7 @@ class GoogleCloudServer:
             if self.aws is not None:
                 self.aws.clear_expired()
                 self.aws.reset_outbound_federation()
+                self.aws.set_clock_offset(0.0)
             return ok
         if action == "requests":
             if method == "GET":
@@ -292,6 +293,8 @@ class GoogleCloudServer:
                     if "offset_seconds" in payload:
                         state.clock_offset = float(payload["offset_seconds"])
                     state.clock_offset += float(payload.get("advance_seconds", 0))
+                if self.aws is not None:
+                    self.aws.set_clock_offset(state.clock_offset)
             if method in ("POST", "GET"):
                 return _Reply.json(200, {"now": state.now(), "offset_seconds": state.clock_offset})
         if action == "service_account_keys" and method == "POST":

@@ -131,9 +131,10 @@ def test_tokens_are_unique_and_a_tampered_token_fails_google_auth_verification(e
                           audience="aud")
 
 
-def test_wrong_secret_is_signature_does_not_match(emulator: Any) -> None:
+def test_right_secret_passes_and_wrong_secret_is_signature_does_not_match(emulator: Any) -> None:
     info = emulator.info
     forged = {"AccessKeyId": info["aws_access_key_id"], "SecretAccessKey": "x" * 40}
+    assert client(info, "sts").get_web_identity_token(Audience=["aud"], SigningAlgorithm="RS256")
 
     with pytest.raises(ClientError) as excinfo:
         client(info, "sts", forged).get_web_identity_token(Audience=["aud"], SigningAlgorithm="RS256")
@@ -141,8 +142,12 @@ def test_wrong_secret_is_signature_does_not_match(emulator: Any) -> None:
     assert error_of(excinfo)[:2] == (403, "SignatureDoesNotMatch")
 
 
-def test_unsigned_request_is_missing_authentication_token(emulator: Any) -> None:
-    response = requests.post(emulator.info["aws_endpoint"], timeout=10, data={
+def test_unsigned_request_is_missing_authentication_token_unlike_the_signed_one(emulator: Any) -> None:
+    info = emulator.info
+    params = {"Audience": ["aud"], "SigningAlgorithm": "RS256"}
+    assert client(info, "sts").get_web_identity_token(**params)["WebIdentityToken"].count(".") == 2
+
+    response = requests.post(info["aws_endpoint"], timeout=10, data={
         "Action": "GetWebIdentityToken", "Version": "2011-06-15", "Audience.member.1": "aud",
         "SigningAlgorithm": "RS256"})
 
@@ -194,7 +199,7 @@ def test_condition_keys_for_audience_duration_and_algorithm_are_enforced(emulato
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": "sts:GetWebIdentityToken", "Resource": "*", "Condition": {
             "ForAllValues:StringEquals": {"sts:IdentityTokenAudience": ["https://good"]},
-            "NumericLessThanEquals": {"sts:DurationSeconds": "300"},
+            "NumericLessThanEquals": {"sts:DurationSeconds": 300},  # a JSON number, as in AWS's examples
             "StringEquals": {"sts:SigningAlgorithm": "ES384"}}}]}))
     try:
         sts = client(info, "sts", role_session(info, info["no_jwt_role_arn"]))
@@ -205,6 +210,24 @@ def test_condition_keys_for_audience_duration_and_algorithm_are_enforced(emulato
             with pytest.raises(ClientError) as excinfo:
                 sts.get_web_identity_token(**kwargs)
             assert error_of(excinfo)[:2] == (403, "AccessDenied"), kwargs
+    finally:
+        iam.delete_role_policy(RoleName=role_name, PolicyName="jwt")
+
+
+def test_tags_also_need_tag_get_web_identity_token(emulator: Any) -> None:
+    info = emulator.info
+    iam = client(info, "iam")
+    role_name = info["no_jwt_role_arn"].rsplit("/", 1)[1]
+    iam.put_role_policy(RoleName=role_name, PolicyName="jwt", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sts:GetWebIdentityToken", "Resource": "*"}]}))
+    try:
+        sts = client(info, "sts", role_session(info, info["no_jwt_role_arn"]))
+        assert sts.get_web_identity_token(Audience=["aud"], SigningAlgorithm="RS256")
+        with pytest.raises(ClientError) as excinfo:
+            sts.get_web_identity_token(Audience=["aud"], SigningAlgorithm="RS256", Tags=[{"Key": "k", "Value": "v"}])
+        status, code, message = error_of(excinfo)
+        assert (status, code) == (403, "AccessDenied") and "perform: sts:TagGetWebIdentityToken because" in message
     finally:
         iam.delete_role_policy(RoleName=role_name, PolicyName="jwt")
 
@@ -293,3 +316,20 @@ def test_policy_evaluation_matches_set_semantics(allowed: set[str], requested: l
         assert verdict == "deny"
     else:
         assert verdict == ("allow" if set(requested) <= allowed and duration <= cap else "implicit")
+
+
+def test_identity_source_credentials_allow_a_jwt_as_long_as_their_advertised_lifetime() -> None:
+    """The container-credentials fake advertises its TTL; the role session behind it lasts at least that long, so
+    a JWT within the advertised lifetime is never a SessionDurationEscalationException (and beyond it, is)."""
+    from airflow_provider_gcp_wif.testing import CloudEmulator
+
+    with CloudEmulator(aws_credential_ttl=1800) as emulator:
+        info = emulator.info
+        served = requests.get(info["aws_identity_sources"]["ecs"]["endpoint"], timeout=10).json()
+        sts = client(info, "sts", {"AccessKeyId": served["AccessKeyId"], "SecretAccessKey": served["SecretAccessKey"],
+                                   "SessionToken": served["Token"]})
+
+        assert sts.get_web_identity_token(Audience=["aud"], SigningAlgorithm="RS256", DurationSeconds=1700)
+        with pytest.raises(ClientError) as excinfo:
+            sts.get_web_identity_token(Audience=["aud"], SigningAlgorithm="RS256", DurationSeconds=1900)
+        assert error_of(excinfo)[1] == "SessionDurationEscalationException"

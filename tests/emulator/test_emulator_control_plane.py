@@ -17,6 +17,7 @@ from wif_chain import (
 )
 
 from airflow_provider_gcp_wif.testing import DEFAULT_CONFIG, EmulatorControl, EmulatorControlError
+from airflow_provider_gcp_wif.testing.defaults import aws_jwt_provider
 
 
 def _subject_token(info):
@@ -163,7 +164,11 @@ def test_reset_restores_the_default_fixture(emulator):
 
     emulator.control.reset()
 
-    assert emulator.control.get_config() == DEFAULT_CONFIG
+    config = emulator.control.get_config()
+    # the one runtime addition: the OIDC provider trusting the emulated AWS issuer (its URL has the moto port)
+    jwt_provider = config["pools"]["aws-pool"]["providers"].pop(emulator.info["jwt_provider_id"])
+    assert config == DEFAULT_CONFIG
+    assert jwt_provider == aws_jwt_provider(emulator.info["aws_issuer_url"], emulator.info["aws_account_id"])
     assert exchange(emulator.info, _subject_token(emulator.info)).status_code == 200
 
 

@@ -109,6 +109,7 @@ def test_time_window_is_googles_60_second_skew(emulator: Any, own_issuer: str, i
 @pytest.mark.parametrize(("mutation", "status", "error", "description"), [
     ("wrong_aud", 400, "invalid_grant", "The audience in ID Token [https://other] does not match the expected audience."),
     ("two_aud_one_ok", 200, None, None),
+    ("default_aud_without_https", 200, None, None),
     ("wrong_iss", 400, "invalid_grant",
      f"The issuer in ID Token https://evil.test does not match the expected one in config: {ISSUER}"),
     ("no_iss", 400, "invalid_grant", f"The issuer in ID Token null does not match the expected one in config: {ISSUER}"),
@@ -129,7 +130,7 @@ def test_refusals_carry_googles_texts(emulator: Any, own_issuer: str, mutation: 
     changes: dict[str, Any] = {
         "wrong_aud": {"aud": "https://other"}, "two_aud_one_ok": {"aud": ["https://other", aud]},
         "wrong_iss": {"iss": "https://evil.test"}, "no_iss": {"iss": None}, "no_aud": {"aud": None},
-        "no_iat": {"iat": None}, "long_subject": {"sub": "s" * 128},
+        "no_iat": {"iat": None}, "long_subject": {"sub": "s" * 128}, "default_aud_without_https": {"aud": own_issuer},
     }.get(mutation, {})
     token = signer.sign(claims_at(now, aud, **changes))
     if mutation == "tampered":
@@ -174,6 +175,7 @@ def test_aws_jwt_token_type_on_an_aws_provider_and_sigv4_token_on_an_oidc_provid
 
 @pytest.mark.parametrize(("oidc_config", "text"), [
     ({"issuer_uri": "http://issuer.example.test"}, oidc.ISSUER_NOT_HTTPS),
+    ({"issuer_uri": ISSUER, "allowed_audiences": [f"a{i}" for i in range(11)]}, "at most 10 audiences"),
     ({"issuer_uri": ISSUER, "jwks_json": json.dumps({"keys": [{"kty": "EC", "crv": "P-384", "kid": "k", "x": "a",
                                                                "y": "b"}]})}, oidc.JWKS_CURVE_UNSUPPORTED),
 ])
@@ -258,3 +260,63 @@ def test_jwt_of_the_untrusted_account_is_an_issuer_mismatch(emulator: Any) -> No
 
     assert description == (f"The issuer in ID Token {emulator.control.aws_issuer(info['untrusted_aws_account_id'])} "
                            f"does not match the expected one in config: {info['aws_issuer_url']}")
+
+
+def test_the_emulator_starts_with_an_aws_jwt_provider_that_reset_keeps(emulator: Any) -> None:
+    """No call needed: ``info["jwt_audience"]`` names an OIDC provider trusting the emulated AWS issuer, in every
+    test (the per-test ``reset()`` restores it), and its principal may impersonate the fixture service account."""
+    info = emulator.info
+    emulator.control.set_provider(provider_id=info["jwt_provider_id"], disabled=True)
+    emulator.control.reset()
+    token = role_sts(info).get_web_identity_token(Audience=["https:" + info["jwt_audience"]],
+                                                  SigningAlgorithm="RS256")["WebIdentityToken"]
+
+    response = jwt_exchange(info, token, info["jwt_audience"])
+
+    assert response.status_code == 200, response.text
+    assert generate_access_token(info, response.json()["access_token"], info["service_account"]).status_code == 200
+    assert emulator.control.get_config()["pools"][info["pool_id"]]["providers"][info["jwt_provider_id"]]["oidc"][
+        "issuer_uri"] == info["aws_issuer_url"]
+
+
+def test_trust_aws_issuer_replaces_the_mapping(emulator: Any) -> None:
+    info = emulator.info
+    audience = emulator.control.trust_aws_issuer(attribute_mapping={"google.subject": "assertion.jti"},
+                                                 attribute_condition=None)
+    token = role_sts(info).get_web_identity_token(Audience=["https:" + audience], SigningAlgorithm="RS256")
+
+    assert jwt_exchange(info, token["WebIdentityToken"], audience).status_code == 200
+    provider = emulator.control.get_config()["pools"][info["pool_id"]]["providers"][info["jwt_provider_id"]]
+    assert provider["attribute_mapping"] == {"google.subject": "assertion.jti"}
+    assert emulator.control.requests("sts")[-1]["principal"].rsplit("/", 1)[1] == json.loads(
+        base64.urlsafe_b64decode(token["WebIdentityToken"].split(".")[1] + "=="))["jti"]
+
+
+def test_both_clouds_keep_one_clock_a_jwt_minted_after_advance_clock_is_fresh(emulator: Any) -> None:
+    """advance_clock() moves the emulated AWS issuer's clock too: a JWT minted afterwards is not stale, while one
+    minted before is (as on one real clock)."""
+    info = emulator.info
+    sts = role_sts(info)
+    audience = ["https:" + info["jwt_audience"]]
+    before = sts.get_web_identity_token(Audience=audience, SigningAlgorithm="RS256")["WebIdentityToken"]
+
+    emulator.control.advance_clock(7200)
+    after = sts.get_web_identity_token(Audience=audience, SigningAlgorithm="RS256")
+
+    now = emulator.control._call("GET", "clock")["now"]
+    claims = json.loads(base64.urlsafe_b64decode(after["WebIdentityToken"].split(".")[1] + "=="))
+    assert abs(claims["iat"] - now) < 5 and abs(after["Expiration"].timestamp() - (now + 300)) < 5
+    assert jwt_exchange(info, after["WebIdentityToken"], info["jwt_audience"]).status_code == 200
+    assert jwt_exchange(info, before, info["jwt_audience"]).json()["error_description"].endswith("stale to sign-in.")
+
+
+def test_http_issuer_is_taken_only_on_loopback_or_the_emulated_aws_host() -> None:
+    """With allow_non_loopback the emulated AWS issuer is http on a non-loopback host: the emulator trusts that
+    host (and only it) besides loopback; any other http issuer is refused as gcloud refuses it."""
+    oidc.validate_config({"issuer_uri": "http://127.0.0.1:1/_issuer/x"}, "p")
+    with pytest.raises(ValueError, match="The scheme must be https"):
+        oidc.validate_config({"issuer_uri": "http://198.51.100.7:1/_issuer/x"}, "p")
+    oidc.trust_emulated_issuer_host("198.51.100.7")  # what CloudEmulator does for its AWS host
+    oidc.validate_config({"issuer_uri": "http://198.51.100.7:1/_issuer/x"}, "p")
+    with pytest.raises(ValueError, match="The scheme must be https"):
+        oidc.validate_config({"issuer_uri": "http://198.51.100.8:1/_issuer/x"}, "p")
