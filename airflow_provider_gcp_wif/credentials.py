@@ -620,8 +620,9 @@ def _after_fork_in_child() -> None:
     # inherit locks another thread may hold, nor share boto3 connection pools with its parent: it starts with an
     # empty cache and a new generation, and every credentials object it inherited gets a fresh lock (the AWS
     # suppliers do the same for theirs and drop their boto3 sessions, see supplier.py).
-    global _cache_lock, _fork_generation
+    global _cache_lock, _fork_generation, _jwt_suppliers_lock
     _cache_lock = threading.Lock()
+    _jwt_suppliers_lock = threading.Lock()  # rebuilding jwt credentials below takes it
     _cache.clear()
     _fork_generation += 1
     for credentials in list(_live_credentials):

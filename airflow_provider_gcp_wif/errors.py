@@ -233,6 +233,10 @@ def principal_member(project_number: str, pool_id: str, caller_arn: str, univers
 
 
 def _member_for(context: ExchangeContext) -> str:
+    if context.federation == "jwt":
+        # The OIDC provider that `gcp-wif setup --federation jwt` creates maps attribute.aws_role to the JWT's sub.
+        return (f"principalSet:{pool_name(context.project_number, context.pool_id, context.universe_domain)}"
+                f"/attribute.aws_role/{_jwt_subject(context)}")
     arn = context.caller_arn()
     if arn:
         return principal_member(context.project_number, context.pool_id, arn, context.universe_domain)
@@ -678,6 +682,16 @@ def _fix_jwt_signature(c: ExchangeContext) -> str:
     )
 
 
+def _fix_jwt_issuer_keys(c: ExchangeContext) -> str:
+    return (
+        "Google could not fetch or use the signing key of the JWT from its issuer's JWKS: the provider's issuer "
+        f"must be the AWS account's issuer {_jwt_issuer(c)} (compare `gcloud iam workload-identity-pools providers "
+        f"describe {_provider_flags(c)} --format='value(oidc.issuerUri)'` with `aws iam "
+        "get-outbound-web-identity-federation-info`), and JWTs must be signed RS256 (Google cannot verify AWS's "
+        "ES384 keys; this provider always asks for RS256)."
+    )
+
+
 def _jwt_answer(a: GoogleAnswer) -> bool:
     return a.says("id token") or a.says("jwt")
 
@@ -691,6 +705,7 @@ _STS_RULES: list[Rule] = [
     ("jwt_clock", lambda a: _jwt_answer(a) and (a.says("expired") or a.says("stale") or a.says("future")
                                                  or a.says("not yet valid") or a.says("issued at")), _fix_jwt_clock),
     ("jwt_signature", lambda a: _jwt_answer(a) and (a.says("signature") or a.says("key")), _fix_jwt_signature),
+    ("jwt_issuer_keys", lambda a: a.says("error connecting to the given credential's issuer"), _fix_jwt_issuer_keys),
     (
         "audience_format",
         lambda a: a.code == "invalid_request" and a.says("audience") and a.says("full resource name"),

@@ -669,6 +669,10 @@ class WifBinding:
           ``service_file_as_context`` enters on the event loop's thread: coroutines of one loop re-enter the lock
           (their exits restore exactly, in any order) but share the one environment, as stock code does.
 
+        With ``federation: jwt`` the file is an ``identity_pool`` one instead: its ``url`` source (``json`` format,
+        field ``token``) is the same kind of loopback endpoint, serving the current AWS JWT (the shared, cached one);
+        no AWS credential is served at all.
+
         Alternatives weighed: a ``file`` credential source would put the secrets on disk; an ``executable`` source
         returns only OIDC/SAML subject tokens (not a signed AWS request) and needs
         ``GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1`` in the child's environment; per-child environments are

@@ -99,8 +99,8 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "aws_region": {
         "label": "AWS Region",
-        "description": "Region of the signed GetCallerIdentity request; default: the AWS connection's region, "
-        "then AWS_REGION.",
+        "description": "Region of the signed GetCallerIdentity request (sigv4) or of the GetWebIdentityToken call "
+        "(jwt); default: the AWS connection's region, then AWS_REGION.",
         "schema": _STRING,
         "placeholder": "us-east-1",
     },

@@ -14,7 +14,9 @@ from airflow_provider_gcp_wif.errors import WifConfigError, jwt_claims
 from airflow_provider_gcp_wif.integration import aws_connection_supplier
 from airflow_provider_gcp_wif.supplier import GET_WEB_IDENTITY_TOKEN_BOTOCORE, WebIdentityTokenSupplier
 
-from .test_integration import set_conn
+from .test_integration import plugin_loaded, set_conn
+
+__all__ = ["plugin_loaded"]
 
 pytestmark = pytest.mark.smoke
 
@@ -38,3 +40,27 @@ def test_the_aws_connections_role_gets_a_jwt_or_the_version_needed_is_named(wif_
         assert caught.value.field == "federation"
         assert botocore.__version__ in caught.value.problem
         assert f"botocore>={GET_WEB_IDENTITY_TOKEN_BOTOCORE}" in caught.value.fix
+
+
+def test_a_stock_gcs_hook_on_a_jwt_connection_acts_as_the_service_account(wif_env, emulator, monkeypatch,
+                                                                         plugin_loaded):
+    from tests.core.test_jwt_exchange import JWT_PROVIDER, jwt_provider
+
+    from .test_integration import gcs_hook, wif_extra
+
+    jwt_provider(emulator.control, wif_env)
+    set_conn(monkeypatch, "aws_jwt", "aws",
+             {"region_name": wif_env["aws_region"], "endpoint_url": wif_env["aws_endpoint"],
+              "role_arn": wif_env["role_arn"]},
+             login=wif_env["aws_access_key_id"], password=wif_env["aws_secret_access_key"])
+    set_conn(monkeypatch, "gcp_jwt", "gcp_wif",
+             wif_extra(wif_env, aws_conn_id="aws_jwt", provider_id=JWT_PROVIDER, federation="jwt"))
+    hook = gcs_hook(gcp_conn_id="gcp_jwt")
+    if Version(botocore.__version__) < Version(GET_WEB_IDENTITY_TOKEN_BOTOCORE):
+        with pytest.raises(WifConfigError) as caught:
+            hook.list(wif_env["bucket"])
+        assert caught.value.field == "federation"
+        return
+    hook.list(wif_env["bucket"])
+    assert {r["principal"] for r in emulator.control.requests("storage")} == {wif_env["service_account"]}
+    assert [r.get("oidc_sub") for r in emulator.control.requests("sts")] == [wif_env["role_arn"]]

@@ -20,6 +20,14 @@ TABLE_END = "<!-- catalogue-table:end -->"
 SYMPTOMS = {
     ("sts_exchange", "invalid_target"): 'invalid_target: The target service indicated by the "audience" parameters '
                                         "is invalid",
+    ("sts_exchange", "jwt_audience"): "invalid_grant: The audience in ID Token [...] does not match the expected "
+                                      "audience (federation jwt)",
+    ("sts_exchange", "jwt_issuer"): "invalid_grant: The issuer in ID Token ... does not match the expected one in "
+                                    "config (federation jwt)",
+    ("sts_exchange", "jwt_clock"): "invalid_grant: ID Token issued at ... is stale to sign-in (federation jwt)",
+    ("sts_exchange", "jwt_signature"): "invalid_grant: Unable to verify the ID Token signature (federation jwt)",
+    ("sts_exchange", "jwt_issuer_keys"): "invalid_grant: Error connecting to the given credential's issuer "
+                                         "(federation jwt)",
     ("sts_exchange", "audience_format"): 'invalid_request: Invalid value for "audience" ... full resource name',
     ("sts_exchange", "attribute_condition"): "unauthorized_client: The given credential is rejected by the attribute "
                                              "condition",

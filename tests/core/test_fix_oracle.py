@@ -21,6 +21,7 @@ import pytest
 from airflow_provider_gcp_wif import errors
 from airflow_provider_gcp_wif.credentials import get_credentials
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
+from tests.core.test_jwt_exchange import JWT_PROVIDER, jwt_provider
 from tests.emulated_gcloud import (
     AlreadyInState,
     EmulatedGcloud,
@@ -41,6 +42,7 @@ class Scenario:
     breaks: Callable[[Any, dict[str, Any]], None]
     extras: dict[str, Any] | None = None
     identity: str = "role"  # role (wif-role) | long_role (an MWAA-like role with a long name and session)
+    federation: str = "sigv4"  # jwt: the OIDC provider `gcp-wif setup --federation jwt` creates, then broken
 
 
 def _long_role_setup(control, info):
@@ -50,6 +52,18 @@ def _long_role_setup(control, info):
     control.set_provider(attribute_condition=f"attribute.aws_role=='{role}'")
     control.add_binding(info["service_account"], "roles/iam.workloadIdentityUser",
                         f"principalSet://iam.googleapis.com/{_pool(info)}/attribute.aws_role/{role}")
+
+
+def _jwt(breaks):
+    """Set up the jwt route's OIDC provider (as setup creates it, binding included), then break it."""
+    def run(control, info):
+        jwt_provider(control, info)
+        breaks(control, info)
+    return run
+
+
+def _jwt_provider(**fields):
+    return lambda c, i: c.set_provider(provider_id=JWT_PROVIDER, **fields)
 
 
 def _pool(info):
@@ -84,6 +98,30 @@ SCENARIOS = {
                                       extras={"lifetime_seconds": 7200}),
     "service_account_disabled": Scenario(("impersonation", "sa_disabled"),
                                          lambda c, i: c.add_service_account(i["service_account"], disabled=True)),
+    # federation: jwt — the OIDC provider trusting the AWS account's issuer
+    "jwt_provider_disabled": Scenario(("sts_exchange", "invalid_target"), _jwt(_jwt_provider(disabled=True)),
+                                      federation="jwt"),
+    "jwt_audience_not_allowed": Scenario(
+        ("sts_exchange", "jwt_audience"),
+        _jwt(lambda c, i: c.set_provider(provider_id=JWT_PROVIDER, oidc={
+            "issuer_uri": i["aws_issuer_url"], "allowed_audiences": ["https://example.test/other"],
+            "jwks_json": None})), federation="jwt"),
+    "jwt_issuer_of_another_account": Scenario(
+        ("sts_exchange", "jwt_issuer"),
+        _jwt(lambda c, i: c.set_provider(provider_id=JWT_PROVIDER, oidc={
+            "issuer_uri": c.aws_issuer(i["untrusted_aws_account_id"]), "allowed_audiences": [],
+            "jwks_json": None})), federation="jwt"),
+    "jwt_condition_excludes_role": Scenario(
+        ("sts_exchange", "attribute_condition"),
+        _jwt(_jwt_provider(attribute_condition="assertion.sub == 'arn:aws:iam::1:role/x'")), federation="jwt"),
+    "jwt_subject_over_127_bytes": Scenario(
+        ("sts_exchange", "subject_too_long"),
+        _jwt(_jwt_provider(attribute_mapping={
+            "google.subject": "assertion.sub + '/' + assertion.sub + '/' + assertion.sub + '/' + assertion.sub",
+            "attribute.aws_role": "assertion.sub",
+            "attribute.aws_account": "assertion['https://sts.amazonaws.com/'].aws_account"})), federation="jwt"),
+    "jwt_binding_missing": Scenario(("impersonation", "permission_denied"),
+                                    _jwt(lambda c, i: c.remove_bindings(i["service_account"])), federation="jwt"),
 }
 
 
@@ -113,6 +151,8 @@ def test_applying_the_printed_fix_makes_the_exchange_work(name, emulator, settin
     scenario = SCENARIOS[name]
     info = emulator.info
     extras = {k: v.format(**info) if isinstance(v, str) else v for k, v in (scenario.extras or {}).items()}
+    if scenario.federation == "jwt":
+        extras.update(provider_id=JWT_PROVIDER, federation="jwt")
     settings = settings_for(**extras)
     supplier = _supplier(scenario.identity, aws_env, role_supplier)
     scenario.breaks(emulator.control, info)
@@ -123,7 +163,12 @@ def test_applying_the_printed_fix_makes_the_exchange_work(name, emulator, settin
     assert error.step == scenario.rule[0], str(error)
     commands = [c for c in gcloud_commands(error.fix) if is_mutating(c)]
     assert commands, f"the fix changes nothing: {error.fix}"
-    assert _verbs(commands) == _verbs_of_rule(*scenario.rule), "the error came from another catalogue rule"
+    assert _verbs(commands) == _verbs_of_rule(*scenario.rule, scenario.federation), \
+        "the error came from another catalogue rule"
+    if scenario.federation == "jwt":  # several jwt rules share update-oidc: the answer must be this rule's
+        answer = errors.GoogleAnswer(error.status, error.code or "", error.reason, ())
+        rules = errors._STS_RULES if error.step == "sts_exchange" else errors._IAM_RULES
+        assert next(n for n, matches, _ in rules if matches(answer)) == scenario.rule[1], str(error)
 
     gcloud = EmulatedGcloud(emulator.control)
     for command in commands:
@@ -133,7 +178,7 @@ def test_applying_the_printed_fix_makes_the_exchange_work(name, emulator, settin
     assert _fresh_token(settings, supplier)
 
 
-_VERBS = {"create", "create-aws", "update", "update-aws", "undelete", "enable", "add-iam-policy-binding", "allow",
+_VERBS = {"create", "create-aws", "update", "update-aws", "update-oidc", "undelete", "enable", "add-iam-policy-binding", "allow",
           "set-policy"}
 
 
@@ -147,13 +192,14 @@ def _verbs(commands: list[str]) -> set[str]:
     return result
 
 
-def _verbs_of_rule(step: str, rule: str) -> set[str]:
-    return _verbs([c for c in gcloud_commands(_rule_fix(step, rule)) if is_mutating(c)])
+def _verbs_of_rule(step: str, rule: str, federation: str = "sigv4") -> set[str]:
+    return _verbs([c for c in gcloud_commands(_rule_fix(step, rule, federation)) if is_mutating(c)])
 
 
-def _rule_fix(step: str, rule: str) -> str:
+def _rule_fix(step: str, rule: str, federation: str = "sigv4") -> str:
     rules = errors._STS_RULES if step == "sts_exchange" else errors._IAM_RULES
-    return next(fix for name, _, fix in rules if name == rule)(_CONTEXT)
+    context = _JWT_CONTEXT if federation == "jwt" else _CONTEXT
+    return next(fix for name, _, fix in rules if name == rule)(context)
 
 
 _CONTEXT = errors.ExchangeContext(
@@ -163,14 +209,27 @@ _CONTEXT = errors.ExchangeContext(
     caller_arn_lookup=lambda: "arn:aws:sts::123456789012:assumed-role/wif-role/session")
 
 
+_JWT_CONTEXT = dataclasses.replace(
+    _CONTEXT, provider_id=JWT_PROVIDER, federation="jwt",
+    jwt_claims_lookup=lambda: {"iss": "https://0000.tokens.sts.global.api.aws", "sub": "arn:aws:iam::123456789012:role/wif-role",
+                               "https://sts.amazonaws.com/": {"aws_account": "123456789012"}})
+#: Rules only the sigv4 route can meet (Google replays the signed AWS request) and only the jwt route can meet.
+SIGV4_ONLY = {"signature_expired", "signature_mismatch", "aws_token_expired", "aws_key_invalid", "request_format",
+              "subject_unparseable", "account_not_allowed"}
+
+
 def test_every_rule_whose_fix_changes_google_configuration_has_a_scenario():
-    changing = {
-        (step, name)
-        for step, rules in (("sts_exchange", errors._STS_RULES), ("impersonation", errors._IAM_RULES))
-        for name, _, fix in rules
-        if any(is_mutating(c) for c in gcloud_commands(fix(_CONTEXT)))
-    }
-    assert changing == {s.rule for s in SCENARIOS.values()}
+    """Per route: a rule the route can meet whose fix changes Google's configuration has a scenario on that route
+    (on jwt only where its fix differs from sigv4's: the other fixes are the same commands, proven once)."""
+    needed = set()
+    for step, rules in (("sts_exchange", errors._STS_RULES), ("impersonation", errors._IAM_RULES)):
+        for name, _, fix in rules:
+            sigv4, jwt = fix(_CONTEXT), fix(_JWT_CONTEXT)
+            if not name.startswith("jwt_") and any(is_mutating(c) for c in gcloud_commands(sigv4)):
+                needed.add((step, name, "sigv4"))
+            if name not in SIGV4_ONLY and jwt != sigv4 and any(is_mutating(c) for c in gcloud_commands(jwt)):
+                needed.add((step, name, "jwt"))
+    assert needed == {(*s.rule, s.federation) for s in SCENARIOS.values()}
 
 
 def test_the_long_subject_fix_keeps_googles_default_aws_role_mapping():

@@ -4,6 +4,7 @@ and a duration that never outlives the AWS session."""
 
 from __future__ import annotations
 
+import datetime
 import re
 import shlex
 
@@ -128,25 +129,25 @@ def _pool_name(info) -> str:
     return f"projects/{info['project_number']}/locations/global/workloadIdentityPools/{info['pool_id']}"
 
 
-def jwt_provider(emulator, info, **oidc_changes):
+def jwt_provider(control, info, **oidc_changes):
     """What `gcp-wif setup --federation jwt` creates, beside the fixture's AWS provider: an OIDC provider trusting
     the AWS account's issuer, google.subject = the JWT's sub (the role's IAM ARN), a condition pinning account and
     role, and the role's principalSet bound to the service account."""
     role = info["role_arn"]
     oidc = {"issuer_uri": info["aws_issuer_url"], "allowed_audiences": [], "jwks_json": None, **oidc_changes}
-    emulator.control.set_provider(
+    control.set_provider(
         provider_id=JWT_PROVIDER, oidc=oidc, disabled=False,
         attribute_mapping={"google.subject": "assertion.sub", "attribute.aws_role": "assertion.sub",
                            "attribute.aws_account": "assertion['https://sts.amazonaws.com/'].aws_account"},
         attribute_condition=(f"assertion['https://sts.amazonaws.com/'].aws_account=='{info['aws_account_id']}' && "
                              f"assertion.sub=='{role}'"))
-    emulator.control.add_binding(info["service_account"], "roles/iam.workloadIdentityUser",
-                                 f"principalSet://iam.googleapis.com/{_pool_name(info)}/attribute.aws_role/{role}")
+    control.add_binding(info["service_account"], "roles/iam.workloadIdentityUser",
+                        f"principalSet://iam.googleapis.com/{_pool_name(info)}/attribute.aws_role/{role}")
 
 
 @pytest.fixture
 def jwt_settings(emulator, aws_env, settings_for):
-    jwt_provider(emulator, aws_env)
+    jwt_provider(emulator.control, aws_env)
     return settings_for(provider_id=JWT_PROVIDER, federation="jwt")
 
 
@@ -168,22 +169,35 @@ def test_the_same_identity_gets_a_working_token_through_both_routes(emulator, aw
         tokens[name] = credentials.token
         assert credentials.service_account_email == aws_env["service_account"]
     assert tokens["sigv4"] and tokens["jwt"] and tokens["sigv4"] != tokens["jwt"]
-    kinds = [r.get("subject_token_type") for r in _sts_calls(emulator)]
-    assert kinds == ["urn:ietf:params:aws:token-type:aws4_request", "urn:ietf:params:oauth:token-type:jwt"], kinds
-    principals = [r["principal"] for r in emulator.control.requests("iam.generateAccessToken")]
-    assert all(p == principals[0] for p in principals) and len(principals) == 2, principals
+    sigv4_call, jwt_call = _sts_calls(emulator)
+    assert sigv4_call["aws_arn"].startswith(f"arn:aws:sts::{aws_env['aws_account_id']}:assumed-role/wif-role/")
+    assert "oidc_sub" not in sigv4_call
+    assert jwt_call["oidc_sub"] == aws_env["role_arn"] and "aws_arn" not in jwt_call
+    import requests
+
+    for token in tokens.values():  # each is the service account's own token for a Google API
+        answer = requests.get(f"{aws_env['crm_endpoint']}/v1/projects/{aws_env['project_id']}",
+                              headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert answer.status_code == 200, answer.text
+    principals = [r["principal"] for r in emulator.control.requests("crm")]
+    assert principals == [aws_env["service_account"]] * 2, principals
 
 
 def test_one_jwt_serves_every_exchange_until_it_nears_expiry(emulator, aws_env, role_supplier, jwt_settings):
     from airflow_provider_gcp_wif.credentials import get_credentials, web_identity_token_supplier
 
     supplier = role_supplier()
-    credentials = get_credentials(jwt_settings, supplier)
-    assert get_credentials(jwt_settings, supplier) is credentials
+    direct = jwt_settings.replace(impersonation_chain="")  # every refresh is an STS exchange
+    credentials = get_credentials(direct, supplier)
+    assert get_credentials(direct, supplier) is credentials
     credentials.force_refresh()
     credentials.force_refresh()
     assert len(_sts_calls(emulator)) == 2
-    assert web_identity_token_supplier(jwt_settings, supplier).fetch_count == 1
+    assert web_identity_token_supplier(direct, supplier).fetch_count == 1
+    # ... and a new one is asked for once it nears its expiry (Google gives a federated token no longer than it).
+    jwt = web_identity_token_supplier(direct, supplier)
+    jwt._clock = lambda: datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=250)
+    assert jwt.get_subject_token(None, None) and jwt.fetch_count == 2
 
 
 def test_a_child_process_gets_a_token_from_the_jwt_credential_file(emulator, aws_env, role_supplier, jwt_settings):
@@ -194,8 +208,9 @@ def test_a_child_process_gets_a_token_from_the_jwt_credential_file(emulator, aws
     from airflow_provider_gcp_wif.integration import WifBinding
 
     binding = WifBinding(jwt_settings, role_supplier())
-    child = ("import google.auth, google.auth.transport.requests, json; "
-             "c, _ = google.auth.default(scopes=['https://www.googleapis.com/auth/cloud-platform']); "
+    child = ("import google.auth, google.auth.transport.requests, json, os; "
+             "c, _ = google.auth.load_credentials_from_file(os.environ['GOOGLE_APPLICATION_CREDENTIALS']); "
+             "c = c.with_scopes(['https://www.googleapis.com/auth/cloud-platform']); "
              "c.refresh(google.auth.transport.requests.Request()); print(json.dumps({'ok': bool(c.token)}))")
     with binding.credential_file() as path:
         with open(path) as handle:
@@ -206,4 +221,131 @@ def test_a_child_process_gets_a_token_from_the_jwt_credential_file(emulator, aws
         done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout) == {"ok": True}
-    assert [r.get("subject_token_type") for r in _sts_calls(emulator)] == ["urn:ietf:params:oauth:token-type:jwt"]
+    assert [r.get("oidc_sub") for r in _sts_calls(emulator)] == [aws_env["role_arn"]]
+
+
+def test_a_clock_out_of_step_with_google_names_the_clock(emulator, aws_env, role_supplier, jwt_settings):
+    """This host's clock 10 minutes behind AWS's and Google's: the JWT it holds looks fresh here but is stale at
+    Google (the emulated clouds' clock moves; this process's does not)."""
+    from airflow_provider_gcp_wif.credentials import exchange_transport, get_credentials, web_identity_token_supplier
+
+    supplier = role_supplier()
+    web_identity_token_supplier(jwt_settings, supplier).get_subject_token(None, None)
+    emulator.control.advance_clock(600)
+    with pytest.raises(WifExchangeError) as caught:
+        get_credentials(jwt_settings, supplier).refresh(exchange_transport())
+    err = caught.value
+    assert err.step == "sts_exchange" and err.code == "invalid_grant", err
+    assert "stale" in err.reason and "clock" in err.fix and "169.254.169.123" in err.fix
+
+
+def test_the_doctor_passes_every_step_of_the_jwt_route(emulator, aws_env, jwt_settings, monkeypatch):
+    import io
+
+    from airflow_provider_gcp_wif import cli
+
+    for key, value in {"GCP_PROJECT_NUMBER": aws_env["project_number"], "GCP_WORKLOAD_ID": aws_env["pool_id"],
+                       "GCP_WORKLOAD_PROVIDER": JWT_PROVIDER, "GCP_SERVICE_ACCOUNT_EMAIL": aws_env["service_account"],
+                       "AWS_ACCOUNT_ID": aws_env["aws_account_id"], "AWS_ROLE_NAME": "wif-role",
+                       "GCP_WIF_STS_ENDPOINT": aws_env["sts_endpoint"], "GCP_WIF_IAM_ENDPOINT": aws_env["iam_endpoint"],
+                       "GCP_WIF_FEDERATION": "jwt"}.items():
+        monkeypatch.setenv(key, value)
+    out = io.StringIO()
+    code = cli.main(["doctor", "--api-url", aws_env["crm_endpoint"]], out=out, err=io.StringIO())
+    text = out.getvalue()
+    assert code == 0, text
+    assert f"JWT from issuer {aws_env['aws_issuer_url']} for {aws_env['role_arn']}" in text
+    assert [r.get("oidc_sub") for r in emulator.control.requests("sts")] == [aws_env["role_arn"]]
+
+
+def test_an_old_botocore_stops_the_exchange_with_the_version_needed(aws_env, role_supplier, jwt_settings, tmp_path,
+                                                                    monkeypatch):
+    from airflow_provider_gcp_wif.credentials import exchange_transport, get_credentials
+    from airflow_provider_gcp_wif.errors import WifConfigError
+    from tests.core.test_jwt_route import _sts_model_without_the_operation
+
+    _sts_model_without_the_operation(tmp_path)
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    with pytest.raises(WifConfigError) as caught:
+        get_credentials(jwt_settings, role_supplier()).refresh(exchange_transport())
+    assert caught.value.field == "federation" and "1.41.0" in caught.value.fix
+
+
+def test_the_seed_api_takes_the_jwt_route(emulator, seed_env, jwt_settings, monkeypatch):
+    from airflow_provider_gcp_wif.token_service import TokenService
+
+    monkeypatch.setenv("GCP_WORKLOAD_PROVIDER", JWT_PROVIDER)
+    monkeypatch.setenv("GCP_WIF_FEDERATION", "jwt")
+    token, expiry = TokenService.from_env().get_token()
+    assert token and expiry.endswith("Z")
+    assert [r.get("oidc_sub") for r in emulator.control.requests("sts")] == [emulator.info["role_arn"]]
+
+
+def test_session_credentials_of_unknown_expiry_fall_back_to_the_shortest_jwt(aws_env):
+    """A bare AWS_SESSION_TOKEN (botocore is not told when it expires) of a 900-s session: the wanted 3600 s is
+    refused by AWS (SessionDurationEscalationException), the supplier then asks for 60 s and gets a JWT."""
+    assumed = boto3.client("sts").assume_role(RoleArn=aws_env["role_arn"], RoleSessionName="bare",
+                                              DurationSeconds=900)["Credentials"]
+    session = boto3.session.Session(aws_access_key_id=assumed["AccessKeyId"],
+                                    aws_secret_access_key=assumed["SecretAccessKey"],
+                                    aws_session_token=assumed["SessionToken"], region_name=aws_env["aws_region"])
+    supplier = Boto3Supplier(lambda: session, region=aws_env["aws_region"], identity_key="bare")
+    assert supplier.credentials_expiry() is None
+    claims = jwt_claims(WebIdentityTokenSupplier(supplier, _audience(aws_env), duration_seconds=3600)
+                        .get_subject_token(None, None))
+    assert claims["exp"] - claims["iat"] == 60
+
+
+def test_a_refused_jwt_appears_in_no_error_traceback_or_log(emulator, aws_env, role_supplier, settings_for, caplog):
+    import logging
+    import traceback
+
+    from airflow_provider_gcp_wif.credentials import exchange_transport, get_credentials, web_identity_token_supplier
+
+    jwt_provider(emulator.control, aws_env, allowed_audiences=["https://example.test/other"])
+    settings = settings_for(provider_id=JWT_PROVIDER, federation="jwt")
+    supplier = role_supplier()
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(WifExchangeError) as caught:
+        get_credentials(settings, supplier).refresh(exchange_transport())
+    token = web_identity_token_supplier(settings, supplier)._token
+    assert token and caught.value.step == "sts_exchange"
+    # botocore's own wire logging (DEBUG) prints every AWS answer, this JWT too: documented in docs/reliability.md.
+    logged = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("botocore"))
+    shown = "".join(traceback.format_exception(caught.value)) + logged
+    assert token not in shown and token.split(".")[1] not in shown
+    assert "The audience in ID Token" in str(caught.value)
+
+
+def test_the_host_cache_never_hands_one_routes_token_to_the_other(emulator, aws_env, role_supplier, settings_for,
+                                                                  jwt_settings, tmp_path):
+    """Same AWS identity, same service account, one host cache directory: the sigv4 credentials do their own
+    exchange after the jwt ones left a token, and each route's second process takes its own route's token. (The two
+    routes need two providers here; that the route alone changes the key is pinned in test_jwt_route.py.)"""
+    from airflow_provider_gcp_wif.credentials import WifCredentials, exchange_transport
+    from airflow_provider_gcp_wif.host_cache import HostTokenCache
+
+    cache = HostTokenCache(str(tmp_path / "cache"))
+    supplier = role_supplier()
+    sigv4_settings = settings_for()
+
+    def token(settings) -> str:
+        credentials = WifCredentials(settings, supplier, host_cache=cache)  # a new process's view
+        credentials.refresh(exchange_transport())
+        return str(credentials.token)
+
+    jwt_token = token(jwt_settings)
+    sigv4_token = token(sigv4_settings)
+    assert sigv4_token != jwt_token
+    assert (token(jwt_settings), token(sigv4_settings)) == (jwt_token, sigv4_token)
+    assert [("oidc_sub" in r) for r in emulator.control.requests("sts")] == [True, False]
+
+
+def test_id_tokens_ride_on_the_jwt_routes_federated_token(emulator, aws_env, role_supplier, jwt_settings):
+    from airflow_provider_gcp_wif.credentials import get_credentials
+    from airflow_provider_gcp_wif.id_tokens import get_id_token
+
+    credentials = get_credentials(jwt_settings, role_supplier())
+    assert jwt_claims(get_id_token(credentials, "https://service.example.test"))["aud"] == \
+        "https://service.example.test"
+    assert [r.get("oidc_sub") for r in emulator.control.requests("sts")] == [aws_env["role_arn"]]
