@@ -61,6 +61,9 @@ KEY_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKE
 #: The first botocore with STS GetWebIdentityToken (AWS outbound identity federation).
 JWT_BOTOCORE = "1.41.0"
 JWT_PROVIDER_ID = "aws-jwt"
+#: Container credentials' lifetime when the jwt route runs too: served with at least half of it left (100 s), which
+#: leaves a JWT of >= 60 s (GetWebIdentityToken's minimum) plus the provider's 30-s margin; still rotated mid-run.
+JWT_CREDENTIAL_TTL = 200.0
 
 
 def supports_jwt(constraints: Path) -> bool:
@@ -265,8 +268,10 @@ CELERY_CONFIG["broker_transport_options"] = {{
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image", default=os.environ.get("MWAA_IMAGE", "3.3.1"))
-    parser.add_argument("--credential-ttl", type=float, default=60.0,
-                        help="lifetime (s) of the execution role's container credentials (default 60)")
+    parser.add_argument("--credential-ttl", type=float, default=None,
+                        help="lifetime (s) of the execution role's container credentials (default 60; 200 on images "
+                        "that also run the jwt route: a JWT of at least 60 s may not outlive the credentials asking "
+                        "for it, and the endpoint serves credentials with half their life left)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds the DAG run may take")
     parser.add_argument("--keep", help="keep AIRFLOW_HOME and logs in this folder")
     parser.add_argument("--no-ui", action="store_true", help="skip the Test button check (Playwright)")
@@ -275,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     version = args.image
     airflow3 = int(version.split(".")[0]) >= 3
     constraints = constraints_file(version)
+    jwt = supports_jwt(constraints)
+    if args.credential_ttl is None:
+        args.credential_ttl = JWT_CREDENTIAL_TTL if jwt else 60.0
     venv = build_image(version, constraints)
 
     from airflow_provider_gcp_wif.testing import CloudEmulator
@@ -287,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     emulator = CloudEmulator(aws_credential_ttl=args.credential_ttl)
     # Its own temp dir: the cluster runs as ``postgres``, which cannot enter a root-owned 0700 work folder.
     postgres = Postgres(Path(tempfile.mkdtemp(prefix="gcp-wif-mwaa-postgres-")) / "cluster")
-    summary: dict[str, Any] = {"image": version, "executor": "CeleryExecutor", "broker": "sqs",
+    summary: dict[str, Any] = {"image": version, "credential_ttl": args.credential_ttl,
+                               "executor": "CeleryExecutor", "broker": "sqs",
                                "metadata_db": "postgresql", "identity_source": "ecs-container-credentials",
                                "tasks_succeeded": 0, "tasks_failed": 0,
                                "exchanges_by_process": {"worker": 0, "triggerer": 0}, "aws_keys_found": None}
@@ -301,7 +310,6 @@ def main(argv: list[str] | None = None) -> int:
         log(f"emulator, PostgreSQL :{postgres.port} up; installing as MWAA does")
         install = mwaa_install(venv, home, constraints)
         shutil.copy(ROOT / "example_dags" / "example_gcs_wif.py", home / "dags")
-        jwt = supports_jwt(constraints)
         if jwt:
             shutil.copy(ROOT / "example_dags" / "example_gcs_wif_jwt.py", home / "dags")
         # gcloud-aio-storage (the stock sensor's trigger) sends no token to an emulator: the test suite's proof DAG

@@ -283,3 +283,24 @@ def test_jwt_setup_without_its_role_policy_is_refused_by_aws(emulator, aws_env, 
     EmulatedGcloud(emulator.control, aws=admin, aws_endpoint=aws_env["aws_endpoint"]).run_script(without_policy)
     with pytest.raises(google.auth.exceptions.RefreshError, match="sts:GetWebIdentityToken"):
         token_for(info, connection_extra(out, "gcloud"), role_supplier(role_arn))
+
+
+def test_jwt_direct_access_grants_the_roles_principal_set_on_the_bucket(emulator, aws_env, role_supplier):
+    info = emulator.info
+    empty_project(emulator.control, buckets=(info["bucket"], OTHER_BUCKET))
+    role_arn = aws_env["no_jwt_role_arn"]
+    code, out, err = run_cli(*BASE, "--aws-role-name", role_arn, "--federation", "jwt", "--direct-access",
+                             "--bucket", info["bucket"])
+    assert code == 0, err
+    admin = boto3.session.Session(region_name=aws_env["aws_region"])
+    try:
+        EmulatedGcloud(emulator.control, aws=admin, aws_endpoint=aws_env["aws_endpoint"]).run_script(out)
+        extra = connection_extra(out, "gcloud")
+        assert "impersonation_chain" not in extra
+        token = token_for(info, extra, role_supplier(role_arn))
+        assert token.startswith("ya29.emu-fed-")  # the federated token itself
+        assert list_objects(info, info["bucket"], token) == 200
+        assert list_objects(info, OTHER_BUCKET, token) == 403
+    finally:
+        admin.client("iam", endpoint_url=aws_env["aws_endpoint"]).delete_role_policy(
+            RoleName=role_arn.rsplit("/", 1)[1], PolicyName="gcp-wif-web-identity-token")

@@ -59,3 +59,91 @@ def test_sessions_stay_separate_and_other_code_keeps_its_own_loader(aws_env):
     thread.start()
     thread.join()
     assert seen[0] is not factory.loaders[0]
+
+
+def _handlers_of(session) -> tuple:
+    """Everything a botocore session's event emitter holds: its handler trie (per node: the handlers registered
+    first, in the middle and last) and its unique-id registrations. Handlers are compared by identity, except
+    closures that boto3 makes anew for each session (``lazy_call.<locals>._handler``): by name."""
+    emitter = session._original_handler
+
+    def same(handler):
+        name = getattr(handler, "__qualname__", "")
+        return f"{handler.__module__}.{name}" if "<locals>" in name else handler
+
+    def handlers(values) -> tuple:
+        return tuple(same(handler) for handler in values)
+
+    def walk(node) -> tuple:
+        values = node.get("values")
+        lists = None if values is None else (handlers(values.first), handlers(values.middle), handlers(values.last))
+        return (node.get("chunk"), lists, tuple(sorted((key, walk(child)) for key, child in
+                                                       node.get("children", {}).items())))
+
+    return walk(emitter._handlers._root), tuple(sorted(emitter._unique_id_handlers))
+
+
+def test_cold_sessions_register_botocore_handlers_once_per_process(aws_env, monkeypatch):
+    registered: list[int] = []
+    original = botocore.session.Session._register_builtin_handlers
+
+    def counting(self, events):
+        registered.append(1)
+        return original(self, events)
+
+    factory = _assuming_role_factory(aws_env)
+    Boto3Supplier(factory).session()  # the first one in this process may register them
+    monkeypatch.setattr(botocore.session.Session, "_register_builtin_handlers", counting)
+    for _ in range(3):
+        Boto3Supplier(factory).session()
+    assert registered == [], "botocore's built-in event handlers were registered again for a new AWS session"
+
+
+def test_cold_sessions_hold_the_same_handlers_as_botocores_own_and_each_its_own(aws_env):
+    factory = _assuming_role_factory(aws_env)
+    first, second = (Boto3Supplier(factory).session()._session for _ in range(2))
+    outside = boto3.session.Session(region_name=aws_env["aws_region"])._session  # built handler by handler
+    assert _handlers_of(first) == _handlers_of(outside) == _handlers_of(second)
+    assert first._original_handler is not second._original_handler
+
+    def marker(**kwargs):
+        return None
+
+    first.register("before-call.sts.GetCallerIdentity", marker)
+    assert _handlers_of(first) != _handlers_of(second), "a handler registered on one session reached another"
+    assert _handlers_of(second) == _handlers_of(outside)
+    # What botocore sends to a session's handlers still reaches them (and only that session's).
+    heard: list[str] = []
+    first.register("gcp-wif-test.event", lambda **kwargs: heard.append("first"))
+    second.register("gcp-wif-test.event", lambda **kwargs: heard.append("second"))
+    first.get_component("event_emitter").emit("gcp-wif-test.event")
+    assert heard == ["first"]
+
+
+def test_botocore_initializers_run_once_for_each_cold_session(aws_env, monkeypatch):
+    """Code that hooks every botocore session (``botocore.register_initializer``: tracing, metrics) sees each of
+    ours once, and its handlers are there once, as on a session botocore makes itself."""
+    from airflow_provider_gcp_wif import supplier
+
+    initialized = []
+
+    def initializer(session):
+        initialized.append(session)
+        session.register("gcp-wif-test.initialized", _initializer_handler)
+
+    monkeypatch.setattr(supplier, "_handlers_template", [])  # prepared anew while the initializer is registered
+    botocore.register_initializer(initializer)
+    try:
+        factory = _assuming_role_factory(aws_env)
+        ours = Boto3Supplier(factory).session()._session
+        outside = boto3.session.Session(region_name=aws_env["aws_region"])._session
+    finally:
+        botocore.unregister_initializer(initializer)
+    assert ours in initialized and initialized.count(ours) == 1
+    assert _handlers_of(ours) == _handlers_of(outside)
+    handlers = ours._original_handler._handlers.prefix_search("gcp-wif-test.initialized")
+    assert list(handlers).count(_initializer_handler) == 1
+
+
+def _initializer_handler(**kwargs):
+    return None
