@@ -314,7 +314,8 @@ class Doctor:
         )
 
     def check_aws_identity(self) -> Check:
-        from airflow_provider_gcp_wif.errors import WifExchangeError, account_of
+        from airflow_provider_gcp_wif.errors import WifExchangeError
+        from airflow_provider_gcp_wif.resource_names import account_of
 
         assert self.source is not None
         supplier = self.source.supplier
@@ -336,7 +337,7 @@ class Doctor:
 
     def check_subject_length(self) -> Check:
         from airflow_provider_gcp_wif.credentials import exchange_context
-        from airflow_provider_gcp_wif.errors import GoogleAnswer, translate
+        from airflow_provider_gcp_wif.diagnosis import GoogleAnswer, translate
 
         assert self.source is not None and self.caller_arn is not None
         if self.source.settings.federation == "jwt":
@@ -361,7 +362,8 @@ class Doctor:
         """``federation: jwt``: one GetWebIdentityToken (the JWT the STS step then exchanges, cached), and what
         Google's OIDC provider will check in it: audience, issuer, subject size, this host's clock."""
         from airflow_provider_gcp_wif.credentials import jwt_audience, web_identity_token_supplier
-        from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError, jwt_claims
+        from airflow_provider_gcp_wif.diagnosis import jwt_claims
+        from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
 
         assert self.source is not None
         settings = self.source.settings
@@ -671,7 +673,7 @@ class SetupPlan:
 
     @property
     def member(self) -> str:
-        from airflow_provider_gcp_wif.errors import pool_name, principal_member
+        from airflow_provider_gcp_wif.resource_names import pool_name, principal_member
 
         if self.jwt:
             return f"principalSet:{pool_name(self.project_number, self.pool_id, self.universe_domain)}" \
@@ -697,7 +699,7 @@ class SetupPlan:
         """Google's default AWS mapping written out (plus ``attribute.aws_account``); for roles whose session
         ARNs can exceed 127 bytes, a short ``google.subject`` (``account:role_name``) — ``attribute.aws_role``,
         which the condition and the binding use, is Google's default either way."""
-        from airflow_provider_gcp_wif.errors import SHORT_SUBJECT_MAPPING
+        from airflow_provider_gcp_wif.resource_names import SHORT_SUBJECT_MAPPING
 
         if self.jwt:
             return self._jwt_attribute_mapping()

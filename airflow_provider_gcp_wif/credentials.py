@@ -42,14 +42,8 @@ from google.auth import exceptions as google_exceptions
 
 from airflow_provider_gcp_wif import masking
 from airflow_provider_gcp_wif.config import CLOUD_PLATFORM_SCOPE, JWT_SUBJECT_TOKEN_TYPE, WifSettings
-from airflow_provider_gcp_wif.errors import (
-    ExchangeContext,
-    RedirectRefused,
-    WifConfigError,
-    WifExchangeError,
-    sanitized_cause,
-    translate_exception,
-)
+from airflow_provider_gcp_wif.diagnosis import ExchangeContext, translate_exception
+from airflow_provider_gcp_wif.errors import RedirectRefused, WifConfigError, WifExchangeError, sanitized_cause
 from airflow_provider_gcp_wif.host_cache import HostTokenCache, SharedToken
 from airflow_provider_gcp_wif.supplier import Boto3Supplier, WebIdentityTokenSupplier
 

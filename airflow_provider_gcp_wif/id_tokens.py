@@ -26,14 +26,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_gcp_wif import masking
-from airflow_provider_gcp_wif.errors import (
-    RedirectRefused,
-    WifConfigError,
-    WifExchangeError,
-    parse_google_answer,
-    translate,
-    translate_exception,
-)
+from airflow_provider_gcp_wif.diagnosis import parse_google_answer, translate, translate_exception
+from airflow_provider_gcp_wif.errors import RedirectRefused, WifConfigError, WifExchangeError
 
 if TYPE_CHECKING:
     from airflow_provider_gcp_wif.credentials import WifCredentials

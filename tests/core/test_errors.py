@@ -9,14 +9,9 @@ import pytest
 from google.auth import exceptions as google_exceptions
 
 from airflow_provider_gcp_wif.credentials import get_credentials
-from airflow_provider_gcp_wif.errors import (
-    ExchangeContext,
-    WifExchangeError,
-    parse_google_answer,
-    principal_member,
-    translate,
-    translate_exception,
-)
+from airflow_provider_gcp_wif.diagnosis import ExchangeContext, parse_google_answer, translate, translate_exception
+from airflow_provider_gcp_wif.errors import WifExchangeError
+from airflow_provider_gcp_wif.resource_names import principal_member
 
 REQUEST = google.auth.transport.requests.Request()
 

@@ -18,7 +18,7 @@ import boto3
 import google.auth.transport.requests
 import pytest
 
-from airflow_provider_gcp_wif import errors
+from airflow_provider_gcp_wif import diagnosis, errors, resource_names
 from airflow_provider_gcp_wif.credentials import get_credentials
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
 from tests.core.test_jwt_exchange import JWT_PROVIDER, jwt_provider
@@ -38,7 +38,7 @@ ROLE = "arn:aws:sts::123456789012:assumed-role/wif-role"
 class Scenario:
     """How to break the emulated project for one catalogue rule, and which identity and settings meet it."""
 
-    rule: tuple[str, str]  # (step, rule name) in errors.py
+    rule: tuple[str, str]  # (step, rule name) in diagnosis.py
     breaks: Callable[[Any, dict[str, Any]], None]
     extras: dict[str, Any] | None = None
     identity: str = "role"  # role (wif-role) | long_role (an MWAA-like role with a long name and session)
@@ -166,8 +166,8 @@ def test_applying_the_printed_fix_makes_the_exchange_work(name, emulator, settin
     assert _verbs(commands) == _verbs_of_rule(*scenario.rule, scenario.federation), \
         "the error came from another catalogue rule"
     if scenario.federation == "jwt":  # several jwt rules share update-oidc: the answer must be this rule's
-        answer = errors.GoogleAnswer(error.status, error.code or "", error.reason, ())
-        rules = errors._STS_RULES if error.step == "sts_exchange" else errors._IAM_RULES
+        answer = diagnosis.GoogleAnswer(error.status, error.code or "", error.reason, ())
+        rules = diagnosis._STS_RULES if error.step == "sts_exchange" else diagnosis._IAM_RULES
         assert next(n for n, matches, _ in rules if matches(answer)) == scenario.rule[1], str(error)
 
     gcloud = EmulatedGcloud(emulator.control)
@@ -197,12 +197,12 @@ def _verbs_of_rule(step: str, rule: str, federation: str = "sigv4") -> set[str]:
 
 
 def _rule_fix(step: str, rule: str, federation: str = "sigv4") -> str:
-    rules = errors._STS_RULES if step == "sts_exchange" else errors._IAM_RULES
+    rules = diagnosis._STS_RULES if step == "sts_exchange" else diagnosis._IAM_RULES
     context = _JWT_CONTEXT if federation == "jwt" else _CONTEXT
     return next(fix for name, _, fix in rules if name == rule)(context)
 
 
-_CONTEXT = errors.ExchangeContext(
+_CONTEXT = diagnosis.ExchangeContext(
     project_number="734501234567", pool_id="aws-pool", provider_id="aws-provider",
     service_account="airflow-wif@wif-demo-project.iam.gserviceaccount.com",
     delegates=("airflow-wif@wif-demo-project.iam.gserviceaccount.com",),
@@ -222,7 +222,7 @@ def test_every_rule_whose_fix_changes_google_configuration_has_a_scenario():
     """Per route: a rule the route can meet whose fix changes Google's configuration has a scenario on that route
     (on jwt only where its fix differs from sigv4's: the other fixes are the same commands, proven once)."""
     needed = set()
-    for step, rules in (("sts_exchange", errors._STS_RULES), ("impersonation", errors._IAM_RULES)):
+    for step, rules in (("sts_exchange", diagnosis._STS_RULES), ("impersonation", diagnosis._IAM_RULES)):
         for name, _, fix in rules:
             sigv4, jwt = fix(_CONTEXT), fix(_JWT_CONTEXT)
             if not name.startswith("jwt_") and any(is_mutating(c) for c in gcloud_commands(sigv4)):
@@ -251,11 +251,11 @@ def test_the_long_subject_fix_keeps_googles_default_aws_role_mapping():
 @pytest.mark.parametrize("partition", ["aws-us-gov", "aws-cn"])
 def test_fixes_name_the_callers_partition_and_universe(partition):
     """A GovCloud or China worker is told to bind and admit its own partition's role ARN."""
-    context = errors.ExchangeContext(
+    context = diagnosis.ExchangeContext(
         project_number="734501234567", pool_id="aws-pool", provider_id="aws-provider",
         service_account="airflow-wif@wif-demo-project.iam.gserviceaccount.com", universe_domain="example.test",
         caller_arn_lookup=lambda: f"arn:{partition}:sts::123456789012:assumed-role/wif-role/session")
-    fixes = " ".join(fix(context) for _, _, fix in errors._STS_RULES + errors._IAM_RULES)
+    fixes = " ".join(fix(context) for _, _, fix in diagnosis._STS_RULES + diagnosis._IAM_RULES)
     assert f"arn:{partition}:sts::123456789012:assumed-role/wif-role" in fixes
     assert "arn:aws:sts::" not in fixes
     assert "principalSet://iam.example.test/projects/734501234567/" in fixes
@@ -267,7 +267,7 @@ def test_one_default_aws_role_mapping_everywhere():
     from airflow_provider_gcp_wif import cli
     from airflow_provider_gcp_wif.testing import cel
 
-    assert cli.AWS_ROLE_MAPPING == errors.AWS_ROLE_MAPPING == cel.AWS_ROLE_DEFAULT
+    assert cli.AWS_ROLE_MAPPING == resource_names.AWS_ROLE_MAPPING == cel.AWS_ROLE_DEFAULT
 
 
 def test_in_another_universe_the_printed_binding_is_the_one_that_works(emulator, aws_env, role_supplier):
@@ -300,6 +300,6 @@ def test_every_command_in_every_fix_parses_in_real_gcloud(tmp_path):
     """The commands the oracle applies are also the ones gcloud accepts (flags, positional arguments)."""
     context = dataclasses.replace(_CONTEXT, lifetime_seconds=7200)
     lines = sorted({c.replace("ORG_ID", "1234567").replace("PROJECT_ID", "wif-demo-project")
-                    for _, _, fix in errors._STS_RULES + errors._IAM_RULES
+                    for _, _, fix in diagnosis._STS_RULES + diagnosis._IAM_RULES
                     for c in gcloud_commands(fix(context))})
     assert_gcloud_parses(lines, tmp_path)

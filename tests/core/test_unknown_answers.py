@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from airflow_provider_gcp_wif import credentials as wif_credentials
 from airflow_provider_gcp_wif.credentials import get_credentials
-from airflow_provider_gcp_wif.errors import STEP_TITLES, ExchangeContext, WifExchangeError, translate_exception
+from airflow_provider_gcp_wif.diagnosis import ExchangeContext, translate_exception
+from airflow_provider_gcp_wif.errors import STEP_TITLES, WifExchangeError
 
 CONTEXT = ExchangeContext(
     project_number="734501234567", pool_id="aws-pool", provider_id="aws-provider",
