@@ -93,18 +93,14 @@ class WifExchangeError(google_exceptions.RefreshError):
         self.fix = fix
         self.status = status
         self.code = code
-        self._wif_retryable = retryable
-        super().__init__(f"{STEP_TITLES[step]} failed ({step}): {reason} Fix: {fix}")
-
-    @property
-    def retryable(self) -> bool:
-        return self._wif_retryable
+        # google-auth's base keeps the flag (``GoogleAuthError(*args, retryable=...)``, since before 2.29.0).
+        super().__init__(f"{STEP_TITLES[step]} failed ({step}): {reason} Fix: {fix}", retryable=retryable)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keep the attributes when the error crosses a process boundary (Airflow's task runner pickles).
         return (
             _rebuild_exchange_error,
-            (self.step, self.reason, self.fix, self.status, self.code, self._wif_retryable),
+            (self.step, self.reason, self.fix, self.status, self.code, self.retryable),
         )
 
 

@@ -226,3 +226,13 @@ def test_exchange_error_is_a_refresh_error_and_survives_pickling():
     assert isinstance(error, google_exceptions.RefreshError)
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.step, copy.reason, copy.fix, copy.status, copy.code) == ("impersonation", "denied.", "bind it.", 403, "PERMISSION_DENIED")
+
+
+@pytest.mark.parametrize("retryable", [True, False])
+def test_retryable_is_google_auths_own_flag_and_survives_pickling(retryable):
+    """``retryable`` is passed to google-auth's ``GoogleAuthError`` (2.29.0, the oldest pin, takes it), not shadowed
+    by a property of ours: google-auth's own code and ours read the same attribute."""
+    error = WifExchangeError("sts_exchange", "busy.", "retry.", status=503, retryable=retryable)
+    assert "retryable" not in vars(WifExchangeError)
+    assert google_exceptions.GoogleAuthError.retryable.fget(error) is retryable
+    assert pickle.loads(pickle.dumps(error)).retryable is retryable
