@@ -45,6 +45,7 @@ from airflow_provider_gcp_wif.config import CLOUD_PLATFORM_SCOPE, JWT_SUBJECT_TO
 from airflow_provider_gcp_wif.diagnosis import ExchangeContext, translate_exception
 from airflow_provider_gcp_wif.errors import RedirectRefused, WifConfigError, WifExchangeError, sanitized_cause
 from airflow_provider_gcp_wif.host_cache import HostTokenCache, SharedToken
+from airflow_provider_gcp_wif.resource_names import https_audience
 from airflow_provider_gcp_wif.supplier import Boto3Supplier, WebIdentityTokenSupplier
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ class _OidcFederatedCredentials(identity_pool.Credentials):
 def jwt_audience(settings: WifSettings) -> str:
     """The ``aud`` of the AWS JWT: the provider's name in the ``https://iam.<universe>/...`` form that Google's
     OIDC providers accept by default (when ``allowed_audiences`` is empty)."""
-    return "https:" + settings.audience
+    return https_audience(settings.audience)
 
 
 _jwt_suppliers: weakref.WeakKeyDictionary[Boto3Supplier, dict[str, WebIdentityTokenSupplier]] = (

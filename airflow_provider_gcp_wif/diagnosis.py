@@ -30,11 +30,15 @@ from airflow_provider_gcp_wif.resource_names import (
     AWS_ROLE_MAPPING,
     SHORT_SUBJECT_MAPPING,
     account_of,
+    assumed_role_arn,
+    https_audience,
+    iam_role_arn,
     jwt_policy_document,
     jwt_short_subject_mapping,
-    pool_name,
     principal_member,
+    provider_name,
     role_arn_of,
+    role_member,
     role_name_of,
 )
 
@@ -77,18 +81,19 @@ class ExchangeContext:
             return None
 
 
+#: Placeholders for the AWS role when the caller is unknown: its sessions (sigv4) and its IAM ARN (jwt's ``sub``).
+_SOME_ROLE = assumed_role_arn("AWS_ACCOUNT_ID", "AWS_ROLE_NAME")
+_SOME_ROLE_ARN = iam_role_arn("AWS_ACCOUNT_ID", "AWS_ROLE_NAME")
+
+
 def _member_for(context: ExchangeContext) -> str:
     if context.federation == "jwt":
         # The OIDC provider that `gcp-wif setup --federation jwt` creates maps attribute.aws_role to the JWT's sub.
-        return (f"principalSet:{pool_name(context.project_number, context.pool_id, context.universe_domain)}"
-                f"/attribute.aws_role/{_jwt_subject(context)}")
+        return role_member(context.project_number, context.pool_id, _jwt_subject(context), context.universe_domain)
     arn = context.caller_arn()
     if arn:
         return principal_member(context.project_number, context.pool_id, arn, context.universe_domain)
-    return (
-        f"principalSet:{pool_name(context.project_number, context.pool_id, context.universe_domain)}"
-        "/attribute.aws_role/arn:aws:sts::AWS_ACCOUNT_ID:assumed-role/AWS_ROLE_NAME"
-    )
+    return role_member(context.project_number, context.pool_id, _SOME_ROLE, context.universe_domain)
 
 
 def _update(c: ExchangeContext) -> str:
@@ -138,10 +143,9 @@ def _fix_invalid_target(c: ExchangeContext) -> str:
 
 def _fix_audience_format(c: ExchangeContext) -> str:
     return (
-        f"set audience to exactly //iam.{c.universe_domain}/projects/PROJECT_NUMBER/locations/global/"
-        "workloadIdentityPools/POOL_ID/providers/PROVIDER_ID (or set project_number, pool_id and provider_id "
-        f"instead); print it with `gcloud iam workload-identity-pools providers describe {_provider_flags(c)} "
-        "--format='value(name)'`."
+        f"set audience to exactly {provider_name('PROJECT_NUMBER', 'POOL_ID', 'PROVIDER_ID', c.universe_domain)} "
+        "(or set project_number, pool_id and provider_id instead); print it with "
+        f"`gcloud iam workload-identity-pools providers describe {_provider_flags(c)} --format='value(name)'`."
     )
 
 
@@ -149,7 +153,7 @@ def _fix_attribute_condition(c: ExchangeContext) -> str:
     if c.federation == "jwt":
         return _fix_jwt_attribute_condition(c)
     arn = c.caller_arn()
-    role = (role_arn_of(arn) if arn else None) or "arn:aws:sts::AWS_ACCOUNT_ID:assumed-role/AWS_ROLE_NAME"
+    role = (role_arn_of(arn) if arn else None) or _SOME_ROLE
     who = f"this worker is {arn}" if arn else "compare `aws sts get-caller-identity` with the condition"
     return (
         f"{who}; read the provider's condition with `gcloud iam workload-identity-pools providers describe "
@@ -439,7 +443,7 @@ def _jwt_issuer(c: ExchangeContext) -> str:
 
 
 def _jwt_subject(c: ExchangeContext) -> str:
-    return str(c.jwt().get("sub") or "arn:aws:iam::AWS_ACCOUNT_ID:role/AWS_ROLE_NAME")
+    return str(c.jwt().get("sub") or _SOME_ROLE_ARN)
 
 
 def _jwt_account(c: ExchangeContext) -> str:
@@ -449,9 +453,7 @@ def _jwt_account(c: ExchangeContext) -> str:
 
 
 def _jwt_https_audience(c: ExchangeContext) -> str:
-    audience = c.audience or (f"//iam.{c.universe_domain}/projects/{c.project_number}/locations/global/"
-                              f"workloadIdentityPools/{c.pool_id}/providers/{c.provider_id}")
-    return "https:" + audience if audience.startswith("//") else audience
+    return https_audience(c.audience or provider_name(c.project_number, c.pool_id, c.provider_id, c.universe_domain))
 
 
 def _jwt_condition(c: ExchangeContext) -> str:

@@ -21,7 +21,7 @@ def role_arn_of(caller_arn: str) -> str | None:
     if not match:
         return None
     partition, account, role = match.groups()
-    return f"arn:{partition}:sts::{account}:assumed-role/{role}"
+    return assumed_role_arn(account, role, partition)
 
 
 def account_of(caller_arn: str) -> str | None:
@@ -47,15 +47,49 @@ def pool_name(project_number: str, pool_id: str, universe_domain: str = "googlea
     return f"//iam.{universe_domain}/projects/{project_number}/locations/global/workloadIdentityPools/{pool_id}"
 
 
+#: A provider's full name (the audience), in any universe; the groups name its parts.
+AUDIENCE = re.compile(
+    r"^//iam\.(?P<domain>[a-z0-9.-]+)/projects/(?P<number>[^/]+)/locations/global/"
+    r"workloadIdentityPools/(?P<pool>[^/]+)/providers/(?P<provider>[^/]+)$"
+)
+
+
+def provider_name(project_number: str, pool_id: str, provider_id: str, universe_domain: str = "googleapis.com"
+                  ) -> str:
+    """The audience: ``//iam.<universe>/projects/N/locations/global/workloadIdentityPools/P/providers/X``."""
+    return f"{pool_name(project_number, pool_id, universe_domain)}/providers/{provider_id}"
+
+
+def https_audience(audience: str) -> str:
+    """``audience`` in the ``https://iam.<universe>/...`` form that Google's OIDC providers accept by default (when
+    their allowed audiences are empty): the ``aud`` of the AWS JWT on the jwt route."""
+    return "https:" + audience if audience.startswith("//") else audience
+
+
+def role_member(project_number: str, pool_id: str, aws_role: str, universe_domain: str = "googleapis.com") -> str:
+    """The ``principalSet`` of every identity whose ``attribute.aws_role`` is ``aws_role`` in the pool."""
+    return f"principalSet:{pool_name(project_number, pool_id, universe_domain)}/attribute.aws_role/{aws_role}"
+
+
 def principal_member(project_number: str, pool_id: str, caller_arn: str, universe_domain: str = "googleapis.com"
                      ) -> str:
     """The IAM member that stands for ``caller_arn`` in the pool: a ``principalSet`` on ``attribute.aws_role`` for
     an assumed role (every session of the role), else the single ``principal`` whose subject is the ARN."""
-    pool = pool_name(project_number, pool_id, universe_domain)
     role = role_arn_of(caller_arn)
     if role:
-        return f"principalSet:{pool}/attribute.aws_role/{role}"
-    return f"principal:{pool}/subject/{caller_arn}"
+        return role_member(project_number, pool_id, role, universe_domain)
+    return f"principal:{pool_name(project_number, pool_id, universe_domain)}/subject/{caller_arn}"
+
+
+def iam_role_arn(account: str, role_name: str, partition: str = "aws", path: str = "/") -> str:
+    """``arn:<partition>:iam::<account>:role<path><name>``: the role's own ARN (the jwt route's ``sub``)."""
+    return f"arn:{partition}:iam::{account}:role{path}{role_name}"
+
+
+def assumed_role_arn(account: str, role_name: str, partition: str = "aws") -> str:
+    """``arn:<partition>:sts::<account>:assumed-role/<name>``: what ``attribute.aws_role`` holds for every session
+    of the role under Google's default AWS mapping (:data:`AWS_ROLE_MAPPING`)."""
+    return f"arn:{partition}:sts::{account}:assumed-role/{role_name}"
 
 
 #: The JWT's claims namespace that AWS fills in (``aws_account``, ``source_region``, ``principal_id``, ...).
