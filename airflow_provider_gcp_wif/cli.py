@@ -336,7 +336,7 @@ class Doctor:
                      f"{self.caller_arn} (account {account_of(self.caller_arn) or '?'}, region {region}).")
 
     def check_subject_length(self) -> Check:
-        from airflow_provider_gcp_wif.credentials import exchange_context
+        from airflow_provider_gcp_wif.credentials import caller_of
         from airflow_provider_gcp_wif.diagnosis import GoogleAnswer, translate
 
         assert self.source is not None and self.caller_arn is not None
@@ -350,7 +350,8 @@ class Doctor:
         # The same words and fix as Google's own answer (ERRORS.md: sts_mapped_subject_exceeds_127_bytes).
         answer = GoogleAnswer(400, "invalid_request", "The size of mapped attribute google.subject exceeds the "
                               "127 bytes limit.", ())
-        error = translate("sts_exchange", answer, exchange_context(self.source.settings, self.source.supplier))
+        settings = self.source.settings
+        error = translate("sts_exchange", answer, settings, caller_of(settings, self.source.supplier))
         return Check(
             "subject length", WARN,
             f"the caller ARN is {size} bytes: over Google's {SUBJECT_LIMIT_BYTES}-byte google.subject limit if the "

@@ -18,6 +18,7 @@ from typing import Any
 
 from google.auth import exceptions as google_exceptions
 
+from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.errors import (
     PROPAGATION_NOTE,
     RedirectRefused,
@@ -44,24 +45,13 @@ from airflow_provider_gcp_wif.resource_names import (
 
 
 @dataclass(frozen=True)
-class ExchangeContext:
-    """What the fix texts need to name: the WIF provider, the service accounts and who the caller is on AWS.
-
-    ``caller_arn`` is looked up lazily (an extra ``GetCallerIdentity`` to AWS, only on the error path) so that a
-    permission denial can print the exact member to bind.
+class Caller:
+    """Who the caller is on AWS, as far as a fix text needs it: looked up lazily (an extra ``GetCallerIdentity``
+    to AWS, or the claims of the JWT that was sent), only on the error path, so that a permission denial can print
+    the exact member to bind. A lookup that fails leaves the placeholders in the text.
     """
 
-    project_number: str = "PROJECT_NUMBER"
-    pool_id: str = "POOL_ID"
-    provider_id: str = "PROVIDER_ID"
-    audience: str = ""
-    service_account: str | None = None
-    delegates: tuple[str, ...] = ()
-    lifetime_seconds: int = 3600
-    conn_id: str | None = None
-    caller_arn_lookup: Callable[[], str | None] | None = None
-    universe_domain: str = "googleapis.com"
-    federation: str = "sigv4"  # sigv4: an AWS provider; jwt: an OIDC provider trusting the AWS account's issuer
+    arn_lookup: Callable[[], str | None] | None = None
     jwt_claims_lookup: Callable[[], dict[str, Any]] | None = None  # jwt: the claims of the JWT that was sent
 
     def jwt(self) -> dict[str, Any]:
@@ -72,13 +62,26 @@ class ExchangeContext:
         except Exception:  # noqa: BLE001 - best effort: it only improves the fix text
             return {}
 
-    def caller_arn(self) -> str | None:
-        if self.caller_arn_lookup is None:
+    def arn(self) -> str | None:
+        if self.arn_lookup is None:
             return None
         try:
-            return self.caller_arn_lookup()
+            return self.arn_lookup()
         except Exception:  # noqa: BLE001 - best effort: it only improves the fix text
             return None
+
+
+#: Nobody known: the fix texts keep their placeholders for the caller.
+UNKNOWN_CALLER = Caller()
+
+#: Settings made of placeholders (``PROJECT_NUMBER``, ``POOL_ID``, ``PROVIDER_ID``, no service account: ``SA_EMAIL``):
+#: the fixes as the troubleshooting table shows them, and the fixes of AWS answers that name no Google resource.
+PLACEHOLDER_SETTINGS = WifSettings(
+    audience=provider_name("PROJECT_NUMBER", "POOL_ID", "PROVIDER_ID"),
+    project_number="PROJECT_NUMBER",
+    pool_id="POOL_ID",
+    provider_id="PROVIDER_ID",
+)
 
 
 #: Placeholders for the AWS role when the caller is unknown: its sessions (sigv4) and its IAM ARN (jwt's ``sub``).
@@ -86,27 +89,27 @@ _SOME_ROLE = assumed_role_arn("AWS_ACCOUNT_ID", "AWS_ROLE_NAME")
 _SOME_ROLE_ARN = iam_role_arn("AWS_ACCOUNT_ID", "AWS_ROLE_NAME")
 
 
-def _member_for(context: ExchangeContext) -> str:
-    if context.federation == "jwt":
+def _member_for(s: WifSettings, caller: Caller) -> str:
+    if s.federation == "jwt":
         # The OIDC provider that `gcp-wif setup --federation jwt` creates maps attribute.aws_role to the JWT's sub.
-        return role_member(context.project_number, context.pool_id, _jwt_subject(context), context.universe_domain)
-    arn = context.caller_arn()
+        return role_member(s.project_number, s.pool_id, _jwt_subject(caller), s.universe_domain)
+    arn = caller.arn()
     if arn:
-        return principal_member(context.project_number, context.pool_id, arn, context.universe_domain)
-    return role_member(context.project_number, context.pool_id, _SOME_ROLE, context.universe_domain)
+        return principal_member(s.project_number, s.pool_id, arn, s.universe_domain)
+    return role_member(s.project_number, s.pool_id, _SOME_ROLE, s.universe_domain)
 
 
-def _update(c: ExchangeContext) -> str:
+def _update(s: WifSettings) -> str:
     """The gcloud verb that updates this route's provider: ``update-aws`` (sigv4) or ``update-oidc`` (jwt)."""
-    return "update-oidc" if c.federation == "jwt" else "update-aws"
+    return "update-oidc" if s.federation == "jwt" else "update-aws"
 
 
-def _provider_flags(context: ExchangeContext) -> str:
-    return f"{context.provider_id} --workload-identity-pool={context.pool_id} --location=global"
+def _provider_flags(s: WifSettings) -> str:
+    return f"{s.provider_id} --workload-identity-pool={s.pool_id} --location=global"
 
 
-def _doctor(context: ExchangeContext) -> str:
-    return f"gcp-wif doctor --conn-id {context.conn_id}" if context.conn_id else "gcp-wif doctor"
+def _doctor(s: WifSettings) -> str:
+    return f"gcp-wif doctor --conn-id {s.conn_id}" if s.conn_id else "gcp-wif doctor"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -128,57 +131,57 @@ class GoogleAnswer:
         return all(fragment.lower() in text for fragment in fragments)
 
 
-def _fix_invalid_target(c: ExchangeContext) -> str:
-    pool_flags = f"{c.pool_id} --location=global"
+def _fix_invalid_target(s: WifSettings, caller: Caller) -> str:
+    pool_flags = f"{s.pool_id} --location=global"
     return (
         "check that the audience names an existing, enabled provider (use the project NUMBER): "
-        f"`gcloud iam workload-identity-pools providers describe {_provider_flags(c)}`; re-enable the pool "
+        f"`gcloud iam workload-identity-pools providers describe {_provider_flags(s)}`; re-enable the pool "
         f"with `gcloud iam workload-identity-pools update {pool_flags} --no-disabled` and the "
-        f"provider with `gcloud iam workload-identity-pools providers {_update(c)} {_provider_flags(c)} "
+        f"provider with `gcloud iam workload-identity-pools providers {_update(s)} {_provider_flags(s)} "
         "--no-disabled`; a pool or provider deleted less than 30 days ago comes back with "
         f"`gcloud iam workload-identity-pools undelete {pool_flags}` and "
-        f"`gcloud iam workload-identity-pools providers undelete {_provider_flags(c)}`."
+        f"`gcloud iam workload-identity-pools providers undelete {_provider_flags(s)}`."
     )
 
 
-def _fix_audience_format(c: ExchangeContext) -> str:
+def _fix_audience_format(s: WifSettings, caller: Caller) -> str:
     return (
-        f"set audience to exactly {provider_name('PROJECT_NUMBER', 'POOL_ID', 'PROVIDER_ID', c.universe_domain)} "
+        f"set audience to exactly {provider_name('PROJECT_NUMBER', 'POOL_ID', 'PROVIDER_ID', s.universe_domain)} "
         "(or set project_number, pool_id and provider_id instead); print it with "
-        f"`gcloud iam workload-identity-pools providers describe {_provider_flags(c)} --format='value(name)'`."
+        f"`gcloud iam workload-identity-pools providers describe {_provider_flags(s)} --format='value(name)'`."
     )
 
 
-def _fix_attribute_condition(c: ExchangeContext) -> str:
-    if c.federation == "jwt":
-        return _fix_jwt_attribute_condition(c)
-    arn = c.caller_arn()
+def _fix_attribute_condition(s: WifSettings, caller: Caller) -> str:
+    if s.federation == "jwt":
+        return _fix_jwt_attribute_condition(s, caller)
+    arn = caller.arn()
     role = (role_arn_of(arn) if arn else None) or _SOME_ROLE
     who = f"this worker is {arn}" if arn else "compare `aws sts get-caller-identity` with the condition"
     return (
         f"{who}; read the provider's condition with `gcloud iam workload-identity-pools providers describe "
-        f"{_provider_flags(c)} --format='value(attributeCondition,attributeMapping)'` and, if this identity "
-        f"should be let in, `gcloud iam workload-identity-pools providers update-aws {_provider_flags(c)} "
+        f"{_provider_flags(s)} --format='value(attributeCondition,attributeMapping)'` and, if this identity "
+        f"should be let in, `gcloud iam workload-identity-pools providers update-aws {_provider_flags(s)} "
         f"--attribute-condition=\"attribute.aws_role=='{role}'\"`."
     )
 
 
-def _fix_long_subject(c: ExchangeContext) -> str:
-    if c.federation == "jwt":
-        return _fix_jwt_long_subject(c)
-    arn = c.caller_arn()
+def _fix_long_subject(s: WifSettings, caller: Caller) -> str:
+    if s.federation == "jwt":
+        return _fix_jwt_long_subject(s, caller)
+    arn = caller.arn()
     size = f" (this worker's ARN {arn} is {len(arn.encode())} bytes)" if arn else ""
     return (
         f"map google.subject to something shorter{size}, keeping Google's default attribute.aws_role (the role "
         "ARN without the session, which attribute conditions and principalSet bindings use): "
-        f"`gcloud iam workload-identity-pools providers update-aws {_provider_flags(c)} "
+        f"`gcloud iam workload-identity-pools providers update-aws {_provider_flags(s)} "
         f"--attribute-mapping=\"google.subject={SHORT_SUBJECT_MAPPING},attribute.aws_role={AWS_ROLE_MAPPING},"
         "attribute.aws_account=assertion.account\"` (add any other attribute your conditions and bindings "
         "use), or use a shorter role session name."
     )
 
 
-def _fix_signature(c: ExchangeContext) -> str:
+def _fix_signature(s: WifSettings, caller: Caller) -> str:
     return (
         "AWS rejected the signed GetCallerIdentity request: check the AWS connection's access key and secret "
         "(`aws sts get-caller-identity` with the same credentials must work) and that nothing between this "
@@ -186,28 +189,28 @@ def _fix_signature(c: ExchangeContext) -> str:
     )
 
 
-def _fix_signature_expired(c: ExchangeContext) -> str:
+def _fix_signature_expired(s: WifSettings, caller: Caller) -> str:
     return (
         "the signed request was more than 15 minutes old when AWS checked it: sync this worker's clock "
         "(chrony/NTP, Amazon Time Sync 169.254.169.123) and never reuse a subject token."
     )
 
 
-def _fix_aws_token_expired(c: ExchangeContext) -> str:
+def _fix_aws_token_expired(s: WifSettings, caller: Caller) -> str:
     return (
         "the AWS session credentials had expired: refresh them (re-assume the role, or let boto3 refresh the "
         "instance/task role) — check the AWS connection's role_arn and session duration."
     )
 
 
-def _fix_aws_key_invalid(c: ExchangeContext) -> str:
+def _fix_aws_key_invalid(s: WifSettings, caller: Caller) -> str:
     return (
         "AWS does not know this access key: check the AWS connection's login/password (or role) with "
         "`aws sts get-caller-identity`; rotate or re-create the key if it was deleted."
     )
 
 
-def _fix_request_format(c: ExchangeContext) -> str:
+def _fix_request_format(s: WifSettings, caller: Caller) -> str:
     return (
         "the serialized GetCallerIdentity request was malformed or lacked the x-goog-cloud-target-resource "
         "header for this audience: upgrade airflow-provider-gcp-wif / google-auth, and make sure the audience "
@@ -215,18 +218,18 @@ def _fix_request_format(c: ExchangeContext) -> str:
     )
 
 
-def _fix_account_not_allowed(c: ExchangeContext) -> str:
-    arn = c.caller_arn()
+def _fix_account_not_allowed(s: WifSettings, caller: Caller) -> str:
+    arn = caller.arn()
     account = (account_of(arn) if arn else None) or "AWS_ACCOUNT_ID"
     who = f"this worker's AWS account is {account}; " if arn else ""
     return (
-        f"{who}`gcloud iam workload-identity-pools providers update-aws {_provider_flags(c)} "
+        f"{who}`gcloud iam workload-identity-pools providers update-aws {_provider_flags(s)} "
         f"--account-id={account}` or create a provider for that AWS account; verify with "
         "`aws sts get-caller-identity --query Account`."
     )
 
 
-def _fix_token_type(c: ExchangeContext) -> str:
+def _fix_token_type(s: WifSettings, caller: Caller) -> str:
     return (
         "use grant_type=urn:ietf:params:oauth:grant-type:token-exchange, requested_token_type="
         "urn:ietf:params:oauth:token-type:access_token, subject_token_type=urn:ietf:params:aws:token-type:"
@@ -234,35 +237,35 @@ def _fix_token_type(c: ExchangeContext) -> str:
     )
 
 
-def _fix_scope_sts(c: ExchangeContext) -> str:
+def _fix_scope_sts(s: WifSettings, caller: Caller) -> str:
     return (
         "set the connection's scope to valid OAuth scopes, e.g. https://www.googleapis.com/auth/cloud-platform "
         "(the default)."
     )
 
 
-def _fix_service_disabled(service: str) -> Callable[[ExchangeContext], str]:
-    def fix(c: ExchangeContext) -> str:
+def _fix_service_disabled(service: str) -> Callable[[WifSettings, Caller], str]:
+    def fix(s: WifSettings, caller: Caller) -> str:
         return (
             f"`gcloud services enable {service} sts.googleapis.com iamcredentials.googleapis.com "
-            f"iam.googleapis.com --project={c.project_number}` (the project that owns the pool), then wait a few "
+            f"iam.googleapis.com --project={s.project_number}` (the project that owns the pool), then wait a few "
             "minutes."
         )
 
     return fix
 
 
-def _fix_transient(c: ExchangeContext) -> str:
+def _fix_transient(s: WifSettings, caller: Caller) -> str:
     return "a transient Google error: retry with backoff (Airflow task retries do this); if it persists, " + (
-        f"run `{_doctor(c)}`."
+        f"run `{_doctor(s)}`."
     )
 
 
-def _fix_permission_denied(c: ExchangeContext) -> str:
-    sa = c.service_account or "SA_EMAIL"
-    if c.delegates:
-        first = c.delegates[0]
-        hops = [*c.delegates, sa]
+def _fix_permission_denied(s: WifSettings, caller: Caller) -> str:
+    sa = s.service_account or "SA_EMAIL"
+    if s.delegates:
+        first = s.delegates[0]
+        hops = [*s.delegates, sa]
         chain = "; ".join(
             f"`gcloud iam service-accounts add-iam-policy-binding {nxt} --member=serviceAccount:{prev} "
             "--role=roles/iam.serviceAccountTokenCreator`"
@@ -271,27 +274,27 @@ def _fix_permission_denied(c: ExchangeContext) -> str:
         return (
             f"the impersonation chain is broken: let the federated identity use {first} with "
             f"`gcloud iam service-accounts add-iam-policy-binding {first} --role=roles/iam.workloadIdentityUser "
-            f"--member=\"{_member_for(c)}\"`, and grant each hop: {chain}. {PROPAGATION_NOTE} "
+            f"--member=\"{_member_for(s, caller)}\"`, and grant each hop: {chain}. {PROPAGATION_NOTE} "
             f"Also confirm each account exists: `gcloud iam service-accounts describe {sa}`."
         )
     return (
         f"`gcloud iam service-accounts add-iam-policy-binding {sa} --role=roles/iam.workloadIdentityUser "
-        f"--member=\"{_member_for(c)}\"`. {PROPAGATION_NOTE} Also confirm the account exists: "
+        f"--member=\"{_member_for(s, caller)}\"`. {PROPAGATION_NOTE} Also confirm the account exists: "
         f"`gcloud iam service-accounts describe {sa}`."
     )
 
 
-def _fix_lifetime(c: ExchangeContext) -> str:
-    sa = c.service_account or "SA_EMAIL"
+def _fix_lifetime(s: WifSettings, caller: Caller) -> str:
+    sa = s.service_account or "SA_EMAIL"
     return (
-        f"set lifetime_seconds to 3600 or less (now {c.lifetime_seconds}), or allow longer tokens for this "
+        f"set lifetime_seconds to 3600 or less (now {s.lifetime_seconds}), or allow longer tokens for this "
         "account: `gcloud resource-manager org-policies allow "
         f"constraints/iam.allowServiceAccountCredentialLifetimeExtension {sa} --organization=ORG_ID` "
         "(at most 43200 s)."
     )
 
 
-def _fix_invalid_argument(c: ExchangeContext) -> str:
+def _fix_invalid_argument(s: WifSettings, caller: Caller) -> str:
     return (
         "check the connection's scope (OAuth scopes such as https://www.googleapis.com/auth/cloud-platform, not "
         "URLs of your services) and that impersonation_chain holds plain service-account emails without quotes "
@@ -299,61 +302,61 @@ def _fix_invalid_argument(c: ExchangeContext) -> str:
     )
 
 
-def _fix_scope_insufficient(c: ExchangeContext) -> str:
+def _fix_scope_insufficient(s: WifSettings, caller: Caller) -> str:
     return (
         "the federated token's scope does not cover IAM Credentials: include "
         "https://www.googleapis.com/auth/cloud-platform in the connection's scope."
     )
 
 
-def _fix_unauthenticated(c: ExchangeContext) -> str:
+def _fix_unauthenticated(s: WifSettings, caller: Caller) -> str:
     return (
         "the federated token was missing or expired when it reached IAM Credentials: retry (a new exchange is "
-        f"made); if it keeps failing, check this worker's clock and run `{_doctor(c)}`."
+        f"made); if it keeps failing, check this worker's clock and run `{_doctor(s)}`."
     )
 
 
-def _fix_token_type_unsupported(c: ExchangeContext) -> str:
+def _fix_token_type_unsupported(s: WifSettings, caller: Caller) -> str:
     return (
         "federated tokens cannot call signJwt/signBlob: set impersonation_chain so that a service-account "
         "token is used."
     )
 
 
-def _fix_sa_disabled(c: ExchangeContext) -> str:
-    sa = c.service_account or "SA_EMAIL"
-    project = _project_query(c).removeprefix("?project=") or "PROJECT_ID"
+def _fix_sa_disabled(s: WifSettings, caller: Caller) -> str:
+    sa = s.service_account or "SA_EMAIL"
+    project = _project_query(s).removeprefix("?project=") or "PROJECT_ID"
     return f"`gcloud iam service-accounts enable {sa} --project={project}`."
 
 
-def _fix_rate_limited(c: ExchangeContext) -> str:
+def _fix_rate_limited(s: WifSettings, caller: Caller) -> str:
     return (
         "IAM Credentials quota exhausted (iamcredentials.googleapis.com, \"Generate credentials requests per "
         "minute\"): retry with backoff (Airflow task retries do this); tokens are cached per process, so look for "
         "many short-lived processes; raise the quota of the service account's project in the console: "
         "https://console.cloud.google.com/apis/api/iamcredentials.googleapis.com/quotas"
-        f"{_project_query(c)}."
+        f"{_project_query(s)}."
     )
 
 
-def _fix_sts_rate_limited(c: ExchangeContext) -> str:
+def _fix_sts_rate_limited(s: WifSettings, caller: Caller) -> str:
     return (
         "Security Token Service quota exhausted (sts.googleapis.com, \"Token exchange requests per minute\" of "
-        f"project {c.project_number}, which owns the pool): retry with backoff (Airflow task retries do this); "
+        f"project {s.project_number}, which owns the pool): retry with backoff (Airflow task retries do this); "
         "tokens are cached per process, so look for many short-lived processes; raise the quota in the console: "
-        f"https://console.cloud.google.com/apis/api/sts.googleapis.com/quotas?project={c.project_number}."
+        f"https://console.cloud.google.com/apis/api/sts.googleapis.com/quotas?project={s.project_number}."
     )
 
 
-def _project_query(c: ExchangeContext) -> str:
-    sa = c.service_account or ""
+def _project_query(s: WifSettings) -> str:
+    sa = s.service_account or ""
     match = re.match(r"^[^@]+@([a-z][a-z0-9-]{4,28}[a-z0-9])\.iam\.gserviceaccount\.com$", sa)
     return f"?project={match.group(1)}" if match else ""
 
 
-def _fix_sa_not_found(c: ExchangeContext) -> str:
-    sa = c.service_account or "SA_EMAIL"
-    project = _project_query(c).removeprefix("?project=") or "PROJECT_ID"
+def _fix_sa_not_found(s: WifSettings, caller: Caller) -> str:
+    sa = s.service_account or "SA_EMAIL"
+    project = _project_query(s).removeprefix("?project=") or "PROJECT_ID"
     return (
         f"the service account {sa} was not found (deleted, mistyped, or in another project): check it with "
         f"`gcloud iam service-accounts describe {sa}` and list the project's accounts with "
@@ -363,7 +366,7 @@ def _fix_sa_not_found(c: ExchangeContext) -> str:
     )
 
 
-def _sts_fix_for_status(status: int | None, c: ExchangeContext) -> str:
+def _sts_fix_for_status(status: int | None, s: WifSettings, caller: Caller) -> str:
     """The likeliest fix for an answer of STS that no catalogue rule explains, by HTTP status."""
     if status is None:
         return (
@@ -371,13 +374,13 @@ def _sts_fix_for_status(status: int | None, c: ExchangeContext) -> str:
             "https://sts.googleapis.com/v1/token or its Private Service Connect name) and any proxy in between."
         )
     if status == 429:
-        return _fix_sts_rate_limited(c)
+        return _fix_sts_rate_limited(s, caller)
     if status >= 500:
-        return _fix_transient(c)
+        return _fix_transient(s, caller)
     if status == 400:
         return (
             "Google STS refused the exchange: check the audience names an existing provider (project NUMBER): "
-            f"`gcloud iam workload-identity-pools providers describe {_provider_flags(c)} "
+            f"`gcloud iam workload-identity-pools providers describe {_provider_flags(s)} "
             "--format='value(name,state,attributeCondition,attributeMapping)'`, and that the AWS identity is the "
             "one the provider trusts (`aws sts get-caller-identity`)."
         )
@@ -390,7 +393,7 @@ def _sts_fix_for_status(status: int | None, c: ExchangeContext) -> str:
     if status == 403:
         return (
             "Google STS refused access for the pool's project: enable the API "
-            f"(`gcloud services enable sts.googleapis.com --project=PROJECT_ID`, project {c.project_number}) and "
+            f"(`gcloud services enable sts.googleapis.com --project=PROJECT_ID`, project {s.project_number}) and "
             "check that no VPC Service Controls perimeter or organization policy "
             "(iam.workloadIdentityPoolAwsAccounts, iam.workloadIdentityPoolProviders) excludes this pool."
         )
@@ -405,7 +408,7 @@ def _sts_fix_for_status(status: int | None, c: ExchangeContext) -> str:
     )
 
 
-def _iam_fix_for_status(status: int | None, c: ExchangeContext) -> str:
+def _iam_fix_for_status(status: int | None, s: WifSettings, caller: Caller) -> str:
     """The likeliest fix for an answer of IAM Credentials that no catalogue rule explains, by HTTP status."""
     if status is None:
         return (
@@ -413,96 +416,96 @@ def _iam_fix_for_status(status: int | None, c: ExchangeContext) -> str:
             "https://iamcredentials.googleapis.com or its Private Service Connect name) and any proxy in between."
         )
     if status == 429:
-        return _fix_rate_limited(c)
+        return _fix_rate_limited(s, caller)
     if status >= 500:
-        return _fix_transient(c)
+        return _fix_transient(s, caller)
     if status == 400:
-        return _fix_invalid_argument(c)
+        return _fix_invalid_argument(s, caller)
     if status == 401:
-        return _fix_unauthenticated(c)
+        return _fix_unauthenticated(s, caller)
     if status == 403:
-        return _fix_permission_denied(c)
+        return _fix_permission_denied(s, caller)
     if status == 404:
-        return _fix_sa_not_found(c)
+        return _fix_sa_not_found(s, caller)
     return (
         f"an HTTP {status} from IAM Credentials is not a documented answer: check iam_endpoint (Google's "
         "https://iamcredentials.googleapis.com or its Private Service Connect name) and any proxy in between."
     )
 
 
-def fix_for_status(step: Step, status: int | None, context: ExchangeContext) -> str:
+def fix_for_status(step: Step, status: int | None, s: WifSettings, caller: Caller) -> str:
     """The likeliest fix for ``status`` at ``step`` when the answer itself says nothing we recognise."""
     if step == "sts_exchange":
-        return _sts_fix_for_status(status, context)
-    return _iam_fix_for_status(status, context)
+        return _sts_fix_for_status(status, s, caller)
+    return _iam_fix_for_status(status, s, caller)
 
 
 
-def _jwt_issuer(c: ExchangeContext) -> str:
-    return str(c.jwt().get("iss") or "ISSUER_URL")
+def _jwt_issuer(caller: Caller) -> str:
+    return str(caller.jwt().get("iss") or "ISSUER_URL")
 
 
-def _jwt_subject(c: ExchangeContext) -> str:
-    return str(c.jwt().get("sub") or _SOME_ROLE_ARN)
+def _jwt_subject(caller: Caller) -> str:
+    return str(caller.jwt().get("sub") or _SOME_ROLE_ARN)
 
 
-def _jwt_account(c: ExchangeContext) -> str:
-    claims = c.jwt().get("https://sts.amazonaws.com/")
+def _jwt_account(caller: Caller) -> str:
+    claims = caller.jwt().get("https://sts.amazonaws.com/")
     account = claims.get("aws_account") if isinstance(claims, dict) else None
-    return str(account or account_of(_jwt_subject(c)) or "AWS_ACCOUNT_ID")
+    return str(account or account_of(_jwt_subject(caller)) or "AWS_ACCOUNT_ID")
 
 
-def _jwt_https_audience(c: ExchangeContext) -> str:
-    return https_audience(c.audience or provider_name(c.project_number, c.pool_id, c.provider_id, c.universe_domain))
+def _jwt_https_audience(s: WifSettings) -> str:
+    return https_audience(s.audience)
 
 
-def _jwt_condition(c: ExchangeContext) -> str:
-    return f"{AWS_CLAIMS}.aws_account=='{_jwt_account(c)}' && assertion.sub=='{_jwt_subject(c)}'"
+def _jwt_condition(caller: Caller) -> str:
+    return f"{AWS_CLAIMS}.aws_account=='{_jwt_account(caller)}' && assertion.sub=='{_jwt_subject(caller)}'"
 
 
-def _fix_jwt_attribute_condition(c: ExchangeContext) -> str:
+def _fix_jwt_attribute_condition(s: WifSettings, caller: Caller) -> str:
     return (
-        f"this worker's JWT has sub {_jwt_subject(c)} (AWS account {_jwt_account(c)}); read the provider's "
-        f"condition with `gcloud iam workload-identity-pools providers describe {_provider_flags(c)} "
+        f"this worker's JWT has sub {_jwt_subject(caller)} (AWS account {_jwt_account(caller)}); read the provider's "
+        f"condition with `gcloud iam workload-identity-pools providers describe {_provider_flags(s)} "
         "--format='value(attributeCondition,attributeMapping)'` and, if this identity should be let in, "
-        f"`gcloud iam workload-identity-pools providers update-oidc {_provider_flags(c)} "
-        f"--attribute-condition=\"{_jwt_condition(c)}\"`."
+        f"`gcloud iam workload-identity-pools providers update-oidc {_provider_flags(s)} "
+        f"--attribute-condition=\"{_jwt_condition(caller)}\"`."
     )
 
 
 
-def _fix_jwt_long_subject(c: ExchangeContext) -> str:
-    subject = _jwt_subject(c)
+def _fix_jwt_long_subject(s: WifSettings, caller: Caller) -> str:
+    subject = _jwt_subject(caller)
     match = re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role(/(?:.*/)?)[^/]+$", subject)
     path = match.group(1) if match else "/"
-    size = f" (this worker's sub {subject} is {len(subject.encode())} bytes)" if c.jwt() else ""
+    size = f" (this worker's sub {subject} is {len(subject.encode())} bytes)" if caller.jwt() else ""
     return (
         f"map google.subject to the AWS account and role name{size}, keeping attribute.aws_role as the full sub "
         f"(which conditions and principalSet bindings use): `gcloud iam workload-identity-pools providers "
-        f"update-oidc {_provider_flags(c)} --attribute-mapping=\"google.subject={jwt_short_subject_mapping(path)},"
+        f"update-oidc {_provider_flags(s)} --attribute-mapping=\"google.subject={jwt_short_subject_mapping(path)},"
         f"attribute.aws_account={AWS_CLAIMS}.aws_account,attribute.aws_role=assertion.sub\"` (add any other "
         "attribute your conditions and bindings use), or give the role a shorter path."
     )
 
 
-def _fix_jwt_audience(c: ExchangeContext) -> str:
+def _fix_jwt_audience(s: WifSettings, caller: Caller) -> str:
     return (
-        f"the JWT's audience is {_jwt_https_audience(c)} (this provider's own name, which an OIDC provider accepts "
+        f"the JWT's audience is {_jwt_https_audience(s)} (this provider's own name, which an OIDC provider accepts "
         "when its allowed audiences are empty); allow it: `gcloud iam workload-identity-pools providers "
-        f"update-oidc {_provider_flags(c)} --allowed-audiences={_jwt_https_audience(c)}`."
+        f"update-oidc {_provider_flags(s)} --allowed-audiences={_jwt_https_audience(s)}`."
     )
 
 
-def _fix_jwt_issuer(c: ExchangeContext) -> str:
+def _fix_jwt_issuer(s: WifSettings, caller: Caller) -> str:
     return (
-        f"the JWT was issued by {_jwt_issuer(c)} (the AWS account's outbound identity federation issuer, "
+        f"the JWT was issued by {_jwt_issuer(caller)} (the AWS account's outbound identity federation issuer, "
         "`aws iam get-outbound-web-identity-federation-info --query IssuerIdentifier`); point the provider at it: "
-        f"`gcloud iam workload-identity-pools providers update-oidc {_provider_flags(c)} "
-        f"--issuer-uri={_jwt_issuer(c)}`."
+        f"`gcloud iam workload-identity-pools providers update-oidc {_provider_flags(s)} "
+        f"--issuer-uri={_jwt_issuer(caller)}`."
     )
 
 
-def _fix_jwt_clock(c: ExchangeContext) -> str:
+def _fix_jwt_clock(s: WifSettings, caller: Caller) -> str:
     return (
         "Google found the AWS JWT expired or not yet valid: sync this worker's clock (chrony/NTP; on AWS the Amazon "
         "Time Sync Service at 169.254.169.123) and retry; a fresh JWT is asked for each time the cached one nears "
@@ -510,20 +513,20 @@ def _fix_jwt_clock(c: ExchangeContext) -> str:
     )
 
 
-def _fix_jwt_signature(c: ExchangeContext) -> str:
+def _fix_jwt_signature(s: WifSettings, caller: Caller) -> str:
     return (
         "Google could not verify the AWS JWT's signature with the issuer's keys: if the provider holds uploaded "
-        f"keys (--jwk-json-path), re-read them from {_jwt_issuer(c)}/.well-known/jwks.json or remove them so "
-        f"Google fetches them itself: `gcloud iam workload-identity-pools providers describe {_provider_flags(c)} "
+        f"keys (--jwk-json-path), re-read them from {_jwt_issuer(caller)}/.well-known/jwks.json or remove them so "
+        f"Google fetches them itself: `gcloud iam workload-identity-pools providers describe {_provider_flags(s)} "
         "--format='value(oidc)'`."
     )
 
 
-def _fix_jwt_issuer_keys(c: ExchangeContext) -> str:
+def _fix_jwt_issuer_keys(s: WifSettings, caller: Caller) -> str:
     return (
         "Google could not fetch or use the signing key of the JWT from its issuer's JWKS: the provider's issuer "
-        f"must be the AWS account's issuer {_jwt_issuer(c)} (compare `gcloud iam workload-identity-pools providers "
-        f"describe {_provider_flags(c)} --format='value(oidc.issuerUri)'` with `aws iam "
+        f"must be the AWS account's issuer {_jwt_issuer(caller)} (compare `gcloud iam workload-identity-pools "
+        f"providers describe {_provider_flags(s)} --format='value(oidc.issuerUri)'` with `aws iam "
         "get-outbound-web-identity-federation-info`), and JWTs must be signed RS256 (Google cannot verify AWS's "
         "ES384 keys; this provider always asks for RS256)."
     )
@@ -533,7 +536,7 @@ def _jwt_answer(a: GoogleAnswer) -> bool:
     return a.says("id token") or a.says("jwt")
 
 
-Rule = tuple[str, Callable[[GoogleAnswer], bool], Callable[[ExchangeContext], str]]
+Rule = tuple[str, Callable[[GoogleAnswer], bool], Callable[[WifSettings, Caller], str]]
 
 _STS_RULES: list[Rule] = [
     ("invalid_target", lambda a: a.code == "invalid_target", _fix_invalid_target),
@@ -639,7 +642,8 @@ def answer_from_exception(exc: BaseException) -> GoogleAnswer | None:
 MAX_GOOGLE_TEXT = 300
 
 
-def translate(step: Step, answer: GoogleAnswer, context: ExchangeContext) -> WifExchangeError:
+def translate(step: Step, answer: GoogleAnswer, settings: WifSettings, caller: Caller = UNKNOWN_CALLER
+              ) -> WifExchangeError:
     """Turn one of Google's error answers into a :class:`WifExchangeError` for ``step``.
 
     An answer no catalogue rule explains still names the step and the HTTP status, keeps Google's text and gets the
@@ -656,19 +660,18 @@ def translate(step: Step, answer: GoogleAnswer, context: ExchangeContext) -> Wif
         reason = f"HTTP {answer.status} from {_SERVICE[step]}: {reason}"
     for _name, matches, fix in rules:
         if matches(answer):
-            return WifExchangeError(
-                step, _sentence(reason), fix(context), status=answer.status, code=answer.code, retryable=retryable
-            )
-    return _unknown(step, answer.status, _sentence(reason), context, code=answer.code, retryable=retryable)
+            return WifExchangeError(step, _sentence(reason), fix(settings, caller), status=answer.status,
+                                    code=answer.code, retryable=retryable)
+    return _unknown(step, answer.status, _sentence(reason), settings, caller, code=answer.code, retryable=retryable)
 
 
-def _unknown(step: Step, status: int | None, text: str, context: ExchangeContext, *, code: str | None = None,
+def _unknown(step: Step, status: int | None, text: str, s: WifSettings, caller: Caller, *, code: str | None = None,
              retryable: bool = False) -> WifExchangeError:
     if not text.startswith("HTTP "):
         text = f"HTTP {status} from {_SERVICE[step]}: {text}" if status is not None else text
-    fix = fix_for_status(step, status, context)
+    fix = fix_for_status(step, status, s, caller)
     if "gcp-wif doctor" not in fix:
-        fix += f" Then `{_doctor(context)}` checks each step."
+        fix += f" Then `{_doctor(s)}` checks each step."
     return WifExchangeError(step, text, fix, status=status, code=code, retryable=retryable)
 
 
@@ -710,7 +713,8 @@ def _body_of(exc: BaseException) -> str | bytes | None:
 
 
 def translate_exception(
-    step: Step, exc: BaseException, context: ExchangeContext, *, status: int | None = None
+    step: Step, exc: BaseException, settings: WifSettings, caller: Caller = UNKNOWN_CALLER, *,
+    status: int | None = None,
 ) -> WifExchangeError:
     """Translate whatever google-auth raised during ``step``; unknown failures keep their text and name the step.
 
@@ -733,10 +737,10 @@ def translate_exception(
     if answer is not None:
         if answer.status is None and status is not None:
             answer = GoogleAnswer(status, answer.code, answer.message, answer.reasons)
-        return translate(step, answer, context)
+        return translate(step, answer, settings, caller)
     if status is not None and step != "aws_credentials" and status >= 400:
         retryable = status == 429 or status >= 500
-        return _unknown(step, status, redact(describe_body(_body_of(exc))), context, retryable=retryable)
+        return _unknown(step, status, redact(describe_body(_body_of(exc))), settings, caller, retryable=retryable)
     # Resets and timeouts (TransportError) and malformed answers (a 200 that is not JSON, or lacks the token)
     # are worth another attempt; google-auth lets them escape without a status.
     retryable = (
@@ -745,7 +749,7 @@ def translate_exception(
         or "invalid expiration in response" in str(exc)
     )
     text = _sentence(redact(str(exc.args[0])) if exc.args else type(exc).__name__)
-    fix = _fix_transient(context) if retryable else f"run `{_doctor(context)}` for a step-by-step check."
+    fix = _fix_transient(settings, caller) if retryable else f"run `{_doctor(settings)}` for a step-by-step check."
     return WifExchangeError(step, text, fix, retryable=retryable)
 
 
@@ -802,9 +806,9 @@ def translate_aws_error(
         fix = ("the JWT would have outlived the AWS session credentials: give the credential source longer-lived "
                "credentials (the role's session duration), or retry once botocore has renewed them.")
     elif code in ("ExpiredToken", "ExpiredTokenException"):
-        fix = _fix_aws_token_expired(ExchangeContext())
+        fix = _fix_aws_token_expired(PLACEHOLDER_SETTINGS, UNKNOWN_CALLER)
     elif code in ("InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch"):
-        fix = _fix_aws_key_invalid(ExchangeContext())
+        fix = _fix_aws_key_invalid(PLACEHOLDER_SETTINGS, UNKNOWN_CALLER)
     elif code in ("Throttling", "ThrottlingException", "ServiceUnavailable", "InternalFailure", "RequestLimitExceeded"):
         return WifExchangeError("aws_credentials", reason, "retry later; AWS STS is throttling or unavailable.",
                                 status=status, code=code, retryable=True)

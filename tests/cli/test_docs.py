@@ -61,9 +61,9 @@ SYMPTOMS = {
 
 def catalogue() -> list[tuple[str, str, str]]:
     """(step, rule, fix with placeholders) for every rule of diagnosis.py, in matching order."""
-    context = diagnosis.ExchangeContext(service_account="SA_EMAIL")
-    rows = [("sts_exchange", name, fix(context)) for name, _, fix in diagnosis._STS_RULES]
-    rows += [("impersonation", name, fix(context)) for name, _, fix in diagnosis._IAM_RULES]
+    context = (diagnosis.PLACEHOLDER_SETTINGS, diagnosis.UNKNOWN_CALLER)
+    rows = [("sts_exchange", name, fix(*context)) for name, _, fix in diagnosis._STS_RULES]
+    rows += [("impersonation", name, fix(*context)) for name, _, fix in diagnosis._IAM_RULES]
     return rows
 
 

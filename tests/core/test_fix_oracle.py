@@ -19,6 +19,7 @@ import google.auth.transport.requests
 import pytest
 
 from airflow_provider_gcp_wif import diagnosis, errors, resource_names
+from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.credentials import get_credentials
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
 from tests.core.test_jwt_exchange import JWT_PROVIDER, jwt_provider
@@ -199,20 +200,22 @@ def _verbs_of_rule(step: str, rule: str, federation: str = "sigv4") -> set[str]:
 def _rule_fix(step: str, rule: str, federation: str = "sigv4") -> str:
     rules = diagnosis._STS_RULES if step == "sts_exchange" else diagnosis._IAM_RULES
     context = _JWT_CONTEXT if federation == "jwt" else _CONTEXT
-    return next(fix for name, _, fix in rules if name == rule)(context)
+    return next(fix for name, _, fix in rules if name == rule)(*context)
 
 
-_CONTEXT = diagnosis.ExchangeContext(
-    project_number="734501234567", pool_id="aws-pool", provider_id="aws-provider",
-    service_account="airflow-wif@wif-demo-project.iam.gserviceaccount.com",
-    delegates=("airflow-wif@wif-demo-project.iam.gserviceaccount.com",),
-    caller_arn_lookup=lambda: "arn:aws:sts::123456789012:assumed-role/wif-role/session")
+_SA = "airflow-wif@wif-demo-project.iam.gserviceaccount.com"
+_EXTRAS = {"project_number": "734501234567", "pool_id": "aws-pool", "provider_id": "aws-provider",
+           "impersonation_chain": f"{_SA},{_SA}"}
+#: (settings, caller) that the fixes name, per route.
+_CONTEXT = (WifSettings.from_extras(_EXTRAS),
+            diagnosis.Caller(arn_lookup=lambda: "arn:aws:sts::123456789012:assumed-role/wif-role/session"))
 
 
-_JWT_CONTEXT = dataclasses.replace(
-    _CONTEXT, provider_id=JWT_PROVIDER, federation="jwt",
-    jwt_claims_lookup=lambda: {"iss": "https://0000.tokens.sts.global.api.aws", "sub": "arn:aws:iam::123456789012:role/wif-role",
-                               "https://sts.amazonaws.com/": {"aws_account": "123456789012"}})
+_JWT_CONTEXT = (
+    WifSettings.from_extras({**_EXTRAS, "provider_id": JWT_PROVIDER, "federation": "jwt"}),
+    dataclasses.replace(_CONTEXT[1], jwt_claims_lookup=lambda: {
+        "iss": "https://0000.tokens.sts.global.api.aws", "sub": "arn:aws:iam::123456789012:role/wif-role",
+        "https://sts.amazonaws.com/": {"aws_account": "123456789012"}}))
 #: Rules only the sigv4 route can meet (Google replays the signed AWS request) and only the jwt route can meet.
 SIGV4_ONLY = {"signature_expired", "signature_mismatch", "aws_token_expired", "aws_key_invalid", "request_format",
               "subject_unparseable", "account_not_allowed"}
@@ -224,7 +227,7 @@ def test_every_rule_whose_fix_changes_google_configuration_has_a_scenario():
     needed = set()
     for step, rules in (("sts_exchange", diagnosis._STS_RULES), ("impersonation", diagnosis._IAM_RULES)):
         for name, _, fix in rules:
-            sigv4, jwt = fix(_CONTEXT), fix(_JWT_CONTEXT)
+            sigv4, jwt = fix(*_CONTEXT), fix(*_JWT_CONTEXT)
             if not name.startswith("jwt_") and any(is_mutating(c) for c in gcloud_commands(sigv4)):
                 needed.add((step, name, "sigv4"))
             if name not in SIGV4_ONLY and jwt != sigv4 and any(is_mutating(c) for c in gcloud_commands(jwt)):
@@ -251,11 +254,10 @@ def test_the_long_subject_fix_keeps_googles_default_aws_role_mapping():
 @pytest.mark.parametrize("partition", ["aws-us-gov", "aws-cn"])
 def test_fixes_name_the_callers_partition_and_universe(partition):
     """A GovCloud or China worker is told to bind and admit its own partition's role ARN."""
-    context = diagnosis.ExchangeContext(
-        project_number="734501234567", pool_id="aws-pool", provider_id="aws-provider",
-        service_account="airflow-wif@wif-demo-project.iam.gserviceaccount.com", universe_domain="example.test",
-        caller_arn_lookup=lambda: f"arn:{partition}:sts::123456789012:assumed-role/wif-role/session")
-    fixes = " ".join(fix(context) for _, _, fix in diagnosis._STS_RULES + diagnosis._IAM_RULES)
+    settings = WifSettings.from_extras({**_EXTRAS, "impersonation_chain": _SA, "universe_domain": "example.test"},
+                                       allowed_endpoint_hosts="example.test")
+    caller = diagnosis.Caller(arn_lookup=lambda: f"arn:{partition}:sts::123456789012:assumed-role/wif-role/session")
+    fixes = " ".join(fix(settings, caller) for _, _, fix in diagnosis._STS_RULES + diagnosis._IAM_RULES)
     assert f"arn:{partition}:sts::123456789012:assumed-role/wif-role" in fixes
     assert "arn:aws:sts::" not in fixes
     assert "principalSet://iam.example.test/projects/734501234567/" in fixes
@@ -298,8 +300,8 @@ def test_in_another_universe_the_printed_binding_is_the_one_that_works(emulator,
 @pytest.mark.skipif(shutil.which("gcloud") is None, reason="gcloud is not installed")
 def test_every_command_in_every_fix_parses_in_real_gcloud(tmp_path):
     """The commands the oracle applies are also the ones gcloud accepts (flags, positional arguments)."""
-    context = dataclasses.replace(_CONTEXT, lifetime_seconds=7200)
+    context = (_CONTEXT[0].replace(lifetime_seconds=7200), _CONTEXT[1])
     lines = sorted({c.replace("ORG_ID", "1234567").replace("PROJECT_ID", "wif-demo-project")
                     for _, _, fix in diagnosis._STS_RULES + diagnosis._IAM_RULES
-                    for c in gcloud_commands(fix(context))})
+                    for c in gcloud_commands(fix(*context))})
     assert_gcloud_parses(lines, tmp_path)

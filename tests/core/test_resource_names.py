@@ -53,16 +53,13 @@ def test_the_fixes_name_the_members_and_audiences_of_resource_names():
     settings_ = WifSettings.from_extras({"project_number": "123", "pool_id": "pool-1", "provider_id": "prov-1",
                                          "universe_domain": "s3nsapis.fr"}, allowed_endpoint_hosts="s3nsapis.fr")
     caller = "arn:aws-cn:sts::111122223333:assumed-role/wif/s"
-    sigv4 = diagnosis.ExchangeContext(project_number="123", pool_id="pool-1", provider_id="prov-1",
-                                      audience=settings_.audience, universe_domain="s3nsapis.fr",
-                                      caller_arn_lookup=lambda: caller)
+    sigv4 = diagnosis.Caller(arn_lookup=lambda: caller)
     assert f'--member="{resource_names.principal_member("123", "pool-1", caller, "s3nsapis.fr")}"' in \
-        diagnosis._fix_permission_denied(sigv4)
+        diagnosis._fix_permission_denied(settings_, sigv4)
     sub = "arn:aws-cn:iam::111122223333:role/wif"
-    jwt = diagnosis.ExchangeContext(project_number="123", pool_id="pool-1", provider_id="prov-1",
-                                    universe_domain="s3nsapis.fr", federation="jwt",
-                                    jwt_claims_lookup=lambda: {"sub": sub})
+    jwt_settings = settings_.replace(federation="jwt")
+    jwt = diagnosis.Caller(jwt_claims_lookup=lambda: {"sub": sub})
     assert f'--member="{resource_names.role_member("123", "pool-1", sub, "s3nsapis.fr")}"' in \
-        diagnosis._fix_permission_denied(jwt)
+        diagnosis._fix_permission_denied(jwt_settings, jwt)
     assert f"--allowed-audiences={resource_names.https_audience(settings_.audience)}`" in \
-        diagnosis._fix_jwt_audience(jwt)
+        diagnosis._fix_jwt_audience(jwt_settings, jwt)
