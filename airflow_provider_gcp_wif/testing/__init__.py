@@ -1,7 +1,7 @@
 """Emulated clouds for offline tests: AWS (moto, signatures verified) and Google STS, IAM Credentials,
 Resource Manager and Cloud Storage with Google's error bodies.
 
-Importing this package is cheap: moto, werkzeug and requests are imported only when an emulator starts or a
+Importing this package is cheap: moto, werkzeug and requests are imported only when ``CloudEmulator`` or a
 control client is used. See README.md beside this file for the configuration schema and the control plane.
 
     from airflow_provider_gcp_wif.testing import CloudEmulator
