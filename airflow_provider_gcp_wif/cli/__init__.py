@@ -57,7 +57,7 @@ _MOVED = {
                        "cmd_doctor"),
     "setup_command": ("AWS_ROLE_MAPPING", "ATTRIBUTE_MAPPING", "SERVICES", "AWS_CLAIMS", "JWT_SIGNING_ALGORITHM",
                       "JWT_MAX_DURATION_SECONDS", "JWT_POLICY_NAME", "MAX_SESSION_NAME", "SETUP_ENV_DEFAULTS",
-                      "SetupPlan", "build_setup_plan", "render_gcloud", "render_terraform",
+                      "SetupArgs", "SetupPlan", "build_setup_plan", "render_gcloud", "render_terraform",
                       "AWS_FEDERATION_RESOURCE", "cmd_setup"),
     "mwaa_bundle_command": ("MWAA_IMAGE_PACKAGES", "MWAA_PLATFORM", "PLUGIN_MODULE_SOURCE", "build_wheel",
                             "wheel_metadata", "MwaaImage", "mwaa_image", "download_dependency_wheels",

@@ -248,19 +248,56 @@ class SetupPlan:
         return policies
 
 
-def _setup_value(args: argparse.Namespace, name: str) -> Any:
+@dataclass(frozen=True)
+class SetupArgs:
+    """What ``gcp-wif setup`` is asked for, typed: its flags as given (``None``: left out; the seed's environment
+    variables in :data:`SETUP_ENV_DEFAULTS` stand in for some of them when the plan is built)."""
+
+    project_id: str
+    project_number: str | None = None
+    pool_id: str | None = None
+    provider_id: str | None = None
+    aws_account_id: str | None = None
+    aws_role_name: str | None = None
+    aws_partition: str | None = None
+    service_account: str | None = None
+    direct_access: bool = False
+    buckets: tuple[str, ...] = ()
+    bucket_role: str = "roles/storage.objectAdmin"
+    universe_domain: str = "googleapis.com"
+    organization_id: str | None = None
+    lifetime_over_hour: bool = False
+    org_restrictions: bool = False
+    federation: str = "sigv4"
+    issuer_uri: str | None = None
+    format: str = "gcloud"
+
+    @classmethod
+    def from_namespace(cls, namespace: argparse.Namespace) -> SetupArgs:
+        """From the parsed command line (``--bucket`` is repeatable, hence ``buckets``)."""
+        given = vars(namespace)
+        values = {f.name: given[f.name] for f in dataclasses.fields(cls) if f.name in given}
+        values["buckets"] = tuple(given.get("bucket") or ())
+        values["federation"] = given.get("federation") or "sigv4"
+        return cls(**values)
+
+
+def _setup_value(args: SetupArgs, name: str) -> Any:
     value = getattr(args, name)
     if value is None and name in SETUP_ENV_DEFAULTS:
         value = os.environ.get(SETUP_ENV_DEFAULTS[name]) or None
     return value
 
 
-def build_setup_plan(args: argparse.Namespace) -> SetupPlan:
+def build_setup_plan(args: SetupArgs | argparse.Namespace) -> SetupPlan:
     """Validate the inputs (through ``WifSettings`` where it has the field); raises ``WifConfigError`` naming the
-    command-line flag. Flags left out fall back to the seed's environment variables (:data:`SETUP_ENV_DEFAULTS`)."""
+    command-line flag. Flags left out fall back to the seed's environment variables (:data:`SETUP_ENV_DEFAULTS`).
+    A parsed command line (``argparse.Namespace``) is read as :class:`SetupArgs`."""
     from airflow_provider_gcp_wif.config import WifSettings
     from airflow_provider_gcp_wif.errors import WifConfigError
 
+    if isinstance(args, argparse.Namespace):
+        args = SetupArgs.from_namespace(args)
     account = _setup_value(args, "aws_account_id")
     role = _setup_value(args, "aws_role_name")
     project_number = _setup_value(args, "project_number")
@@ -298,8 +335,8 @@ def build_setup_plan(args: argparse.Namespace) -> SetupPlan:
     if not _ROLE_NAME.match(role):
         raise WifConfigError("--aws-role-name", f"{role!r} is not an IAM role name.",
                              "give the role's name (e.g. the MWAA execution role's), or its ARN.")
-    federation = getattr(args, "federation", "sigv4") or "sigv4"
-    issuer_uri = getattr(args, "issuer_uri", None)
+    federation = args.federation
+    issuer_uri = args.issuer_uri
     if federation == "jwt":
         if not _ROLE_PATH.match(role_path):
             raise WifConfigError("--aws-role-name", f"the IAM path {role_path!r} has characters setup does not "
@@ -333,7 +370,7 @@ def build_setup_plan(args: argparse.Namespace) -> SetupPlan:
     if args.organization_id and not _ORG_ID.match(args.organization_id):
         raise WifConfigError("--organization-id", f"{args.organization_id!r} is not an organization id.",
                              "find it with `gcloud organizations list`.")
-    for bucket in args.bucket or []:
+    for bucket in args.buckets:
         if not _BUCKET.match(bucket.removeprefix("gs://")):
             raise WifConfigError("--bucket", f"{bucket!r} is not a Cloud Storage bucket name.",
                                  "give the bucket's name, e.g. my-data-bucket.")
@@ -355,7 +392,7 @@ def build_setup_plan(args: argparse.Namespace) -> SetupPlan:
         organization_id=args.organization_id, lifetime_over_hour=args.lifetime_over_hour,
         org_restrictions=args.org_restrictions, aws_partition=partition,
         universe_domain=args.universe_domain or "googleapis.com",
-        buckets=tuple(b.removeprefix("gs://").rstrip("/") for b in args.bucket or []), bucket_role=args.bucket_role,
+        buckets=tuple(b.removeprefix("gs://").rstrip("/") for b in args.buckets), bucket_role=args.bucket_role,
         federation=federation, issuer_uri=issuer_uri, role_path=role_path,
     )
     notes = []
@@ -704,10 +741,11 @@ def _terraform_policies(p: SetupPlan) -> list[tuple[str, str]]:
 def cmd_setup(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from airflow_provider_gcp_wif.errors import WifConfigError
 
+    setup = SetupArgs.from_namespace(args)
     try:
-        plan = build_setup_plan(args)
+        plan = build_setup_plan(setup)
     except WifConfigError as error:
         print(f"gcp-wif setup: {one_line(error)}", file=err)
         return EXIT_USAGE
-    out.write(render_terraform(plan) if args.format == "terraform" else render_gcloud(plan))
+    out.write(render_terraform(plan) if setup.format == "terraform" else render_gcloud(plan))
     return EXIT_OK
