@@ -9,7 +9,7 @@ import datetime
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
@@ -78,10 +78,12 @@ class Doctor:
     """Runs the exchange one visible step at a time. Steps after a failed one are skipped (they could only fail
     for the same reason); a warning does not stop the run and does not fail it."""
 
-    def __init__(self, conn_id: str | None, *, api_call: bool = True, api_url: str | None = None) -> None:
+    def __init__(self, conn_id: str | None, *, api_call: bool = True, api_url: str | None = None,
+                 steps: Sequence[Step] | None = None) -> None:
         self.conn_id = conn_id
         self.api_call = api_call
         self.api_url = api_url
+        self.steps: Sequence[Step] = STEPS if steps is None else steps
         self.checks: list[Check] = []
         self.source: Source | None = None
         self.caller_arn: str | None = None
@@ -92,23 +94,14 @@ class Doctor:
         return any(check.status == FAIL for check in self.checks)
 
     def run(self) -> list[Check]:
-        steps: list[tuple[str, Callable[[], Check]]] = [
-            ("settings", self.check_settings),
-            ("AWS identity", self.check_aws_identity),
-            ("subject length", self.check_subject_length),
-            ("web identity token", self.check_web_identity_token),
-            ("STS exchange", self.check_sts_exchange),
-            ("impersonation", self.check_impersonation),
-            ("API call", self.check_api_call),
-        ]
-        for name, step in steps:
-            if name == "web identity token" and not (self.source and self.source.settings.federation == "jwt"):
-                continue  # a step of federation jwt only
+        for step in self.steps:
+            if not step.applies(self):
+                continue
             if self.failed:
-                self.checks.append(Check(name, SKIP, "not run: an earlier step failed."))
+                self.checks.append(Check(step.name, SKIP, "not run: an earlier step failed."))
                 continue
             started = time.monotonic()
-            check = step()
+            check = step.check(self)
             check.seconds = time.monotonic() - started
             self.checks.append(check)
         return self.checks
@@ -294,6 +287,36 @@ class Doctor:
             return Check(name, FAIL, f"{type(err).__name__}: {err}", "run with -v for details.")
         return None
 
+
+
+def _always(doctor: Doctor) -> bool:
+    return True
+
+
+def _jwt_only(doctor: Doctor) -> bool:
+    return doctor.source is not None and doctor.source.settings.federation == "jwt"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the checklist: its name, the check that runs it (returning one :class:`Check`), and whether it
+    applies to this run (a step that does not apply is left out of the checklist, not skipped)."""
+
+    name: str
+    check: Callable[[Doctor], Check]
+    applies: Callable[[Doctor], bool] = _always
+
+
+#: The doctor's checklist, in order; a step after a failed one is reported as skipped.
+STEPS: tuple[Step, ...] = (
+    Step("settings", Doctor.check_settings),
+    Step("AWS identity", Doctor.check_aws_identity),
+    Step("subject length", Doctor.check_subject_length),
+    Step("web identity token", Doctor.check_web_identity_token, applies=_jwt_only),
+    Step("STS exchange", Doctor.check_sts_exchange),
+    Step("impersonation", Doctor.check_impersonation),
+    Step("API call", Doctor.check_api_call),
+)
 
 def _utc(seconds: Any) -> str:
     try:
