@@ -4,7 +4,6 @@ this provider from a wheel (MWAA's documented route for packages that are not on
 from __future__ import annotations
 
 import argparse
-import email.parser
 import re
 import shutil
 import subprocess
@@ -15,6 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = None  # type: ignore[assignment]
 
 from airflow_provider_gcp_wif.cli.common import (
     DISTRIBUTION,
@@ -49,9 +53,22 @@ def _project_root() -> Path | None:
 
     root = Path(airflow_provider_gcp_wif.__file__).resolve().parent.parent
     pyproject = root / "pyproject.toml"
-    if pyproject.is_file() and re.search(rf'^name\s*=\s*"{DISTRIBUTION}"', pyproject.read_text(), re.MULTILINE):
+    if pyproject.is_file() and _project_name(pyproject.read_text()) == DISTRIBUTION:
         return root
     return None
+
+
+def _project_name(pyproject: str) -> str | None:
+    """``[project] name`` of a ``pyproject.toml``. Python 3.10 has no ``tomllib`` (and this package adds no TOML
+    dependency for one command): there, the first ``name = "..."`` line, which is where this project's is."""
+    if tomllib is None:
+        found = re.search(r'^name\s*=\s*"([^"]*)"', pyproject, re.MULTILINE)
+        return found.group(1) if found else None
+    try:
+        name = tomllib.loads(pyproject).get("project", {}).get("name")
+    except tomllib.TOMLDecodeError:
+        return None
+    return name if isinstance(name, str) else None
 
 
 def build_wheel(out_dir: Path) -> Path:
@@ -75,20 +92,25 @@ def build_wheel(out_dir: Path) -> Path:
 
 
 def wheel_metadata(path: Path) -> tuple[str, str]:
-    """(Name, Version) from a wheel's ``METADATA``."""
+    """(Name, Version) from a wheel's ``METADATA`` (its top-level ``*.dist-info/METADATA``), read by ``packaging``."""
+    from packaging.metadata import parse_email
+
     try:
         with zipfile.ZipFile(path) as wheel:
-            names = [n for n in wheel.namelist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)]
+            names = [n for n in wheel.namelist()
+                     if n.count("/") == 1 and n.endswith("/METADATA") and n.split("/")[0].endswith(".dist-info")]
             if not names:
                 raise UsageError(f"{path} has no .dist-info/METADATA: not a wheel.")
-            metadata = email.parser.Parser().parsestr(wheel.read(names[0]).decode("utf-8"))
+            metadata, _ = parse_email(wheel.read(names[0]).decode("utf-8"))
     except zipfile.BadZipFile as err:
         raise UsageError(f"{path} is not a wheel (zip): {err}") from err
-    return str(metadata["Name"]), str(metadata["Version"])
+    return str(metadata.get("name")), str(metadata.get("version"))
 
 
 def _normalise(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+    from packaging.utils import canonicalize_name
+
+    return str(canonicalize_name(name))
 
 
 @dataclass(frozen=True)
