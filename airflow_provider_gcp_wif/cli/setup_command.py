@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import importlib.resources
 import json
 import os
 import re
 import shlex
+import string
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -435,8 +438,36 @@ def _check_issuer_uri(value: str) -> str:
     return value.rstrip("/")
 
 
-def _principal_flag(plan: SetupPlan) -> str:
-    return f'--member="{plan.member}"'
+@functools.cache
+def _sections(name: str) -> dict[str, string.Template]:
+    """The sections of a template file shipped in ``cli/templates/``: each ``#@ NAME`` line starts one, ``#@ end``
+    ends the last; other ``#@`` lines are comments."""
+    text = importlib.resources.files(__package__).joinpath("templates").joinpath(name).read_text(encoding="utf-8")
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.split("\n"):
+        if line.startswith("#@ "):
+            marker = line[3:]
+            if marker.isidentifier():
+                current = None if marker == "end" else sections.setdefault(marker, [])
+            continue
+        if current is not None:
+            current.append(line)
+    return {key: string.Template("\n".join(lines)) for key, lines in sections.items()}
+
+
+def _fill(template_file: str, section: str, **values: Any) -> str:
+    return _sections(template_file)[section].substitute(values)
+
+
+def _sh(section: str, **values: Any) -> list[str]:
+    """Lines of the gcloud script."""
+    return _fill("setup.sh.tmpl", section, **values).split("\n")
+
+
+def _tf(section: str, **values: Any) -> str:
+    """A Terraform block (ends with a newline)."""
+    return _fill("setup.tf.tmpl", section, **values) + "\n"
 
 
 def render_gcloud(plan: SetupPlan) -> str:
@@ -444,114 +475,56 @@ def render_gcloud(plan: SetupPlan) -> str:
     mapping = ",".join(f"{key}={value}" for key, value in p.attribute_mapping.items())
     pool_flags = f"--project={p.project_id} --location=global"
     who = "the AWS role itself (direct resource access)" if p.direct_access else f"service account {p.service_account}"
-    route = " through AWS outbound identity federation (JWT)" if p.jwt else ""
-    lines = [
-        f"# Keyless access for AWS role {p.iam_role_arn if p.jwt else p.role_arn} to Google Cloud project "
-        f"{p.project_id} ({p.project_number}), as {who}{route}.",
-        "# Written by `gcp-wif setup`; review, then run with an account that may administer IAM in the project.",
-    ]
+    lines = _sh("header", role=p.iam_role_arn if p.jwt else p.role_arn, project_id=p.project_id,
+                project_number=p.project_number, who=who,
+                route=" through AWS outbound identity federation (JWT)" if p.jwt else "")
     if p.jwt:
         lines += _aws_cli_jwt_side(p)
-    lines += [
-        "",
-        "# 1. The APIs of the exchange (STS, IAM Credentials) and of `gcp-wif doctor` (Resource Manager).",
-        f"gcloud services enable {' '.join(SERVICES)} --project={p.project_id}",
-    ]
+    lines += _sh("services", services=" ".join(SERVICES), project_id=p.project_id)
     lines += _gcloud_org_policies(p)
-    lines += [
-        "",
-        "# 2. The workload identity pool.",
-        f"gcloud iam workload-identity-pools create {p.pool_id} {pool_flags} --display-name=\"Airflow on AWS\"",
-        "",
-    ]
+    lines += _sh("pool", pool_id=p.pool_id, pool_flags=pool_flags)
+    provider = {"aws_account_id": p.aws_account_id, "aws_role_name": p.aws_role_name, "provider_id": p.provider_id,
+                "pool_flags": pool_flags, "pool_id": p.pool_id, "mapping": mapping, "condition": p.condition}
     if p.jwt:
-        lines += [
-            f"# 3. The OIDC provider: only JWTs of AWS account {p.aws_account_id}'s issuer for this provider's "
-            f"audience, and (attribute condition) only those of role {p.aws_role_name}.",
-            f"gcloud iam workload-identity-pools providers create-oidc {p.provider_id} {pool_flags} "
-            f"--workload-identity-pool={p.pool_id} --issuer-uri=\"$ISSUER_URI\" "
-            f"--allowed-audiences=\"{p.jwt_audience}\" "
-            f"--attribute-mapping=\"{mapping}\" --attribute-condition=\"{p.condition}\"",
-        ]
+        lines += _sh("provider_oidc", jwt_audience=p.jwt_audience, **provider)
     else:
-        lines += [
-            f"# 3. The AWS provider: only AWS account {p.aws_account_id}, and (attribute condition) only sessions of "
-            f"role {p.aws_role_name}.",
-            f"gcloud iam workload-identity-pools providers create-aws {p.provider_id} {pool_flags} "
-            f"--workload-identity-pool={p.pool_id} --account-id={p.aws_account_id} "
-            f"--attribute-mapping=\"{mapping}\" --attribute-condition=\"{p.condition}\"",
-        ]
+        lines += _sh("provider_aws", **provider)
     if p.service_account:
         sa_name, sa_project = p.service_account.split("@", 1)[0], p.service_account.split("@", 1)[1].split(".")[0]
-        lines += [
-            "",
-            "# 4. The service account Airflow's tasks act as.",
-            f"gcloud iam service-accounts create {sa_name} --project={sa_project} "
-            "--display-name=\"Airflow (keyless, from AWS)\"",
-            "",
-            "# 5. Let every session of the AWS role (and nothing else) impersonate it.",
-            f"gcloud iam service-accounts add-iam-policy-binding {p.service_account} --project={sa_project} "
-            f"--role=roles/iam.workloadIdentityUser {_principal_flag(p)}",
-        ]
-    lines += ["", f"# 6. Grant {'the service account' if p.service_account else 'the AWS role (its principalSet)'} "
-              "what your DAGs need" + (":" if p.buckets else ", for example:")]
+        lines += _sh("service_account", sa_name=sa_name, sa_project=sa_project, service_account=p.service_account,
+                     member=p.member)
+    lines += _sh("grants_service_account" if p.service_account else "grants_direct",
+                 colon=":" if p.buckets else ", for example:")
     for bucket in p.buckets:
-        lines.append(f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member=\"{p.grantee}\" "
-                     f"--role={p.bucket_role}")
+        lines += _sh("bucket", bucket=bucket, grantee=p.grantee, bucket_role=p.bucket_role)
     if not p.buckets:
-        lines.append(f"# gcloud storage buckets add-iam-policy-binding gs://BUCKET --member=\"{p.grantee}\" "
-                     "--role=roles/storage.objectAdmin")
+        lines += _sh("bucket_example", grantee=p.grantee)
     if p.direct_access:
-        lines.append("# (Direct access: only APIs that accept federated identities; see Google's list of "
-                     "supported products. Others need --service-account.)")
-    lines += ["", "# 7. The Airflow connection (any secrets backend works the same way):",
-              f"# export AIRFLOW_CONN_GCP_WIF_DEFAULT={shlex.quote(_connection_json(p))}",
-              "# then check it from an Airflow worker: gcp-wif doctor --conn-id gcp_wif_default"]
-    lines += [f"# Note: {note}" for note in p.notes]
+        lines += _sh("direct_access_note")
+    lines += _sh("connection", connection=shlex.quote(_connection_json(p)))
+    for note in p.notes:
+        lines += _sh("note", note=note)
     return "\n".join(lines) + "\n"
 
 
 def _aws_cli_jwt_side(p: SetupPlan) -> list[str]:
     """AWS CLI steps of ``--federation jwt``: the feature, the issuer URL (into ``$ISSUER_URI``), the role's
     policy."""
-    if p.issuer_uri:
-        issuer = [f"ISSUER_URI=\"{p.issuer_uri}\""]
-    else:
-        issuer = ["ISSUER_URI=\"$(aws iam get-outbound-web-identity-federation-info --query IssuerIdentifier "
-                  "--output text)\""]
-    return [
-        "",
-        f"# 0. AWS (account {p.aws_account_id}; run with an AWS identity that may administer IAM there).",
-        "# 0a. Outbound identity federation on, once per account (it answers FeatureEnabled if it is on already).",
-        "aws iam enable-outbound-web-identity-federation",
-        "# 0b. The account's issuer URL, which the Google provider will trust.",
-        *issuer,
-        f"# 0c. Let role {p.aws_role_name} ask STS GetWebIdentityToken for JWTs for this provider's audience only, "
-        f"signed {JWT_SIGNING_ALGORITHM}, valid at most {JWT_MAX_DURATION_SECONDS} s.",
-        f"cat > {JWT_POLICY_NAME}.json <<'EOF'",
-        json.dumps(p.web_identity_token_policy(), indent=2),
-        "EOF",
-        f"aws iam put-role-policy --role-name {p.aws_role_name} --policy-name {JWT_POLICY_NAME} "
-        f"--policy-document file://{JWT_POLICY_NAME}.json",
-    ]
+    return _sh("aws_jwt_side", aws_account_id=p.aws_account_id, aws_role_name=p.aws_role_name,
+               issuer=p.issuer_uri or _fill("setup.sh.tmpl", "issuer_from_aws_cli"),
+               algorithm=JWT_SIGNING_ALGORITHM, max_duration=JWT_MAX_DURATION_SECONDS, policy_name=JWT_POLICY_NAME,
+               policy_json=json.dumps(p.web_identity_token_policy(), indent=2))
 
 
 def _gcloud_org_policies(p: SetupPlan) -> list[str]:
     lines: list[str] = []
     for file_name, constraint, values in p.org_policies():
-        lines += ["", f"# Org policy {constraint} ({_POLICY_WHY[constraint]})."]
+        common = {"constraint": constraint, "why": _POLICY_WHY[constraint], "values": " ".join(values)}
         if p.organization_id:
-            lines += ["# `allow` ADDS to the organization's allowed values (read and extend): other teams' pools "
-                      "and accounts stay allowed.",
-                      f"gcloud resource-manager org-policies allow {constraint} {' '.join(values)} "
-                      f"--organization={p.organization_id}"]
+            lines += _sh("org_policy_organization", organization_id=p.organization_id, **common)
         else:
-            lines += ["# A project policy that MERGES with the organization's (inheritFromParent: true): what the "
-                      "organization allows stays allowed. If the project already has its own policy for this "
-                      f"constraint, extend it instead: gcloud resource-manager org-policies allow {constraint} "
-                      f"{' '.join(values)} --project={p.project_id}",
-                      f"cat > {file_name} <<'EOF'", *_policy_yaml(p.policy_parent, constraint, values), "EOF",
-                      f"gcloud org-policies set-policy {file_name}"]
+            lines += _sh("org_policy_project", project_id=p.project_id, file_name=file_name,
+                         policy_yaml="\n".join(_policy_yaml(p.policy_parent, constraint, values)), **common)
     return lines
 
 
@@ -564,8 +537,8 @@ _POLICY_WHY = {
 
 
 def _policy_yaml(parent: str, constraint: str, values: list[str]) -> list[str]:
-    return [f"name: {parent}/policies/{constraint}", "spec:", "  inheritFromParent: true", "  rules:",
-            "  - values:", "      allowedValues:", *[f"      - \"{value}\"" for value in values]]
+    policy = _fill("org-policy.yaml.tmpl", "policy", parent=parent, constraint=constraint)
+    return [*policy.split("\n"), *[_fill("org-policy.yaml.tmpl", "value", value=value) for value in values]]
 
 
 def _connection_json(plan: SetupPlan) -> str:
@@ -586,73 +559,33 @@ def render_terraform(plan: SetupPlan) -> str:
     p = plan
     mapping_rules = p.attribute_mapping
     width = max(len(key) for key in mapping_rules) + 2
-    mapping = "\n".join(f"    {_hcl(key).ljust(width)} = {_hcl(value)}" for key, value in mapping_rules.items())
-    services = ", ".join(_hcl(s) for s in SERVICES)
+    mapping = "\n".join(_fill("setup.tf.tmpl", "mapping_rule", key=_hcl(key).ljust(width), value=_hcl(value))
+                        for key, value in mapping_rules.items())
     policies = _terraform_policies(p)
-    policy_refs = ", ".join(f"google_org_policy_policy.{name}" for name, _ in policies)
-    depends = f"\n  depends_on = [{policy_refs}]" if policies else ""
+    depends = ""
+    if policies:
+        depends = _fill("setup.tf.tmpl", "depends_on",
+                        policies=", ".join(f"google_org_policy_policy.{name}" for name, _ in policies))
     blocks = [
-        f"# Keyless access for AWS role {p.iam_role_arn if p.jwt else p.role_arn} to Google Cloud project "
-        f"{p.project_id} ({p.project_number}){' through AWS outbound identity federation (JWT)' if p.jwt else ''}. "
-        "Written by `gcp-wif setup --format terraform`.\n",
-        f'''resource "google_project_service" "gcp_wif" {{
-  for_each           = toset([{services}])
-  project            = {_hcl(p.project_id)}
-  service            = each.value
-  disable_on_destroy = false
-}}
-''',
+        _tf("header", role=p.iam_role_arn if p.jwt else p.role_arn, project_id=p.project_id,
+            project_number=p.project_number, route=" through AWS outbound identity federation (JWT)" if p.jwt else ""),
+        _tf("services", services=", ".join(_hcl(s) for s in SERVICES), project_id=_hcl(p.project_id)),
         *_terraform_aws_jwt_side(p),
         *[block for _, block in policies],
-        f'''resource "google_iam_workload_identity_pool" "airflow" {{
-  project                   = {_hcl(p.project_id)}
-  workload_identity_pool_id = {_hcl(p.pool_id)}
-  display_name              = "Airflow on AWS"
-  depends_on                = [google_project_service.gcp_wif]
-}}
-''',
-        f'''resource "google_iam_workload_identity_pool_provider" "aws" {{
-  project                            = {_hcl(p.project_id)}
-  workload_identity_pool_id          = google_iam_workload_identity_pool.airflow.workload_identity_pool_id
-  workload_identity_pool_provider_id = {_hcl(p.provider_id)}
-  attribute_mapping = {{
-{mapping}
-  }}
-  attribute_condition = {_hcl(p.condition)}
-{_terraform_trust(p)}{depends}
-}}
-''',
+        _tf("pool", project_id=_hcl(p.project_id), pool_id=_hcl(p.pool_id)),
+        _tf("provider", project_id=_hcl(p.project_id), provider_id=_hcl(p.provider_id), mapping=mapping,
+            condition=_hcl(p.condition), trust=_terraform_trust(p), depends=depends),
     ]
     if p.service_account:
         sa_name = p.service_account.split("@", 1)[0]
         sa_project = p.service_account.split("@", 1)[1].split(".", 1)[0]
-        blocks += [
-            f'''resource "google_service_account" "airflow" {{
-  project      = {_hcl(sa_project)}
-  account_id   = {_hcl(sa_name)}
-  display_name = "Airflow (keyless, from AWS)"
-}}
-''',
-            f'''resource "google_service_account_iam_member" "airflow_workload_identity_user" {{
-  service_account_id = google_service_account.airflow.name
-  role               = "roles/iam.workloadIdentityUser"
-  member             = {_hcl(p.member)}
-}}
-''',
-        ]
+        blocks += [_tf("service_account", sa_project=_hcl(sa_project), sa_name=_hcl(sa_name)),
+                   _tf("service_account_member", member=_hcl(p.member))]
     for bucket in p.buckets:
-        blocks.append(f'''resource "google_storage_bucket_iam_member" "{_tf_name(bucket)}" {{
-  bucket = {_hcl(bucket)}
-  role   = {_hcl(p.bucket_role)}
-  member = {_hcl(p.grantee)}
-}}
-''')
-    blocks.append(f'''output "gcp_wif_connection" {{
-  description = "AIRFLOW_CONN_GCP_WIF_DEFAULT (or the secret's value in a secrets backend)"
-  value       = {_hcl(_connection_json(p))}
-}}
-''')
-    blocks += [f"# Note: {note}\n" for note in p.notes]
+        blocks.append(_tf("bucket", resource=_tf_name(bucket), bucket=_hcl(bucket), bucket_role=_hcl(p.bucket_role),
+                          grantee=_hcl(p.grantee)))
+    blocks.append(_tf("connection", connection=_hcl(_connection_json(p))))
+    blocks += [_tf("note", note=note) for note in p.notes]
     return "\n".join(blocks)
 
 
@@ -662,9 +595,9 @@ AWS_FEDERATION_RESOURCE = "aws_iam_outbound_web_identity_federation.gcp_wif"
 def _terraform_trust(p: SetupPlan) -> str:
     """The provider's ``aws {}`` block, or (``jwt``) its ``oidc {}`` block."""
     if not p.jwt:
-        return f"  aws {{\n    account_id = {_hcl(p.aws_account_id)}\n  }}"
+        return _fill("setup.tf.tmpl", "trust_aws", aws_account_id=_hcl(p.aws_account_id))
     issuer = _hcl(p.issuer_uri) if p.issuer_uri else f"{AWS_FEDERATION_RESOURCE}.issuer_identifier"
-    return (f"  oidc {{\n    issuer_uri        = {issuer}\n    allowed_audiences = [{_hcl(p.jwt_audience)}]\n  }}")
+    return _fill("setup.tf.tmpl", "trust_oidc", issuer=issuer, jwt_audience=_hcl(p.jwt_audience))
 
 
 def _terraform_aws_jwt_side(p: SetupPlan) -> list[str]:
@@ -673,34 +606,13 @@ def _terraform_aws_jwt_side(p: SetupPlan) -> list[str]:
         return []
     blocks = []
     if not p.issuer_uri:
-        blocks.append(f"# AWS account {p.aws_account_id}: outbound identity federation on (creating this resource "
-                      "enables it,\n# destroying it disables it; if the account has it on already, `terraform "
-                      "import` it or pass --issuer-uri).\n"
-                      'resource "aws_iam_outbound_web_identity_federation" "gcp_wif" {}\n')
+        blocks.append(_tf("aws_federation", aws_account_id=p.aws_account_id))
     statement = p.web_identity_token_policy()["Statement"][0]
-    duration = statement["Condition"]["NumericLessThanEquals"]["sts:DurationSeconds"]
-    blocks.append(f'''# Role {p.aws_role_name} may ask STS GetWebIdentityToken for JWTs for this provider's audience \
-only,
-# signed {JWT_SIGNING_ALGORITHM}, valid at most {JWT_MAX_DURATION_SECONDS} s.
-resource "aws_iam_role_policy" "gcp_wif_web_identity_token" {{
-  name = {_hcl(JWT_POLICY_NAME)}
-  role = {_hcl(p.aws_role_name)}
-  policy = jsonencode({{
-    Version = "2012-10-17"
-    Statement = [{{
-      Sid      = {_hcl(statement["Sid"])}
-      Effect   = "Allow"
-      Action   = "sts:GetWebIdentityToken"
-      Resource = "*"
-      Condition = {{
-        "ForAllValues:StringEquals" = {{ "sts:IdentityTokenAudience" = {_hcl(p.jwt_audience)} }}
-        StringEquals                = {{ "sts:SigningAlgorithm" = {_hcl(JWT_SIGNING_ALGORITHM)} }}
-        NumericLessThanEquals       = {{ "sts:DurationSeconds" = {_hcl(duration)} }}
-      }}
-    }}]
-  }})
-}}
-''')
+    blocks.append(_tf("aws_role_policy", aws_role_name=p.aws_role_name, algorithm=JWT_SIGNING_ALGORITHM,
+                      max_duration=JWT_MAX_DURATION_SECONDS, policy_name=_hcl(JWT_POLICY_NAME),
+                      role_name=_hcl(p.aws_role_name), sid=_hcl(statement["Sid"]), jwt_audience=_hcl(p.jwt_audience),
+                      signing_algorithm=_hcl(JWT_SIGNING_ALGORITHM),
+                      duration=_hcl(statement["Condition"]["NumericLessThanEquals"]["sts:DurationSeconds"])))
     return blocks
 
 
@@ -713,28 +625,14 @@ def _terraform_policies(p: SetupPlan) -> list[tuple[str, str]]:
         name = constraint.split(".", 1)[1].replace("allowServiceAccountCredentialLifetimeExtension",
                                                    "lifetime_extension")
         resource = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-        allowed = ", ".join(_hcl(v) for v in values)
         parent = f"projects/{p.project_id}"
         org_note = ""
         if p.organization_id:
-            org_note = (f"# Organization-wide instead (extends the organization's values, replaces nothing):\n"
-                        f"#   gcloud resource-manager org-policies allow {constraint} {' '.join(values)} "
-                        f"--organization={p.organization_id}\n")
-        why = f"# {_POLICY_WHY[constraint]}; merges with the organization's policy (inherit_from_parent)."
-        result.append((resource, f'''{why}
-{org_note}resource "google_org_policy_policy" "{resource}" {{
-  name   = {_hcl(f"{parent}/policies/{constraint}")}
-  parent = {_hcl(parent)}
-  spec {{
-    inherit_from_parent = true
-    rules {{
-      values {{
-        allowed_values = [{allowed}]
-      }}
-    }}
-  }}
-}}
-'''))
+            org_note = _fill("setup.tf.tmpl", "org_policy_organization_note", constraint=constraint,
+                             values=" ".join(values), organization_id=p.organization_id) + "\n"
+        result.append((resource, _tf("org_policy", why=_POLICY_WHY[constraint], org_note=org_note, resource=resource,
+                                     name=_hcl(f"{parent}/policies/{constraint}"), parent=_hcl(parent),
+                                     allowed=", ".join(_hcl(v) for v in values))))
     return result
 
 
