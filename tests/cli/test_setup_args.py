@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from airflow_provider_gcp_wif.cli import SetupArgs, _parser, build_setup_plan, render_gcloud, render_terraform
-from tests.cli.test_golden_output import GOLDEN, environment
+from tests.cli.golden_cases import GOLDEN, environment
 
 
 def golden_stdout(name: str) -> str:
