@@ -41,6 +41,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+from airflow_provider_gcp_wif import resource_names
 from airflow_provider_gcp_wif.errors import WifConfigError
 
 log = logging.getLogger(__name__)
@@ -96,10 +97,6 @@ _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
 _PROJECT_ID = re.compile(r"^([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-_AUDIENCE = re.compile(
-    r"^//iam\.(?P<domain>[a-z0-9.-]+)/projects/(?P<number>[^/]+)/locations/global/"
-    r"workloadIdentityPools/(?P<pool>[^/]+)/providers/(?P<provider>[^/]+)$"
-)
 _SHORT_SCOPES = {"openid", "email", "profile"}
 _SCOPE = re.compile(r"(?i:https)://(?P<host>[A-Za-z0-9.-]{1,253})(?P<path>/[A-Za-z0-9._~/:+-]*)?")
 _IMPERSONATION_URL = re.compile(r"^(?P<base>https?://[^/]+)/v1/projects/-/serviceAccounts/(?P<email>[^:/]+):generateAccessToken$")
@@ -718,12 +715,12 @@ class _Parser:
         raw_audience = given or from_file
         if raw_audience:
             audience = _normalise_audience(raw_audience)
-            match = _AUDIENCE.match(audience)
+            match = resource_names.AUDIENCE.match(audience)
             if not match or match.group("domain") != universe:
                 self.fail("audience" if given else "credential_config",
                           f"{shown_url(raw_audience)} is not a workload identity provider's full name.",
-                          f"use //iam.{universe}/projects/PROJECT_NUMBER/locations/global/workloadIdentityPools/"
-                          "POOL_ID/providers/PROVIDER_ID, or set project_number, pool_id and provider_id instead.")
+                          f"use {resource_names.provider_name('PROJECT_NUMBER', 'POOL_ID', 'PROVIDER_ID', universe)}, "
+                          "or set project_number, pool_id and provider_id instead.")
             parts = {"project_number": match.group("number"), "pool_id": match.group("pool"),
                      "provider_id": match.group("provider")}
             self.check_number(parts["project_number"], "audience")
@@ -740,9 +737,7 @@ class _Parser:
                       "set project_number, pool_id and provider_id (or audience, or credential_config); "
                       "`gcp-wif setup` prints the commands that create them.")
         assert number and pool and provider
-        audience = (f"//iam.{universe}/projects/{number}/locations/global/workloadIdentityPools/{pool}"
-                    f"/providers/{provider}")
-        return audience, number, pool, provider
+        return resource_names.provider_name(number, pool, provider, universe), number, pool, provider
 
     def check_number(self, value: str, name: str = "project_number") -> None:
         if not _DIGITS.match(value):

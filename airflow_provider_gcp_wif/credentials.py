@@ -42,15 +42,10 @@ from google.auth import exceptions as google_exceptions
 
 from airflow_provider_gcp_wif import masking
 from airflow_provider_gcp_wif.config import CLOUD_PLATFORM_SCOPE, JWT_SUBJECT_TOKEN_TYPE, WifSettings
-from airflow_provider_gcp_wif.errors import (
-    ExchangeContext,
-    RedirectRefused,
-    WifConfigError,
-    WifExchangeError,
-    sanitized_cause,
-    translate_exception,
-)
+from airflow_provider_gcp_wif.diagnosis import PLACEHOLDER_SETTINGS, UNKNOWN_CALLER, Caller, translate_exception
+from airflow_provider_gcp_wif.errors import RedirectRefused, WifConfigError, WifExchangeError, sanitized_cause
 from airflow_provider_gcp_wif.host_cache import HostTokenCache, SharedToken
+from airflow_provider_gcp_wif.resource_names import https_audience
 from airflow_provider_gcp_wif.supplier import Boto3Supplier, WebIdentityTokenSupplier
 
 log = logging.getLogger(__name__)
@@ -88,14 +83,16 @@ class _StatusRecorder:
 class _FederatedCredentials(aws.Credentials):
     """``aws.Credentials`` that signs the audience into each subject token and names the STS step on failure."""
 
-    def __init__(self, *args: Any, wif_context: ExchangeContext | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, wif_settings: WifSettings | None = None, wif_caller: Caller = UNKNOWN_CALLER,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._wif_context = wif_context or ExchangeContext()
+        self._wif_settings = wif_settings or PLACEHOLDER_SETTINGS
+        self._wif_caller = wif_caller
 
     def _constructor_args(self) -> dict[str, Any]:
         # google-auth copies credentials (with_scopes, with_quota_project) through these arguments.
         args: dict[str, Any] = super()._constructor_args()
-        args["wif_context"] = self._wif_context
+        args["wif_settings"], args["wif_caller"] = self._wif_settings, self._wif_caller
         return args
 
     def retrieve_subject_token(self, request: Any) -> str:
@@ -127,7 +124,8 @@ class _FederatedCredentials(aws.Credentials):
         except WifExchangeError:
             raise  # the AWS step failed: already named
         except Exception as exc:  # noqa: BLE001 - re-raised below as a WifExchangeError
-            error = translate_exception("sts_exchange", exc, self._wif_context, status=recorder.status)
+            error = translate_exception("sts_exchange", exc, self._wif_settings, self._wif_caller,
+                                        status=recorder.status)
             cause = sanitized_cause(exc, [self.token])
         else:
             masking.announce(self.token)  # before the impersonation call sends it (and logs it)
@@ -139,13 +137,15 @@ class _OidcFederatedCredentials(identity_pool.Credentials):
     """``identity_pool.Credentials`` over AWS-signed JWTs (``federation: jwt``) that names the STS step on failure.
     The JWT is bound to its audience by AWS's signature (its ``aud`` claim), so nothing needs signing here."""
 
-    def __init__(self, *args: Any, wif_context: ExchangeContext | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, wif_settings: WifSettings | None = None, wif_caller: Caller = UNKNOWN_CALLER,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._wif_context = wif_context or ExchangeContext()
+        self._wif_settings = wif_settings or PLACEHOLDER_SETTINGS
+        self._wif_caller = wif_caller
 
     def _constructor_args(self) -> dict[str, Any]:
         args: dict[str, Any] = super()._constructor_args()
-        args["wif_context"] = self._wif_context
+        args["wif_settings"], args["wif_caller"] = self._wif_settings, self._wif_caller
         return args
 
     def refresh(self, request: Any) -> None:
@@ -155,7 +155,8 @@ class _OidcFederatedCredentials(identity_pool.Credentials):
         except (WifExchangeError, WifConfigError):
             raise  # the AWS step failed (or botocore cannot do it): already named
         except Exception as exc:  # noqa: BLE001 - re-raised below as a WifExchangeError
-            error = translate_exception("sts_exchange", exc, self._wif_context, status=recorder.status)
+            error = translate_exception("sts_exchange", exc, self._wif_settings, self._wif_caller,
+                                        status=recorder.status)
             cause = sanitized_cause(exc, [self.token])
         else:
             masking.announce(self.token)
@@ -166,7 +167,7 @@ class _OidcFederatedCredentials(identity_pool.Credentials):
 def jwt_audience(settings: WifSettings) -> str:
     """The ``aud`` of the AWS JWT: the provider's name in the ``https://iam.<universe>/...`` form that Google's
     OIDC providers accept by default (when ``allowed_audiences`` is empty)."""
-    return "https:" + settings.audience
+    return https_audience(settings.audience)
 
 
 _jwt_suppliers: weakref.WeakKeyDictionary[Boto3Supplier, dict[str, WebIdentityTokenSupplier]] = (
@@ -190,7 +191,8 @@ def web_identity_token_supplier(settings: WifSettings, supplier: Boto3Supplier) 
 class _ImpersonatedCredentials(impersonated_credentials.Credentials):
     """``impersonated_credentials.Credentials`` that names the impersonation step on failure."""
 
-    _wif_context: ExchangeContext = ExchangeContext()
+    _wif_settings: WifSettings = PLACEHOLDER_SETTINGS
+    _wif_caller: Caller = UNKNOWN_CALLER
 
     def refresh(self, request: Any) -> None:
         # ``request`` (whatever transport the caller holds) is not used: see exchange_transport().
@@ -200,7 +202,8 @@ class _ImpersonatedCredentials(impersonated_credentials.Credentials):
         except (WifExchangeError, WifConfigError):
             raise  # the federated source failed: already names its step
         except Exception as exc:  # noqa: BLE001 - re-raised below as a WifExchangeError
-            error = translate_exception("impersonation", exc, self._wif_context, status=recorder.status)
+            error = translate_exception("impersonation", exc, self._wif_settings, self._wif_caller,
+                                        status=recorder.status)
             cause = sanitized_cause(exc, [self.token, self._source_credentials.token])
         else:
             masking.announce(self.token)
@@ -210,7 +213,7 @@ class _ImpersonatedCredentials(impersonated_credentials.Credentials):
 
 def build_google_credentials(settings: WifSettings, supplier: Boto3Supplier) -> google_credentials.Credentials:
     """The google-auth credentials for ``settings`` (not shared, not refreshed: no I/O happens here)."""
-    context = exchange_context(settings, supplier)
+    caller = caller_of(settings, supplier)
     impersonating = bool(settings.impersonation_chain)
     common: dict[str, Any] = dict(
         audience=settings.audience,
@@ -220,7 +223,8 @@ def build_google_credentials(settings: WifSettings, supplier: Boto3Supplier) -> 
         scopes=[CLOUD_PLATFORM_SCOPE] if impersonating else list(settings.scopes),
         quota_project_id=None if impersonating else settings.quota_project_id,
         universe_domain=settings.universe_domain,
-        wif_context=context,
+        wif_settings=settings,
+        wif_caller=caller,
     )
     federated: google_credentials.Credentials
     if settings.federation == "jwt":
@@ -245,25 +249,19 @@ def build_google_credentials(settings: WifSettings, supplier: Boto3Supplier) -> 
         quota_project_id=settings.quota_project_id,
         iam_endpoint_override=settings.impersonation_url(settings.service_account),
     )
-    impersonated._wif_context = context
+    impersonated._wif_settings, impersonated._wif_caller = settings, caller
     return impersonated
 
 
-def exchange_context(settings: WifSettings, supplier: Boto3Supplier | None) -> ExchangeContext:
-    return ExchangeContext(
-        project_number=settings.project_number,
-        pool_id=settings.pool_id,
-        provider_id=settings.provider_id,
-        audience=settings.audience,
-        service_account=settings.service_account,
-        delegates=settings.delegates,
-        lifetime_seconds=settings.lifetime_seconds,
-        conn_id=settings.conn_id,
-        caller_arn_lookup=supplier.caller_arn if supplier is not None else None,
-        universe_domain=settings.universe_domain,
-        federation=settings.federation,
+def caller_of(settings: WifSettings, supplier: Boto3Supplier | None) -> Caller:
+    """Who the fix texts may name: the AWS caller's ARN and (federation jwt) the claims of the JWT that was sent,
+    looked up only when an error is translated."""
+    if supplier is None:
+        return UNKNOWN_CALLER
+    return Caller(
+        arn_lookup=supplier.caller_arn,
         jwt_claims_lookup=(lambda: web_identity_token_supplier(settings, supplier).last_claims())
-        if supplier is not None and settings.federation == "jwt" else None,
+        if settings.federation == "jwt" else None,
     )
 
 

@@ -26,14 +26,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_gcp_wif import masking
-from airflow_provider_gcp_wif.errors import (
-    RedirectRefused,
-    WifConfigError,
-    WifExchangeError,
-    parse_google_answer,
-    translate,
-    translate_exception,
-)
+from airflow_provider_gcp_wif.config import WifSettings
+from airflow_provider_gcp_wif.diagnosis import Caller, parse_google_answer, translate, translate_exception
+from airflow_provider_gcp_wif.errors import RedirectRefused, WifConfigError, WifExchangeError
 
 if TYPE_CHECKING:
     from airflow_provider_gcp_wif.credentials import WifCredentials
@@ -116,7 +111,7 @@ def get_id_token(credentials: WifCredentials, audience: str, *, request: Any | N
 
 def _generate(credentials: WifCredentials, audience: str, request: Any | None) -> tuple[str, float]:
     """One ``generateIdToken`` call (retrying transient failures as the access-token exchange does)."""
-    from airflow_provider_gcp_wif.credentials import exchange_context, exchange_transport
+    from airflow_provider_gcp_wif.credentials import caller_of, exchange_transport
 
     settings = credentials.settings
     # Like the STS and generateAccessToken steps, never the caller's transport: it may follow redirects.
@@ -126,11 +121,11 @@ def _generate(credentials: WifCredentials, audience: str, request: Any | None) -
     body: dict[str, Any] = {"audience": audience, "includeEmail": True}
     if settings.delegates:
         body["delegates"] = [f"projects/-/serviceAccounts/{delegate}" for delegate in settings.delegates]
-    context = exchange_context(settings, credentials.supplier)
+    caller = caller_of(settings, credentials.supplier)
     attempts = settings.num_retries + 1
     for attempt in range(attempts):
         try:
-            return _call(request, url, credentials.federated_token(request), body, context)
+            return _call(request, url, credentials.federated_token(request), body, settings, caller)
         except WifExchangeError as err:
             if not err.retryable or attempt == attempts - 1:
                 raise
@@ -141,7 +136,8 @@ def _generate(credentials: WifCredentials, audience: str, request: Any | None) -
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _call(request: Any, url: str, bearer: str, body: dict[str, Any], context: Any) -> tuple[str, float]:
+def _call(request: Any, url: str, bearer: str, body: dict[str, Any], settings: WifSettings, caller: Caller
+          ) -> tuple[str, float]:
     from google.auth import exceptions as google_exceptions
     from google.auth import jwt
 
@@ -151,7 +147,7 @@ def _call(request: Any, url: str, bearer: str, body: dict[str, Any], context: An
         # and nowhere else.
         response = request(url=url, method="POST", body=json.dumps(body).encode(), headers=headers)
     except RedirectRefused as err:
-        raise translate_exception("impersonation", err, context) from None
+        raise translate_exception("impersonation", err, settings, caller) from None
     except google_exceptions.TransportError as err:
         raise WifExchangeError("impersonation", f"generateIdToken could not reach {url}: {err}.",
                                "a network failure: retry; check connectivity to the IAM Credentials endpoint.",
@@ -164,7 +160,7 @@ def _call(request: Any, url: str, bearer: str, body: dict[str, Any], context: An
             raise WifExchangeError("impersonation", f"generateIdToken answered HTTP {status} without a Google "
                                    "error body.", "check iam_endpoint; retry.", status=status,
                                    retryable=status == 429 or status >= 500)
-        raise translate("impersonation", answer, context)
+        raise translate("impersonation", answer, settings, caller)
     try:
         token = json.loads(data)["token"]
         claims = jwt.decode(token, verify=False)  # our own fresh token: only its expiry is read

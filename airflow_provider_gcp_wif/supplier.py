@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 from google.auth import aws, identity_pool
 
 from airflow_provider_gcp_wif import masking
-from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError, translate_aws_error
+from airflow_provider_gcp_wif.diagnosis import translate_aws_error
+from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
 
 if TYPE_CHECKING:
     import boto3
@@ -484,7 +485,7 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
 
     def last_claims(self) -> dict[str, Any]:
         """The (unverified) claims of the last JWT, for error messages: issuer, subject, account; ``{}`` if none."""
-        from airflow_provider_gcp_wif.errors import jwt_claims
+        from airflow_provider_gcp_wif.diagnosis import jwt_claims
 
         return jwt_claims(self._token) if self._token else {}
 
@@ -535,7 +536,7 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
         # On this host's clock: AWS's Expiration is on AWS's, and a host clock behind it would reuse a JWT that
         # Google already calls stale (ahead of it, ask AWS on every call). The JWT's own exp - iat is its lifetime
         # whatever the skew; it counts from before the request.
-        from airflow_provider_gcp_wif.errors import jwt_claims
+        from airflow_provider_gcp_wif.diagnosis import jwt_claims
 
         claims = jwt_claims(token)
         lifetime = claims.get("exp", 0) - claims.get("iat", 0) if all(

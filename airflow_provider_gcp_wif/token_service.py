@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from airflow_provider_gcp_wif.config import SEED_ENV, WifSettings
 from airflow_provider_gcp_wif.credentials import WifCredentials, exchange_transport, get_credentials
 from airflow_provider_gcp_wif.errors import WifConfigError
+from airflow_provider_gcp_wif.resource_names import iam_role_arn
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ class TokenService:
                     f"{aws_account_id!r} is not a 12-digit AWS account id, and aws_role_name needs one.",
                     "set AWS_ACCOUNT_ID (`aws sts get-caller-identity --query Account`).",
                 )
-            role_arn = f"arn:aws:iam::{aws_account_id}:role/{aws_role_name}"
+            role_arn = iam_role_arn(aws_account_id, aws_role_name)
             region = settings.aws_region
             profile = os.environ.get("AWS_PROFILE") or None
             digest = hashlib.sha256(

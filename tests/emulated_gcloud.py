@@ -4,7 +4,7 @@
 and ``aws_*`` Terraform resources): with ``aws`` (an admin boto3 session of the emulated AWS account) and
 ``aws_endpoint``, those are applied to the emulated AWS through boto3, the AWS CLI's own engine.
 
-Exactly the commands and resources `gcp-wif setup` and errors.py's fix texts print, interpreted as Google would
+Exactly the commands and resources `gcp-wif setup` and diagnosis.py's fix texts print, interpreted as Google would
 apply them (a provider's --attribute-mapping replaces the whole mapping; set-policy replaces a policy; `allow`
 extends it; org policies restrict which AWS accounts a provider may trust when it is created or updated). Anything
 else, or an unfilled placeholder, is an error: a fix we print that this cannot apply is a fix the user cannot

@@ -127,7 +127,8 @@ class Doctor:
         )
 
     def check_aws_identity(self) -> Check:
-        from airflow_provider_gcp_wif.errors import WifExchangeError, account_of
+        from airflow_provider_gcp_wif.errors import WifExchangeError
+        from airflow_provider_gcp_wif.resource_names import account_of
 
         assert self.source is not None
         supplier = self.source.supplier
@@ -148,8 +149,8 @@ class Doctor:
                      f"{self.caller_arn} (account {account_of(self.caller_arn) or '?'}, region {region}).")
 
     def check_subject_length(self) -> Check:
-        from airflow_provider_gcp_wif.credentials import exchange_context
-        from airflow_provider_gcp_wif.errors import GoogleAnswer, translate
+        from airflow_provider_gcp_wif.credentials import caller_of
+        from airflow_provider_gcp_wif.diagnosis import GoogleAnswer, translate
 
         assert self.source is not None and self.caller_arn is not None
         if self.source.settings.federation == "jwt":
@@ -162,7 +163,8 @@ class Doctor:
         # The same words and fix as Google's own answer (ERRORS.md: sts_mapped_subject_exceeds_127_bytes).
         answer = GoogleAnswer(400, "invalid_request", "The size of mapped attribute google.subject exceeds the "
                               "127 bytes limit.", ())
-        error = translate("sts_exchange", answer, exchange_context(self.source.settings, self.source.supplier))
+        settings = self.source.settings
+        error = translate("sts_exchange", answer, settings, caller_of(settings, self.source.supplier))
         return Check(
             "subject length", WARN,
             f"the caller ARN is {size} bytes: over Google's {SUBJECT_LIMIT_BYTES}-byte google.subject limit if the "
@@ -174,7 +176,8 @@ class Doctor:
         """``federation: jwt``: one GetWebIdentityToken (the JWT the STS step then exchanges, cached), and what
         Google's OIDC provider will check in it: audience, issuer, subject size, this host's clock."""
         from airflow_provider_gcp_wif.credentials import jwt_audience, web_identity_token_supplier
-        from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError, jwt_claims
+        from airflow_provider_gcp_wif.diagnosis import jwt_claims
+        from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
 
         assert self.source is not None
         settings = self.source.settings

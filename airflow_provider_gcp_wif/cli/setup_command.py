@@ -142,7 +142,7 @@ class SetupPlan:
 
     @property
     def member(self) -> str:
-        from airflow_provider_gcp_wif.errors import pool_name, principal_member
+        from airflow_provider_gcp_wif.resource_names import pool_name, principal_member
 
         if self.jwt:
             return f"principalSet:{pool_name(self.project_number, self.pool_id, self.universe_domain)}" \
@@ -168,7 +168,7 @@ class SetupPlan:
         """Google's default AWS mapping written out (plus ``attribute.aws_account``); for roles whose session
         ARNs can exceed 127 bytes, a short ``google.subject`` (``account:role_name``) — ``attribute.aws_role``,
         which the condition and the binding use, is Google's default either way."""
-        from airflow_provider_gcp_wif.errors import SHORT_SUBJECT_MAPPING
+        from airflow_provider_gcp_wif.resource_names import SHORT_SUBJECT_MAPPING
 
         if self.jwt:
             return self._jwt_attribute_mapping()

@@ -1,7 +1,7 @@
-"""The docs stay true to the code: the troubleshooting table against errors.py's catalogue, the connection page
+"""The docs stay true to the code: the troubleshooting table against diagnosis.py's catalogue, the connection page
 against provider_info.CONN_FIELDS.
 
-Regenerate the table after changing errors.py: `python -m tests.cli.test_docs` prints it.
+Regenerate the table after changing diagnosis.py: `python -m tests.cli.test_docs` prints it.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from airflow_provider_gcp_wif import errors
+from airflow_provider_gcp_wif import diagnosis
 from airflow_provider_gcp_wif.provider_info import CONN_FIELDS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -60,10 +60,10 @@ SYMPTOMS = {
 
 
 def catalogue() -> list[tuple[str, str, str]]:
-    """(step, rule, fix with placeholders) for every rule of errors.py, in matching order."""
-    context = errors.ExchangeContext(service_account="SA_EMAIL")
-    rows = [("sts_exchange", name, fix(context)) for name, _, fix in errors._STS_RULES]
-    rows += [("impersonation", name, fix(context)) for name, _, fix in errors._IAM_RULES]
+    """(step, rule, fix with placeholders) for every rule of diagnosis.py, in matching order."""
+    context = (diagnosis.PLACEHOLDER_SETTINGS, diagnosis.UNKNOWN_CALLER)
+    rows = [("sts_exchange", name, fix(*context)) for name, _, fix in diagnosis._STS_RULES]
+    rows += [("impersonation", name, fix(*context)) for name, _, fix in diagnosis._IAM_RULES]
     return rows
 
 
@@ -93,7 +93,7 @@ def test_every_catalogue_rule_is_in_the_troubleshooting_table_and_nothing_else()
     documented = documented_rows()
     in_code = {(step, rule) for step, rule, _ in catalogue()}
     assert in_code - documented.keys() == set(), "run `python -m tests.cli.test_docs` and paste the table"
-    assert documented.keys() - in_code == set(), "the table lists rules errors.py no longer has"
+    assert documented.keys() - in_code == set(), "the table lists rules diagnosis.py no longer has"
 
 
 def test_the_table_shows_the_fix_errors_py_prints():

@@ -8,15 +8,11 @@ import google.auth.transport.requests
 import pytest
 from google.auth import exceptions as google_exceptions
 
+from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.credentials import get_credentials
-from airflow_provider_gcp_wif.errors import (
-    ExchangeContext,
-    WifExchangeError,
-    parse_google_answer,
-    principal_member,
-    translate,
-    translate_exception,
-)
+from airflow_provider_gcp_wif.diagnosis import Caller, parse_google_answer, translate, translate_exception
+from airflow_provider_gcp_wif.errors import WifExchangeError
+from airflow_provider_gcp_wif.resource_names import principal_member
 
 REQUEST = google.auth.transport.requests.Request()
 
@@ -140,10 +136,11 @@ def test_rate_limit_and_outage_are_retryable_and_say_so(emulator, settings_for, 
 
 # -- the whole catalogue, translated (bodies as in ERRORS.md) ---------------------------------------------------
 
-CONTEXT = ExchangeContext(
-    project_number="734501234567", pool_id="aws-pool", provider_id="aws-provider",
-    service_account="sa@p-123456.iam.gserviceaccount.com", lifetime_seconds=7200, conn_id="gcp_wif_default",
-    caller_arn_lookup=lambda: "arn:aws:sts::111111111111:assumed-role/airflow/session-1",
+CONTEXT = (  # the settings and the caller that the fixes name
+    WifSettings.from_extras({"project_number": "734501234567", "pool_id": "aws-pool", "provider_id": "aws-provider",
+                             "impersonation_chain": "sa@p-123456.iam.gserviceaccount.com", "lifetime_seconds": 7200},
+                            conn_id="gcp_wif_default"),
+    Caller(arn_lookup=lambda: "arn:aws:sts::111111111111:assumed-role/airflow/session-1"),
 )
 ROLE_MEMBER = ("principalSet://iam.googleapis.com/projects/734501234567/locations/global/workloadIdentityPools/"
                "aws-pool/attribute.aws_role/arn:aws:sts::111111111111:assumed-role/airflow")
@@ -194,7 +191,7 @@ CATALOGUE = [
 def test_every_catalogued_error_names_its_step_keeps_googles_words_and_gives_a_fix(step, body, fix_fragment):
     answer = parse_google_answer(body)
     assert answer is not None
-    error = translate(step, answer, CONTEXT)
+    error = translate(step, answer, *CONTEXT)
     assert error.step == step
     assert answer.message.strip()[:40] in error.reason
     assert fix_fragment in error.fix
@@ -205,15 +202,15 @@ def test_every_catalogued_error_names_its_step_keeps_googles_words_and_gives_a_f
 
 def test_google_auth_exceptions_are_unwrapped_to_the_body():
     body = '{"error": "invalid_target", "error_description": "The target service indicated by the \\"audience\\" parameters is invalid."}'
-    error = translate_exception("sts_exchange", google_exceptions.OAuthError("Error code invalid_target: ...", body), CONTEXT)
+    error = translate_exception("sts_exchange", google_exceptions.OAuthError("Error code invalid_target: ...", body), *CONTEXT)
     assert error.code == "invalid_target"
     iam_body = '{"error": {"code": 403, "status": "PERMISSION_DENIED", "message": "Permission denied"}}'
-    error = translate_exception("impersonation", google_exceptions.RefreshError("Unable to acquire impersonated credentials", iam_body), CONTEXT)
+    error = translate_exception("impersonation", google_exceptions.RefreshError("Unable to acquire impersonated credentials", iam_body), *CONTEXT)
     assert error.status == 403 and ROLE_MEMBER in error.fix
 
 
 def test_unknown_errors_keep_googles_text_and_name_the_step():
-    error = translate_exception("impersonation", google_exceptions.RefreshError("Something new went wrong"), CONTEXT)
+    error = translate_exception("impersonation", google_exceptions.RefreshError("Something new went wrong"), *CONTEXT)
     assert error.step == "impersonation" and "Something new went wrong" in error.reason
     assert "gcp-wif doctor --conn-id gcp_wif_default" in error.fix
 
@@ -231,3 +228,13 @@ def test_exchange_error_is_a_refresh_error_and_survives_pickling():
     assert isinstance(error, google_exceptions.RefreshError)
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.step, copy.reason, copy.fix, copy.status, copy.code) == ("impersonation", "denied.", "bind it.", 403, "PERMISSION_DENIED")
+
+
+@pytest.mark.parametrize("retryable", [True, False])
+def test_retryable_is_google_auths_own_flag_and_survives_pickling(retryable):
+    """``retryable`` is passed to google-auth's ``GoogleAuthError`` (2.29.0, the oldest pin, takes it), not shadowed
+    by a property of ours: google-auth's own code and ours read the same attribute."""
+    error = WifExchangeError("sts_exchange", "busy.", "retry.", status=503, retryable=retryable)
+    assert "retryable" not in vars(WifExchangeError)
+    assert google_exceptions.GoogleAuthError.retryable.fget(error) is retryable
+    assert pickle.loads(pickle.dumps(error)).retryable is retryable

@@ -154,7 +154,7 @@ def test_requested_scopes_reach_generate_access_token_and_sts_gets_cloud_platfor
     # google-auth re-scopes the federated source to what IAM Credentials needs, never to the narrow scope.
     assert inner._source_credentials._scopes in (["https://www.googleapis.com/auth/cloud-platform"],
                                                  ["https://www.googleapis.com/auth/iam"])
-    assert inner._source_credentials._wif_context.project_number == credentials.settings.project_number
+    assert inner._source_credentials._wif_settings == credentials.settings
     credentials.refresh(REQUEST)
     assert credentials.token
 

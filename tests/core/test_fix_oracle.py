@@ -18,7 +18,8 @@ import boto3
 import google.auth.transport.requests
 import pytest
 
-from airflow_provider_gcp_wif import errors
+from airflow_provider_gcp_wif import diagnosis, errors, resource_names
+from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.credentials import get_credentials
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
 from tests.core.test_jwt_exchange import JWT_PROVIDER, jwt_provider
@@ -38,7 +39,7 @@ ROLE = "arn:aws:sts::123456789012:assumed-role/wif-role"
 class Scenario:
     """How to break the emulated project for one catalogue rule, and which identity and settings meet it."""
 
-    rule: tuple[str, str]  # (step, rule name) in errors.py
+    rule: tuple[str, str]  # (step, rule name) in diagnosis.py
     breaks: Callable[[Any, dict[str, Any]], None]
     extras: dict[str, Any] | None = None
     identity: str = "role"  # role (wif-role) | long_role (an MWAA-like role with a long name and session)
@@ -166,8 +167,8 @@ def test_applying_the_printed_fix_makes_the_exchange_work(name, emulator, settin
     assert _verbs(commands) == _verbs_of_rule(*scenario.rule, scenario.federation), \
         "the error came from another catalogue rule"
     if scenario.federation == "jwt":  # several jwt rules share update-oidc: the answer must be this rule's
-        answer = errors.GoogleAnswer(error.status, error.code or "", error.reason, ())
-        rules = errors._STS_RULES if error.step == "sts_exchange" else errors._IAM_RULES
+        answer = diagnosis.GoogleAnswer(error.status, error.code or "", error.reason, ())
+        rules = diagnosis._STS_RULES if error.step == "sts_exchange" else diagnosis._IAM_RULES
         assert next(n for n, matches, _ in rules if matches(answer)) == scenario.rule[1], str(error)
 
     gcloud = EmulatedGcloud(emulator.control)
@@ -197,22 +198,24 @@ def _verbs_of_rule(step: str, rule: str, federation: str = "sigv4") -> set[str]:
 
 
 def _rule_fix(step: str, rule: str, federation: str = "sigv4") -> str:
-    rules = errors._STS_RULES if step == "sts_exchange" else errors._IAM_RULES
+    rules = diagnosis._STS_RULES if step == "sts_exchange" else diagnosis._IAM_RULES
     context = _JWT_CONTEXT if federation == "jwt" else _CONTEXT
-    return next(fix for name, _, fix in rules if name == rule)(context)
+    return next(fix for name, _, fix in rules if name == rule)(*context)
 
 
-_CONTEXT = errors.ExchangeContext(
-    project_number="734501234567", pool_id="aws-pool", provider_id="aws-provider",
-    service_account="airflow-wif@wif-demo-project.iam.gserviceaccount.com",
-    delegates=("airflow-wif@wif-demo-project.iam.gserviceaccount.com",),
-    caller_arn_lookup=lambda: "arn:aws:sts::123456789012:assumed-role/wif-role/session")
+_SA = "airflow-wif@wif-demo-project.iam.gserviceaccount.com"
+_EXTRAS = {"project_number": "734501234567", "pool_id": "aws-pool", "provider_id": "aws-provider",
+           "impersonation_chain": f"{_SA},{_SA}"}
+#: (settings, caller) that the fixes name, per route.
+_CONTEXT = (WifSettings.from_extras(_EXTRAS),
+            diagnosis.Caller(arn_lookup=lambda: "arn:aws:sts::123456789012:assumed-role/wif-role/session"))
 
 
-_JWT_CONTEXT = dataclasses.replace(
-    _CONTEXT, provider_id=JWT_PROVIDER, federation="jwt",
-    jwt_claims_lookup=lambda: {"iss": "https://0000.tokens.sts.global.api.aws", "sub": "arn:aws:iam::123456789012:role/wif-role",
-                               "https://sts.amazonaws.com/": {"aws_account": "123456789012"}})
+_JWT_CONTEXT = (
+    WifSettings.from_extras({**_EXTRAS, "provider_id": JWT_PROVIDER, "federation": "jwt"}),
+    dataclasses.replace(_CONTEXT[1], jwt_claims_lookup=lambda: {
+        "iss": "https://0000.tokens.sts.global.api.aws", "sub": "arn:aws:iam::123456789012:role/wif-role",
+        "https://sts.amazonaws.com/": {"aws_account": "123456789012"}}))
 #: Rules only the sigv4 route can meet (Google replays the signed AWS request) and only the jwt route can meet.
 SIGV4_ONLY = {"signature_expired", "signature_mismatch", "aws_token_expired", "aws_key_invalid", "request_format",
               "subject_unparseable", "account_not_allowed"}
@@ -222,9 +225,9 @@ def test_every_rule_whose_fix_changes_google_configuration_has_a_scenario():
     """Per route: a rule the route can meet whose fix changes Google's configuration has a scenario on that route
     (on jwt only where its fix differs from sigv4's: the other fixes are the same commands, proven once)."""
     needed = set()
-    for step, rules in (("sts_exchange", errors._STS_RULES), ("impersonation", errors._IAM_RULES)):
+    for step, rules in (("sts_exchange", diagnosis._STS_RULES), ("impersonation", diagnosis._IAM_RULES)):
         for name, _, fix in rules:
-            sigv4, jwt = fix(_CONTEXT), fix(_JWT_CONTEXT)
+            sigv4, jwt = fix(*_CONTEXT), fix(*_JWT_CONTEXT)
             if not name.startswith("jwt_") and any(is_mutating(c) for c in gcloud_commands(sigv4)):
                 needed.add((step, name, "sigv4"))
             if name not in SIGV4_ONLY and jwt != sigv4 and any(is_mutating(c) for c in gcloud_commands(jwt)):
@@ -251,11 +254,10 @@ def test_the_long_subject_fix_keeps_googles_default_aws_role_mapping():
 @pytest.mark.parametrize("partition", ["aws-us-gov", "aws-cn"])
 def test_fixes_name_the_callers_partition_and_universe(partition):
     """A GovCloud or China worker is told to bind and admit its own partition's role ARN."""
-    context = errors.ExchangeContext(
-        project_number="734501234567", pool_id="aws-pool", provider_id="aws-provider",
-        service_account="airflow-wif@wif-demo-project.iam.gserviceaccount.com", universe_domain="example.test",
-        caller_arn_lookup=lambda: f"arn:{partition}:sts::123456789012:assumed-role/wif-role/session")
-    fixes = " ".join(fix(context) for _, _, fix in errors._STS_RULES + errors._IAM_RULES)
+    settings = WifSettings.from_extras({**_EXTRAS, "impersonation_chain": _SA, "universe_domain": "example.test"},
+                                       allowed_endpoint_hosts="example.test")
+    caller = diagnosis.Caller(arn_lookup=lambda: f"arn:{partition}:sts::123456789012:assumed-role/wif-role/session")
+    fixes = " ".join(fix(settings, caller) for _, _, fix in diagnosis._STS_RULES + diagnosis._IAM_RULES)
     assert f"arn:{partition}:sts::123456789012:assumed-role/wif-role" in fixes
     assert "arn:aws:sts::" not in fixes
     assert "principalSet://iam.example.test/projects/734501234567/" in fixes
@@ -267,7 +269,7 @@ def test_one_default_aws_role_mapping_everywhere():
     from airflow_provider_gcp_wif import cli
     from airflow_provider_gcp_wif.testing import cel
 
-    assert cli.AWS_ROLE_MAPPING == errors.AWS_ROLE_MAPPING == cel.AWS_ROLE_DEFAULT
+    assert cli.AWS_ROLE_MAPPING == resource_names.AWS_ROLE_MAPPING == cel.AWS_ROLE_DEFAULT
 
 
 def test_in_another_universe_the_printed_binding_is_the_one_that_works(emulator, aws_env, role_supplier):
@@ -298,8 +300,8 @@ def test_in_another_universe_the_printed_binding_is_the_one_that_works(emulator,
 @pytest.mark.skipif(shutil.which("gcloud") is None, reason="gcloud is not installed")
 def test_every_command_in_every_fix_parses_in_real_gcloud(tmp_path):
     """The commands the oracle applies are also the ones gcloud accepts (flags, positional arguments)."""
-    context = dataclasses.replace(_CONTEXT, lifetime_seconds=7200)
+    context = (_CONTEXT[0].replace(lifetime_seconds=7200), _CONTEXT[1])
     lines = sorted({c.replace("ORG_ID", "1234567").replace("PROJECT_ID", "wif-demo-project")
-                    for _, _, fix in errors._STS_RULES + errors._IAM_RULES
-                    for c in gcloud_commands(fix(context))})
+                    for _, _, fix in diagnosis._STS_RULES + diagnosis._IAM_RULES
+                    for c in gcloud_commands(fix(*context))})
     assert_gcloud_parses(lines, tmp_path)

@@ -15,7 +15,8 @@ from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshabl
 
 from airflow_provider_gcp_wif import masking
 from airflow_provider_gcp_wif.credentials import jwt_audience
-from airflow_provider_gcp_wif.errors import WifExchangeError, jwt_claims
+from airflow_provider_gcp_wif.diagnosis import jwt_claims
+from airflow_provider_gcp_wif.errors import WifExchangeError
 from airflow_provider_gcp_wif.supplier import Boto3Supplier, WebIdentityTokenSupplier
 
 

@@ -19,12 +19,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_gcp_wif import credentials as wif_credentials
+from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.credentials import get_credentials
-from airflow_provider_gcp_wif.errors import STEP_TITLES, ExchangeContext, WifExchangeError, translate_exception
+from airflow_provider_gcp_wif.diagnosis import translate_exception
+from airflow_provider_gcp_wif.errors import STEP_TITLES, WifExchangeError
 
-CONTEXT = ExchangeContext(
-    project_number="734501234567", pool_id="aws-pool", provider_id="aws-provider",
-    service_account="airflow-wif@wif-demo-project.iam.gserviceaccount.com", conn_id="gcp_wif_default",
+CONTEXT = WifSettings.from_extras(  # the settings the fixes name
+    {"project_number": "734501234567", "pool_id": "aws-pool", "provider_id": "aws-provider",
+     "impersonation_chain": "airflow-wif@wif-demo-project.iam.gserviceaccount.com"}, conn_id="gcp_wif_default",
 )
 RPC_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
               409: "ABORTED", 412: "FAILED_PRECONDITION", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from airflow_provider_gcp_wif.credentials import jwt_audience
-from airflow_provider_gcp_wif.errors import jwt_claims
+from airflow_provider_gcp_wif.diagnosis import jwt_claims
 from airflow_provider_gcp_wif.supplier import WebIdentityTokenSupplier
 
 pytestmark = pytest.mark.usefixtures("aws_env")
