@@ -24,14 +24,12 @@ from airflow_provider_gcp_wif.cli.common import (
     SUBJECT_LIMIT_BYTES,
     one_line,
 )
+from airflow_provider_gcp_wif.resource_names import AWS_ROLE_MAPPING
 
-__all__ = ["AWS_PARTITIONS", "FEDERATIONS"]
+__all__ = ["AWS_PARTITIONS", "AWS_ROLE_MAPPING", "FEDERATIONS"]
 
-# Google's default attribute mapping for AWS providers, written out so that conditions and bindings can rely on it.
-AWS_ROLE_MAPPING = (
-    "assertion.arn.contains('assumed-role') ? assertion.arn.extract('{account_arn}assumed-role/') + "
-    "'assumed-role/' + assertion.arn.extract('assumed-role/{role_name}/') : assertion.arn"
-)
+# Google's default attribute mapping for AWS providers (AWS_ROLE_MAPPING, from resource_names), written out so that
+# conditions and bindings can rely on it.
 ATTRIBUTE_MAPPING: dict[str, str] = {
     "google.subject": "assertion.arn",
     "attribute.aws_account": "assertion.account",
@@ -119,7 +117,9 @@ class SetupPlan:
     @property
     def role_arn(self) -> str:
         """``attribute.aws_role`` of the role's sessions under Google's default mapping."""
-        return f"arn:{self.aws_partition}:sts::{self.aws_account_id}:assumed-role/{self.aws_role_name}"
+        from airflow_provider_gcp_wif.resource_names import assumed_role_arn
+
+        return assumed_role_arn(self.aws_account_id, self.aws_role_name, self.aws_partition)
 
     @property
     def jwt(self) -> bool:
@@ -128,7 +128,9 @@ class SetupPlan:
     @property
     def iam_role_arn(self) -> str:
         """The role's IAM ARN, with its path: the ``sub`` of the JWTs GetWebIdentityToken gives its sessions."""
-        return f"arn:{self.aws_partition}:iam::{self.aws_account_id}:role{self.role_path}{self.aws_role_name}"
+        from airflow_provider_gcp_wif.resource_names import iam_role_arn
+
+        return iam_role_arn(self.aws_account_id, self.aws_role_name, self.aws_partition, self.role_path)
 
     @property
     def aws_role(self) -> str:
@@ -142,11 +144,10 @@ class SetupPlan:
 
     @property
     def member(self) -> str:
-        from airflow_provider_gcp_wif.resource_names import pool_name, principal_member
+        from airflow_provider_gcp_wif.resource_names import principal_member, role_member
 
         if self.jwt:
-            return f"principalSet:{pool_name(self.project_number, self.pool_id, self.universe_domain)}" \
-                   f"/attribute.aws_role/{self.aws_role}"
+            return role_member(self.project_number, self.pool_id, self.aws_role, self.universe_domain)
         return principal_member(self.project_number, self.pool_id, f"{self.role_arn}/SESSION", self.universe_domain)
 
     @property
@@ -182,22 +183,26 @@ class SetupPlan:
         account is ``https://sts.amazonaws.com/``'s ``aws_account``. ``google.subject`` is ``sub`` unless the role's
         path makes its ARN longer than 127 bytes; then ``account:role_name``, cut out of ``sub`` after the path the
         condition pins (at most 12 + 1 + 64 bytes)."""
-        account = f"assertion['{AWS_CLAIMS}'].aws_account"
-        subject = "assertion.sub"
-        if self.long_sessions:
-            subject = f"{account} + ':' + assertion.sub.extract('role{self.role_path}{{role_name}}')"
+        from airflow_provider_gcp_wif.resource_names import AWS_CLAIMS as CLAIMS
+        from airflow_provider_gcp_wif.resource_names import jwt_short_subject_mapping
+
+        account = f"{CLAIMS}.aws_account"
+        subject = jwt_short_subject_mapping(self.role_path) if self.long_sessions else "assertion.sub"
         return {"google.subject": subject, "attribute.aws_account": account, "attribute.aws_role": "assertion.sub"}
 
     @property
     def audience(self) -> str:
-        return (f"//iam.{self.universe_domain}/projects/{self.project_number}/locations/global/"
-                f"workloadIdentityPools/{self.pool_id}/providers/{self.provider_id}")
+        from airflow_provider_gcp_wif.resource_names import provider_name
+
+        return provider_name(self.project_number, self.pool_id, self.provider_id, self.universe_domain)
 
     @property
     def jwt_audience(self) -> str:
         """The ``aud`` the role asks GetWebIdentityToken for and the OIDC provider allows: the provider's
         resource name as an https URL (what Google accepts when a provider lists no audiences)."""
-        return "https:" + self.audience
+        from airflow_provider_gcp_wif.resource_names import https_audience
+
+        return https_audience(self.audience)
 
     def web_identity_token_policy(self) -> dict[str, Any]:
         """The role's IAM policy: GetWebIdentityToken for this provider's audience only (``ForAllValues``: every
