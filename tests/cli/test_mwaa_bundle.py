@@ -44,7 +44,10 @@ def test_the_bundle_holds_the_provider_wheel_and_the_plugin_module(built_bundle,
     [wheel_name] = wheel_names(plugins)
     metadata, entry_points, files = metadata_of_wheel_inside(plugins, wheel_name, tmp_path)
     assert metadata["Name"] == "airflow-provider-gcp-wif" and metadata["Version"] == __version__
-    assert "airflow_provider_gcp_wif/plugin.py" in files and "airflow_provider_gcp_wif/cli.py" in files
+    assert "airflow_provider_gcp_wif/plugin.py" in files and "airflow_provider_gcp_wif/cli/__init__.py" in files
+    # setup's output templates are package data
+    assert {f"airflow_provider_gcp_wif/cli/templates/{name}" for name in ("setup.sh.tmpl", "setup.tf.tmpl",
+                                                                          "org-policy.yaml.tmpl")} <= set(files)
     assert "gcp_wif = airflow_provider_gcp_wif.plugin:GcpWifPlugin" in entry_points
     assert "airflow_provider_gcp_wif.provider_info:get_provider_info" in entry_points
     with zipfile.ZipFile(plugins) as bundle:
