@@ -35,12 +35,6 @@ ARTIFACTS = REPO / "artifacts" / "ui"
 SERVER_START_TIMEOUT = 180
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "ui: drives the Airflow UI in Chromium (skipped without /usr/bin/chromium)")
-    config.addinivalue_line("markers", "airflow2: runs only under Airflow 2.x (MWAA's 2.9.2-2.11.2 pins)")
-    config.addinivalue_line("markers", "airflow3: runs only under Airflow 3.x")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     from ..airflow.helpers import AIRFLOW_VERSION
 
