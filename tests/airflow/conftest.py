@@ -3,8 +3,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_gcp_wif import credentials as wif_credentials
-
-from .helpers import components
+from tests.airflow_process import components
 
 __all__ = ["components"]
 

@@ -9,7 +9,8 @@ from importlib.metadata import version
 
 from packaging.version import Version
 
-from .helpers import AIRFLOW_3, TEST_DAGS, airflow, airflow_environment, migrate
+from tests.airflow_process import AIRFLOW_3, TEST_DAGS, airflow, airflow_environment, migrate
+
 from .test_connection_sources import extra_of
 
 

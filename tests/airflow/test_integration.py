@@ -15,8 +15,7 @@ import pytest
 
 from airflow_provider_gcp_wif import credentials as wif_credentials
 from airflow_provider_gcp_wif.errors import WifConfigError
-
-from .helpers import airflow_redact
+from tests.airflow_process import airflow_redact
 
 
 @pytest.fixture(scope="module", autouse=True)

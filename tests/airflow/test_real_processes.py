@@ -28,8 +28,7 @@ import pytest
 
 from airflow_provider_gcp_wif.cli import _parser as cli_parser
 from airflow_provider_gcp_wif.cli import build_setup_plan
-
-from .helpers import (
+from tests.airflow_process import (
     AIRFLOW_3,
     EXAMPLE_DAGS,
     TEST_DAGS,

@@ -13,7 +13,8 @@ import uuid
 import pytest
 import requests
 
-from .helpers import AIRFLOW_3, TEST_DAGS, Component, airflow, airflow_environment, migrate
+from tests.airflow_process import AIRFLOW_3, TEST_DAGS, Component, airflow, airflow_environment, migrate
+
 from .test_real_processes import free_port, query, wait_for
 
 pytestmark = pytest.mark.real_processes

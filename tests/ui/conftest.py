@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ..airflow.helpers import REPO, stop_process_group
+from tests.airflow_process import REPO, stop_process_group
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -36,7 +36,7 @@ SERVER_START_TIMEOUT = 180
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    from ..airflow.helpers import AIRFLOW_VERSION
+    from tests.airflow_process import AIRFLOW_VERSION
 
     no_chromium = pytest.mark.skip(
         reason=f"{CHROMIUM} missing: install Debian's Chromium (`apt-get install -y chromium`, as .ci/run does)"

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_DAGS = REPO / "example_dags"
-TEST_DAGS = Path(__file__).resolve().parent / "dags"
+TEST_DAGS = REPO / "tests" / "airflow" / "dags"
 
 _STRIPPED_PREFIXES = ("AIRFLOW", "AWS_", "GOOGLE_", "CLOUDSDK_", "STORAGE_EMULATOR_HOST", "GCP_WIF_", "_AIRFLOW")
 
