@@ -23,8 +23,7 @@ import pytest
 
 from airflow_provider_gcp_wif.errors import WifExchangeError
 from tests.airflow.conftest import wif_env
-
-from .airflow_process import REPO, airflow, environment, everything_written
+from tests.airflow_process import airflow, airflow_environment, everything_written, migrate
 
 SECRET_SHAPES = {
     "emulator-minted Google token": re.compile(r"ya29\.emu-(?:fed|sa)-[A-Za-z0-9_-]{8,}"),
@@ -72,9 +71,9 @@ def leaks(text: str, literal_secrets: dict[str, str]) -> list[str]:
 
 def test_the_example_dag_at_debug_writes_no_secret_to_task_logs(emulator, tmp_path):
     home = tmp_path / "home"
-    env = environment(emulator, home, REPO / "example_dags", AIRFLOW__LOGGING__LOGGING_LEVEL="DEBUG")
-    assert airflow(env, "db", "migrate").returncode == 0
-    result = airflow(env, "dags", "test", "example_gcs_wif")
+    env = airflow_environment(emulator, home, AIRFLOW__LOGGING__LOGGING_LEVEL="DEBUG")  # the example DAGs
+    migrate(env)
+    result = airflow(["dags", "test", "example_gcs_wif"], env, check=False)
     written = everything_written(result, home)
     assert result.returncode == 0, written[-5000:]
     assert "gcp_wif: new Google token" in written, "DEBUG lines of the provider were written"

@@ -8,7 +8,6 @@ environment, and stops the whole group afterwards. Screenshots go to ``artifacts
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -51,12 +50,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=f"Airflow 2.x UI test; this is Airflow {version}"))
         if "airflow3" in item.keywords and AIRFLOW_VERSION[:1] != (3,):
             item.add_marker(pytest.mark.skip(reason=f"Airflow 3.x UI test; this is Airflow {version}"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
