@@ -14,7 +14,6 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_gcp_wif import masking
-from tests.core.test_jwt_exchange import jwt_provider, jwt_settings  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
@@ -50,7 +49,7 @@ def _pieces(jwt: str) -> list[str]:
 
 
 def test_botocore_debug_logging_of_our_get_web_identity_token_shows_no_jwt(
-        emulator, role_supplier, jwt_settings, every_record_at_debug, monkeypatch):  # noqa: F811
+        emulator, role_supplier, jwt_settings, every_record_at_debug, monkeypatch):
     from airflow_provider_gcp_wif.credentials import exchange_transport, get_credentials, web_identity_token_supplier
 
     monkeypatch.setattr(masking, "_listeners", [])  # no host masker: the records themselves must be clean

@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_gcp_wif.errors import WifExchangeError
-from tests.airflow.conftest import wif_env
 from tests.airflow_process import airflow, airflow_environment, everything_written, migrate
 
 SECRET_SHAPES = {
@@ -101,9 +100,6 @@ def test_the_leak_scan_finds_what_it_looks_for(emulator):
 
 
 # -- in process: the connection test message, errors, reprs, the credential file ---------------------------------
-
-
-__all__ = ["wif_env"]  # the in-process connections fixture, shared with tests/airflow
 
 
 @pytest.fixture
