@@ -9,7 +9,7 @@ import threading
 import pytest
 import requests
 
-from tests.reliability.test_fork_safety import HELD_SECONDS, fork_and_exchange, wait_until
+from tests.reliability.forking import HELD_SECONDS, fork_and_exchange, wait_until
 
 from .connections import gcs_hook
 

@@ -23,7 +23,7 @@ from google.auth import _helpers
 from airflow_provider_gcp_wif.credentials import get_credentials
 from tests.airflow_process import airflow, airflow_environment, everything_written, migrate
 
-from .test_secrets_stay_secret import leaks, upstream_exposure
+from .leak_scan import leaks, upstream_exposure
 from .token_oracle import known_tokens, tokens_in
 
 DAGS = Path(__file__).parent / "dags"

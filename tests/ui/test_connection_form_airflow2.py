@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from airflow_provider_gcp_wif.provider_info import CONN_FIELDS, HOOK_NAME
 from tests.airflow_process import airflow, airflow_environment, free_port, migrate
 
-from .conftest import Server, hook_run_in, screenshot
+from .browser import Server, hook_run_in, screenshot
 
 pytestmark = [pytest.mark.ui, pytest.mark.airflow2, pytest.mark.timeout(420)]
 

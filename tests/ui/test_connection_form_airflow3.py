@@ -14,7 +14,7 @@ import pytest
 from airflow_provider_gcp_wif.provider_info import CONN_FIELDS, HOOK_NAME
 from tests.airflow_process import AIRFLOW_VERSION, airflow_environment, free_port, migrate
 
-from .conftest import Server, hook_run_in, screenshot
+from .browser import Server, hook_run_in, screenshot
 
 pytestmark = [pytest.mark.ui, pytest.mark.airflow3, pytest.mark.timeout(420)]
 
