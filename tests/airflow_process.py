@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -225,17 +225,6 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-@pytest.fixture
-def components() -> Iterator[list[Component]]:
-    """A list to append started :class:`Component` s to; all are stopped (process groups killed) afterwards."""
-    started: list[Component] = []
-    try:
-        yield started
-    finally:
-        for component in reversed(started):
-            component.stop()
 
 
 def dump_logs(components: list[Component], tail: int = 15000) -> str:
