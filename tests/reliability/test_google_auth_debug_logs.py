@@ -35,8 +35,7 @@ pytestmark = pytest.mark.skipif(not hasattr(_helpers, "request_log"),
 def test_google_auth_debug_logging_in_a_task_shows_none_of_the_exchange_tokens(emulator, tmp_path):
     home = tmp_path / "home"
     env = airflow_environment(emulator, home, AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
-                              AIRFLOW__LOGGING__LOGGING_LEVEL="DEBUG",
-                      GOOGLE_SDK_PYTHON_LOGGING_SCOPE="google")
+                              AIRFLOW__LOGGING__LOGGING_LEVEL="DEBUG", GOOGLE_SDK_PYTHON_LOGGING_SCOPE="google")
     migrate(env)
     result = airflow(["dags", "test", "wif_google_auth_debug"], env, timeout=300, check=False)
     written = everything_written(result, home)

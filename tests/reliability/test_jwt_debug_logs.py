@@ -119,8 +119,8 @@ def test_a_jwt_task_at_debug_writes_no_jwt_anywhere_botocore_included(emulator, 
     connection["extra"].update(federation="jwt", provider_id=emulator.info["jwt_provider_id"])
     home = tmp_path / "home"
     env = airflow_environment(emulator, home, AIRFLOW__CORE__DAGS_FOLDER=str(Path(__file__).parent / "dags"),
-                              AIRFLOW__LOGGING__LOGGING_LEVEL="DEBUG",
-                      GOOGLE_SDK_PYTHON_LOGGING_SCOPE="google", AIRFLOW_CONN_GCP_WIF_DEFAULT=json.dumps(connection))
+                              AIRFLOW__LOGGING__LOGGING_LEVEL="DEBUG", GOOGLE_SDK_PYTHON_LOGGING_SCOPE="google",
+                              AIRFLOW_CONN_GCP_WIF_DEFAULT=json.dumps(connection))
     migrate(env)
     result = airflow(["dags", "test", "wif_google_auth_debug"], env, timeout=300, check=False)
     written = everything_written(result, home)
