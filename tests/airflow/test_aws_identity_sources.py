@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_gcp_wif.testing import CloudEmulator
-
-from .helpers import airflow_environment
+from tests.airflow_process import airflow_environment
 
 HOOKS = Path(__file__).resolve().parent / "identity_hooks.py"
 SOURCES = ["ecs", "eks_pod_identity", "eks_irsa", "ec2_imds", "profile"]

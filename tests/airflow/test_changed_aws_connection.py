@@ -4,12 +4,13 @@ shared credentials are keyed by the AWS connection's content, not by its id."""
 from __future__ import annotations
 
 import google.auth.transport.requests
+import pytest
 
 from airflow_provider_gcp_wif import integration
 
-from .test_integration import gcs_hook, plugin_loaded, set_conn, wif_extra
+from .connections import gcs_hook, set_conn, wif_extra
 
-__all__ = ["plugin_loaded"]
+pytestmark = pytest.mark.usefixtures("plugin_loaded")
 
 
 def federated_subject(record) -> str:

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from airflow_provider_gcp_wif import integration
 
-from .test_integration import gcs_hook, plugin_loaded, set_conn, wif_extra
+from .connections import gcs_hook, set_conn, wif_extra
 
-__all__ = ["plugin_loaded"]
+pytestmark = pytest.mark.usefixtures("plugin_loaded")
 
 AWS_SECRET_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import botocore.session
 import google.auth.transport.requests
+import pytest
 
 from airflow_provider_gcp_wif import credentials as wif_credentials
 from airflow_provider_gcp_wif import masking
 
-from .test_integration import gcs_hook, plugin_loaded
+from .connections import gcs_hook
 
-__all__ = ["plugin_loaded"]
+pytestmark = pytest.mark.usefixtures("plugin_loaded")
 
 
 def cold_token() -> None:

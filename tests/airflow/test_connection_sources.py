@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from .connections import extra_of
+
 DAGS = Path(__file__).parent / "dags"
 AIRFLOW = [sys.executable, "-m", "airflow"]
 
@@ -36,10 +38,6 @@ def run(env, *args, timeout=300):
     result = subprocess.run([*AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"airflow {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result
-
-
-def extra_of(info):
-    return json.loads(info["env"]["AIRFLOW_CONN_GCP_WIF_DEFAULT"])["extra"]
 
 
 def test_connection_added_with_the_cli_is_used_by_a_task(airflow_env, emulator):

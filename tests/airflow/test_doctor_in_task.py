@@ -9,8 +9,9 @@ from importlib.metadata import version
 
 from packaging.version import Version
 
-from .helpers import AIRFLOW_3, TEST_DAGS, airflow, airflow_environment, migrate
-from .test_connection_sources import extra_of
+from tests.airflow_process import AIRFLOW_3, TEST_DAGS, airflow, airflow_environment, migrate
+
+from .connections import extra_of
 
 
 def test_the_doctor_runs_in_a_task_and_the_bash_route_says_what_to_do(emulator, tmp_path):

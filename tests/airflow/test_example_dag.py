@@ -3,7 +3,7 @@ PythonOperator, a deferrable sensor and an operator-level impersonation chain, a
 
 from __future__ import annotations
 
-from .helpers import AIRFLOW_3, airflow, airflow_environment, migrate
+from tests.airflow_process import AIRFLOW_3, airflow, airflow_environment, migrate
 
 
 def test_example_dag_runs_with_stock_operators_through_one_exchange(emulator, tmp_path):

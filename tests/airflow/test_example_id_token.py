@@ -13,7 +13,7 @@ from typing import ClassVar
 import google.auth.transport.requests
 from google.oauth2 import id_token as google_id_token
 
-from .helpers import AIRFLOW_3, EXAMPLE_DAGS, airflow, airflow_environment, migrate
+from tests.airflow_process import AIRFLOW_3, EXAMPLE_DAGS, airflow, airflow_environment, migrate
 
 
 def test_example_dags_parse():

@@ -9,13 +9,11 @@ import threading
 import pytest
 import requests
 
-from tests.reliability.test_fork_safety import HELD_SECONDS, fork_and_exchange, wait_until
+from tests.reliability.forking import HELD_SECONDS, fork_and_exchange, wait_until
 
-from .test_integration import gcs_hook, plugin_loaded
+from .connections import gcs_hook
 
-__all__ = ["plugin_loaded"]
-
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+pytestmark = [pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork"), pytest.mark.usefixtures("plugin_loaded")]
 
 
 def test_fork_while_a_thread_is_mid_exchange_child_uses_the_same_hook(wif_env, emulator):

@@ -245,7 +245,7 @@ AFTER_MUTATION = """
 @pytest.mark.smoke  # every MWAA image: the guard, the contract and a simulated rename (issue 11)
 @pytest.mark.parametrize("mutation", list(MUTATIONS))
 def test_a_changed_google_provider_breaks_no_google_operator_and_wif_connections_say_why(mutation, wif_env, emulator):
-    from tests.airflow.test_integration import _service_account_key
+    from tests.airflow.connections import _service_account_key
 
     env = {
         "AIRFLOW_CONN_GCP_KEYED": json.dumps({"conn_type": "google_cloud_platform", "extra": {

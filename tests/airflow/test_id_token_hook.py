@@ -11,8 +11,7 @@ from google.oauth2 import id_token as google_id_token
 
 from airflow_provider_gcp_wif import id_tokens
 from airflow_provider_gcp_wif.errors import WifConfigError
-
-from .helpers import airflow_redact
+from tests.airflow_process import airflow_redact
 
 AUDIENCE = "https://hello-abc123-ew.a.run.app"
 

@@ -15,33 +15,11 @@ import pytest
 
 from airflow_provider_gcp_wif import credentials as wif_credentials
 from airflow_provider_gcp_wif.errors import WifConfigError
+from tests.airflow_process import airflow_redact
 
-from .helpers import airflow_redact
+from .connections import _service_account_key, gcs_hook, set_conn, wif_extra
 
-
-@pytest.fixture(scope="module", autouse=True)
-def plugin_loaded():
-    """What every Airflow process does at start-up: import the `airflow.plugins` entry point's module."""
-    from importlib.metadata import entry_points
-
-    (plugin,) = [ep for ep in entry_points(group="airflow.plugins") if ep.name == "gcp_wif"]
-    plugin.load()
-
-
-def wif_extra(info, **changes):
-    extra = json.loads(info["env"]["AIRFLOW_CONN_GCP_WIF_DEFAULT"])["extra"]
-    extra.update(changes)
-    return {k: v for k, v in extra.items() if v is not None}
-
-
-def set_conn(monkeypatch, conn_id, conn_type, extra, **fields):
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": conn_type, "extra": extra, **fields}))
-
-
-def gcs_hook(**kwargs):
-    from airflow.providers.google.cloud.hooks.gcs import GCSHook
-
-    return GCSHook(**kwargs)
+pytestmark = pytest.mark.usefixtures("plugin_loaded")
 
 
 # -- sync hooks --------------------------------------------------------------------------------------------------
@@ -126,19 +104,6 @@ def test_legacy_prefixed_extras_work(wif_env, emulator, monkeypatch):
 
 
 # -- other connections behave exactly as before ------------------------------------------------------------------
-
-
-def _service_account_key():
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return {
-        "type": "service_account", "project_id": "keyed-project", "private_key_id": "1",
-        "private_key": pem.decode(), "client_email": "keyed@keyed-project.iam.gserviceaccount.com",
-        "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token",
-    }
 
 
 def test_google_cloud_platform_connection_is_untouched(wif_env, monkeypatch):

@@ -14,12 +14,11 @@ from airflow_provider_gcp_wif.diagnosis import jwt_claims
 from airflow_provider_gcp_wif.errors import WifConfigError
 from airflow_provider_gcp_wif.integration import aws_connection_supplier
 from airflow_provider_gcp_wif.supplier import GET_WEB_IDENTITY_TOKEN_BOTOCORE, WebIdentityTokenSupplier
+from tests.fixtures import JWT_PROVIDER, jwt_provider
 
-from .test_integration import plugin_loaded, set_conn
+from .connections import gcs_hook, set_conn, wif_extra
 
-__all__ = ["plugin_loaded"]
-
-pytestmark = pytest.mark.smoke
+pytestmark = [pytest.mark.smoke, pytest.mark.usefixtures("plugin_loaded")]
 
 
 def test_the_aws_connections_role_gets_a_jwt_or_the_version_needed_is_named(wif_env, emulator, monkeypatch):
@@ -45,10 +44,6 @@ def test_the_aws_connections_role_gets_a_jwt_or_the_version_needed_is_named(wif_
 
 def test_a_stock_gcs_hook_on_a_jwt_connection_acts_as_the_service_account(wif_env, emulator, monkeypatch,
                                                                          plugin_loaded):
-    from tests.core.test_jwt_exchange import JWT_PROVIDER, jwt_provider
-
-    from .test_integration import gcs_hook, wif_extra
-
     jwt_provider(emulator.control, wif_env)
     set_conn(monkeypatch, "aws_jwt", "aws",
              {"region_name": wif_env["aws_region"], "endpoint_url": wif_env["aws_endpoint"],

@@ -12,8 +12,7 @@ import textwrap
 import pytest
 
 from airflow_provider_gcp_wif.provider_info import CONN_FIELDS, CONN_TYPE, HIDDEN_FIELDS, HOOK_CLASS, HOOK_NAME
-
-from .helpers import AIRFLOW_VERSION, airflow, airflow_environment
+from tests.airflow_process import AIRFLOW_VERSION, airflow, airflow_environment
 
 pytestmark = pytest.mark.smoke
 

@@ -16,28 +16,27 @@ fetches a token through the stock ``GCSAsyncHook`` and uses it, and the log link
 from __future__ import annotations
 
 import json
-import secrets
 import shutil
-import socket
-import sqlite3
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_gcp_wif.cli import _parser as cli_parser
 from airflow_provider_gcp_wif.cli import build_setup_plan
-
-from .helpers import (
+from tests.airflow_process import (
     AIRFLOW_3,
     EXAMPLE_DAGS,
     TEST_DAGS,
     Component,
     airflow,
-    airflow_environment,
+    components_environment,
     dump_logs,
+    free_port,
     migrate,
+    query,
+    start_components,
+    wait_for,
+    wait_for_api_server,
 )
 
 # Airflow 2.x's SequentialExecutor runs both DAGs' tasks one after another, each a fresh `airflow tasks run` process:
@@ -49,36 +48,6 @@ JWT_CONN_ID = "gcp_wif_jwt"
 JWT_PROVIDER_ID = "aws-jwt"
 TIMEOUT = 480
 TRIGGERER_SESSION = "triggerer-proof"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def query(home: Path, sql: str, *args: object) -> list[tuple]:
-    database = home / "airflow.db"
-    if not database.exists():
-        return []
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10) as connection:
-        try:
-            return connection.execute(sql, args).fetchall()
-        except sqlite3.OperationalError:  # locked, or the table is not there yet
-            return []
-
-
-def wait_for(condition, timeout: float, components: list[Component], what: str, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        dead = [c for c in components if not c.alive()]
-        if dead:
-            pytest.fail(f"{', '.join(c.name for c in dead)} exited while waiting for {what}\n{dump_logs(components)}")
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{dump_logs(components)}")
 
 
 def task_states(home: Path) -> list[tuple]:
@@ -121,22 +90,10 @@ def test_triggerer_exchanges_on_its_own_and_the_example_dag_succeeds(emulator, t
     jwt_connection["extra"].update(provider_id=JWT_PROVIDER_ID, federation="jwt")
     shutil.copy(TEST_DAGS / "gcp_wif_triggerer_proof.py", dags)
     api_port = free_port()
-    environment = airflow_environment(
-        emulator, home,
-        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+    environment = components_environment(
+        emulator, home, dags, api_port,
         PYTHONPATH=str(TEST_DAGS),  # the proof trigger's module, for the triggerer and the workers
-        AIRFLOW__CORE__EXECUTOR="LocalExecutor" if AIRFLOW_3 else "SequentialExecutor",
         AIRFLOW__CORE__PARALLELISM="4",
-        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
-        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{api_port}/execution/",
-        AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_hex(32),
-        AIRFLOW__API__SECRET_KEY=secrets.token_hex(16),
-        AIRFLOW__WEBSERVER__SECRET_KEY=secrets.token_hex(16),
-        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
-        AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
-        AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="2",
-        AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL="5",
-        AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="5",
         AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC="2",
         # Airflow 3 runs the marker and the sensor side by side: the sensor looks first and defers. 2.11's
         # SequentialExecutor runs one task at a time, so a delay would only cost time.
@@ -154,12 +111,7 @@ def test_triggerer_exchanges_on_its_own_and_the_example_dag_succeeds(emulator, t
     migrate(environment)
     emulator.control.clear_log()
 
-    if AIRFLOW_3:
-        api = Component("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1"],
-                        environment, tmp_path)
-        components.append(api)
-        components.append(Component("dag-processor", ["dag-processor"], environment, tmp_path))
-    components.append(Component("scheduler", ["scheduler"], environment, tmp_path))
+    start_components(components, api_port, environment, tmp_path)
     components.append(Component("triggerer", ["triggerer"], triggerer_environment, tmp_path))
 
     def serialized() -> bool:
@@ -167,15 +119,7 @@ def test_triggerer_exchanges_on_its_own_and_the_example_dag_succeeds(emulator, t
         return found >= set(DAG_IDS)
 
     wait_for(serialized, 120, components, "the DAGs to be parsed and serialized")
-    if AIRFLOW_3:
-        def api_ready() -> bool:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/api/v2/monitor/health", timeout=5) as r:
-                    return r.status == 200
-            except OSError:
-                return False
-
-        wait_for(api_ready, 120, components, "the API server")
+    wait_for_api_server(api_port, components)
     for dag_id in DAG_IDS:
         airflow(["dags", "unpause", dag_id], environment)
         airflow(["dags", "trigger", dag_id], environment)

@@ -4,17 +4,24 @@ with SequentialExecutor): the task's log lands in the emulated bucket, written a
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import urllib.parse
-import urllib.request
 import uuid
 
 import pytest
 import requests
 
-from .helpers import AIRFLOW_3, TEST_DAGS, Component, airflow, airflow_environment, migrate
-from .test_real_processes import free_port, query, wait_for
+from tests.airflow_process import (
+    TEST_DAGS,
+    airflow,
+    components_environment,
+    free_port,
+    migrate,
+    query,
+    start_components,
+    wait_for,
+    wait_for_api_server,
+)
 
 pytestmark = pytest.mark.real_processes
 
@@ -29,20 +36,8 @@ def test_a_task_log_is_uploaded_to_gcs_as_the_service_account(emulator, tmp_path
     dags.mkdir()
     shutil.copy(TEST_DAGS / f"{DAG_ID}.py", dags)
     api_port = free_port()
-    environment = airflow_environment(
-        emulator, home,
-        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
-        AIRFLOW__CORE__EXECUTOR="LocalExecutor" if AIRFLOW_3 else "SequentialExecutor",
-        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
-        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{api_port}/execution/",
-        AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_hex(32),
-        AIRFLOW__API__SECRET_KEY=secrets.token_hex(16),
-        AIRFLOW__WEBSERVER__SECRET_KEY=secrets.token_hex(16),
-        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
-        AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
-        AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="2",
-        AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="5",
-        AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL="5",
+    environment = components_environment(
+        emulator, home, dags, api_port,
         AIRFLOW__LOGGING__REMOTE_LOGGING="True",
         AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER=f"gs://{info['bucket']}/task-logs",
         AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID="gcp_wif_default",
@@ -50,22 +45,10 @@ def test_a_task_log_is_uploaded_to_gcs_as_the_service_account(emulator, tmp_path
     )
     migrate(environment)
     emulator.control.clear_log()
-    if AIRFLOW_3:
-        components.append(Component("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(api_port),
-                                                   "--workers", "1"], environment, tmp_path))
-        components.append(Component("dag-processor", ["dag-processor"], environment, tmp_path))
-    components.append(Component("scheduler", ["scheduler"], environment, tmp_path))
+    start_components(components, api_port, environment, tmp_path)
 
     wait_for(lambda: query(home, "SELECT dag_id FROM serialized_dag"), 120, components, "the DAG to be serialized")
-    if AIRFLOW_3:
-        def api_ready() -> bool:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/api/v2/monitor/health", timeout=5) as r:
-                    return r.status == 200
-            except OSError:
-                return False
-
-        wait_for(api_ready, 120, components, "the API server")
+    wait_for_api_server(api_port, components)
     airflow(["dags", "unpause", DAG_ID], environment)
     airflow(["dags", "trigger", DAG_ID], environment)
 

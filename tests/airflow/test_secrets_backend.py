@@ -13,8 +13,7 @@ import pytest
 
 from airflow_provider_gcp_wif import credentials as wif_credentials
 from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
-
-from .helpers import airflow, airflow_environment, migrate
+from tests.airflow_process import airflow, airflow_environment, migrate
 
 BACKEND = "airflow_provider_gcp_wif.secrets.secret_manager.CloudSecretManagerWifBackend"
 CONNECTION = {"conn_type": "postgres", "host": "db.internal.example", "login": "reporting", "password": "s3cr3t-pw",

@@ -10,11 +10,13 @@ import re
 import pytest
 
 from airflow_provider_gcp_wif import cli
-from tests.core.conftest import aws_env, fresh_cache, role_supplier, seed_env
 
-# The core's fixtures, shared rather than copied: a clean credential cache, the fixture AWS identity, the seed's
-# variables, the fixture role.
-__all__ = ["aws_env", "fresh_cache", "role_supplier", "seed_env"]
+
+@pytest.fixture(autouse=True)
+def _every_test_has_a_fresh_cache(fresh_cache):
+    """The core's fixtures (tests/fixtures.py) are shared rather than copied; like the core's, every test here starts
+    and ends with an empty credential cache."""
+    yield
 
 
 @pytest.fixture

@@ -167,7 +167,7 @@ def test_the_sample_call_goes_to_resource_manager_psc_or_the_emulator(sts_endpoi
                                      "http://user:pw@127.0.0.1:{port}", "http://127.0.0.1:{port}/x?key=1"])
 def test_an_api_url_outside_the_allow_list_gets_no_token(emulator, seed_env, api_url):
     """--api-url is where the doctor sends the access token: held to the endpoint grammar and allow-list."""
-    from tests.core.conftest import listening_decoy
+    from tests.fixtures import listening_decoy
 
     with listening_decoy() as (port, received):
         code, out, _ = run_cli("doctor", "--api-url", api_url.format(port=port))

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_gcp_wif import __version__
+from tests.airflow_process import airflow_environment
 
-from ..airflow.helpers import airflow_environment
 from .conftest import run_cli
 
 pytestmark = [pytest.mark.real_processes, pytest.mark.timeout(1500)]

@@ -22,7 +22,6 @@ from airflow_provider_gcp_wif import diagnosis, errors, resource_names
 from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.credentials import get_credentials
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
-from tests.core.test_jwt_exchange import JWT_PROVIDER, jwt_provider
 from tests.emulated_gcloud import (
     AlreadyInState,
     EmulatedGcloud,
@@ -30,6 +29,7 @@ from tests.emulated_gcloud import (
     gcloud_commands,
     is_mutating,
 )
+from tests.fixtures import JWT_PROVIDER, jwt_provider
 
 REQUEST = google.auth.transport.requests.Request()
 ROLE = "arn:aws:sts::123456789012:assumed-role/wif-role"

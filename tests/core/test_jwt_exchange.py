@@ -18,6 +18,7 @@ from airflow_provider_gcp_wif.credentials import jwt_audience
 from airflow_provider_gcp_wif.diagnosis import jwt_claims
 from airflow_provider_gcp_wif.errors import WifExchangeError
 from airflow_provider_gcp_wif.supplier import Boto3Supplier, WebIdentityTokenSupplier
+from tests.fixtures import JWT_PROVIDER, jwt_provider
 
 
 def _aws_cli_commands(text: str) -> list[str]:
@@ -122,35 +123,6 @@ def test_a_role_without_the_permission_gets_a_policy_command_that_works_when_app
 
 
 # -- the whole route: AWS JWT → Google OIDC provider → impersonation ------------------------------------------------
-
-JWT_PROVIDER = "aws-jwt"
-
-
-def _pool_name(info) -> str:
-    return f"projects/{info['project_number']}/locations/global/workloadIdentityPools/{info['pool_id']}"
-
-
-def jwt_provider(control, info, **oidc_changes):
-    """What `gcp-wif setup --federation jwt` creates, beside the fixture's AWS provider: an OIDC provider trusting
-    the AWS account's issuer, google.subject = the JWT's sub (the role's IAM ARN), a condition pinning account and
-    role, and the role's principalSet bound to the service account."""
-    role = info["role_arn"]
-    oidc = {"issuer_uri": info["aws_issuer_url"], "allowed_audiences": [], "jwks_json": None, **oidc_changes}
-    control.set_provider(
-        provider_id=JWT_PROVIDER, oidc=oidc, disabled=False,
-        attribute_mapping={"google.subject": "assertion.sub", "attribute.aws_role": "assertion.sub",
-                           "attribute.aws_account": "assertion['https://sts.amazonaws.com/'].aws_account"},
-        attribute_condition=(f"assertion['https://sts.amazonaws.com/'].aws_account=='{info['aws_account_id']}' && "
-                             f"assertion.sub=='{role}'"))
-    control.add_binding(info["service_account"], "roles/iam.workloadIdentityUser",
-                        f"principalSet://iam.googleapis.com/{_pool_name(info)}/attribute.aws_role/{role}")
-
-
-@pytest.fixture
-def jwt_settings(emulator, aws_env, settings_for):
-    jwt_provider(emulator.control, aws_env)
-    return settings_for(provider_id=JWT_PROVIDER, federation="jwt")
-
 
 def _sts_calls(emulator) -> list[dict]:
     return [r for r in emulator.control.requests("sts")]

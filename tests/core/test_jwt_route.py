@@ -29,7 +29,7 @@ from airflow_provider_gcp_wif.supplier import (
     web_identity_token_duration,
 )
 from airflow_provider_gcp_wif.token_service import TokenService
-from tests.core.conftest import listening_decoy
+from tests.fixtures import listening_decoy
 
 BASE = {"project_number": "734501234567", "pool_id": "aws-pool", "provider_id": "aws-provider"}
 

@@ -15,7 +15,7 @@ from airflow_provider_gcp_wif import TokenService
 from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.credentials import get_credentials
 from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
-from tests.core.conftest import listening_decoy
+from tests.fixtures import listening_decoy
 
 SEED_README_EXAMPLE = """
 from airflow_provider_gcp_wif import TokenService

@@ -44,7 +44,7 @@ def main() -> None:
         from airflow_provider_gcp_wif.host_cache import HostTokenCache
         from airflow_provider_gcp_wif.supplier import Boto3Supplier
         from airflow_provider_gcp_wif.token_service import assume_role_session
-        from tests.core.conftest import make_settings
+        from tests.fixtures import make_settings
 
         settings = make_settings(info, **spec.get("extras", {}))
         if spec["identity"] == "role":

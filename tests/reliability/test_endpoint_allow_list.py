@@ -14,7 +14,7 @@ import pytest
 from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.credentials import WifCredentials
 from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
-from tests.core.conftest import listening_decoy
+from tests.fixtures import listening_decoy
 
 EVIL_HOST = "tokens.attacker.example"
 

@@ -5,7 +5,7 @@ The oracle does not trust ``config.py``'s parsing: for the URLs the *stored* set
 ``iam_endpoint`` and the generateAccessToken URL built from it) it asks urllib3 (``parse_url``, what requests'
 adapter uses to pick the connection pool), requests (a prepared request and the adapter's own connection pool) and
 the standard library's ``urlsplit`` (httplib2, http.client) where they would connect, and checks that host with a
-small reference predicate written here. Endpoint strings are generated from pieces known to split parsers:
+small reference predicate (endpoint_oracle.py). Endpoint strings are generated from pieces known to split parsers:
 backslashes, percent-escapes, unicode dots and solidi, userinfo, ports, brackets, ``?``/``#``, tabs and newlines,
 around allowed and disallowed hosts. ``derandomize=True`` keeps ``make test`` deterministic.
 """
@@ -13,109 +13,30 @@ around allowed and disallowed hosts. ``derandomize=True`` keeps ``make test`` de
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
-from urllib.parse import urlsplit
 
-import requests
-import requests.adapters
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from urllib3.util import parse_url
 
-from airflow_provider_gcp_wif.config import AWS_SUBJECT_TOKEN_TYPE, WifSettings
+from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.errors import WifConfigError
 
-AUDIENCE = "//iam.googleapis.com/projects/734501234567/locations/global/workloadIdentityPools/aws-pool/providers/aws-provider"
-SA = "airflow-wif@wif-demo-project.iam.gserviceaccount.com"
-BASE = {"project_number": "734501234567", "pool_id": "aws-pool", "provider_id": "aws-provider",
-        "impersonation_chain": SA}
-DEPLOYMENT_ALLOWS = "sts.corp.example, .psc.corp.example"  # what the deployment's [gcp_wif] allowed_endpoint_hosts says
-
-ALLOWED_HOSTS = ["sts.googleapis.com", "iamcredentials.googleapis.com", "x.p.googleapis.com", "googleapis.com",
-                 "STS.GoogleAPIs.com", "sts.googleapis.com.", "127.0.0.1", "127.9.9.9", "localhost", "[::1]",
-                 "sts.corp.example", "a.psc.corp.example"]
-DISALLOWED_HOSTS = ["192.0.2.2", "evil.example", "tokens.attacker.example", "googleapis.com.evil.example",
-                    "corp.example", "psc.corp.example.evil", "10.0.0.5", "[::ffff:192.0.2.2]", "[2001:db8::1]",
-                    "2130706433", "0x7f.1", "127.1", "evil", "xn--ggle-0nda.com", "gооgleapis.com"]
-# Characters and escapes on which parsers disagree about where the authority ends (or which NFKC/IDNA rewrite).
-SEPARATORS = ["\\", "%5c", "%5C", "%2f", "%2F", "%2e", "%40", "%25", "%", "@", ":", "/", "//", "?", "#", ".",
-              "\u3002", "\uff0e", "\uff61", "\uff0f", "\u2215", "\u2044", "\uff3c", "\uff20", "\uff03", "\uff1f",
-              "\t", "\n", "\r", " ", "\x00", "\x7f", "\u200b", "[", "]", ";", ",", "&", "=", "+", "~", "'", '"']
-SCHEMES = ["https://", "http://", "HTTPS://", "https:", "https:/", "https:\\\\", "https:///", "ftp://", "", "//",
-           " https://", "https://\t"]
-PORTS = ["", "", "", ":443", ":8443", ":0", ":65535", ":65536", ":080", ":", ":-1", ":+80", ": 80", ":1\u0661",
-         ":99999999999"]
-PATHS = ["", "", "/v1/token", "/", "/v1/token/", "/a/../v1/token", "/%2e%2e/x", "/x\\y", "/v1/token?key=1",
-         "/v1/token#frag", "/\u2215v1", "/v1/ token"]
-
-
-def host_part() -> st.SearchStrategy[str]:
-    """Two hosts glued with a separator in between (the shape of every known bypass), or one host. Hypothesis
-    starts from (and shrinks towards) the first choices, so the first example tried is the reported bypass
-    ``192.0.2.2`` + ``\\`` + ``sts.googleapis.com``."""
-    single = st.sampled_from(ALLOWED_HOSTS + DISALLOWED_HOSTS)
-    glued = st.tuples(st.sampled_from(DISALLOWED_HOSTS + ALLOWED_HOSTS), st.sampled_from(SEPARATORS),
-                      st.sampled_from(["", "."]), st.sampled_from(ALLOWED_HOSTS)).map("".join)
-    return st.one_of(glued, single)
-
-
-userinfo = st.sampled_from(["", "", "", "user:pass@", "sts.googleapis.com@", "@", "evil.example%40", "a:b@c@"])
-endpoints = st.tuples(st.sampled_from(SCHEMES), userinfo, host_part(), st.sampled_from(PORTS),
-                      st.sampled_from(PATHS), st.text(alphabet="".join(SEPARATORS) + "ab.", max_size=3)).map(
-    lambda parts: "".join(parts[:5]) + (parts[5] if len(parts[5]) == 1 else ""))
-
-ROUTES = ["sts_endpoint", "iam_endpoint", "credential_config.token_url",
-          "credential_config.service_account_impersonation_url"]
-
-
-def extras_for(route: str, endpoint: str) -> dict:
-    if route in ("sts_endpoint", "iam_endpoint"):
-        return {**BASE, route: endpoint}
-    config = {"type": "external_account", "audience": AUDIENCE, "subject_token_type": AWS_SUBJECT_TOKEN_TYPE}
-    if route.endswith("token_url"):
-        config["token_url"] = endpoint
-    else:
-        config["service_account_impersonation_url"] = (
-            f"{endpoint.rstrip('/')}/v1/projects/-/serviceAccounts/{SA}:generateAccessToken")
-    return {"credential_config": json.dumps(config)}
-
-
-# -- the independent reference ------------------------------------------------------------------------------------
-
-def reference_allows(host: str) -> bool:
-    """Google's domain (with its *.p. PSC names), loopback, or what the deployment lists; nothing else."""
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if host == "::1" or host == "localhost":
-        return True
-    if re.fullmatch(r"127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}", host):
-        return all(int(octet) <= 255 for octet in host.split("."))
-    if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)*", host):
-        return False
-    return (host == "googleapis.com" or host.endswith(".googleapis.com") or host == "sts.corp.example"
-            or host.endswith(".psc.corp.example"))
-
-
-FORBIDDEN = re.compile(r"[\\@?#%\s\x00-\x1f\x7f]|[^\x00-\x7f]")
-
-
-def connection_targets(url: str) -> list[tuple[str, str, int | None]]:
-    """(who, host, port) for every library that would send a request to ``url``."""
-    targets = []
-    parsed = parse_url(url)
-    targets.append(("urllib3.parse_url", (parsed.host or "").lower(), parsed.port))
-    prepared = requests.Request("POST", url).prepare()
-    assert prepared.url is not None
-    again = parse_url(prepared.url)
-    targets.append(("requests.prepare", (again.host or "").lower(), again.port))
-    pool = requests.adapters.HTTPAdapter().get_connection_with_tls_context(prepared, verify=True)
-    pool_host = pool.host if ":" not in pool.host else f"[{pool.host}]"
-    targets.append(("requests.adapter", pool_host.lower(), pool.port))
-    std = urlsplit(url)
-    std_host = std.hostname or ""
-    targets.append(("urllib.parse", f"[{std_host}]" if ":" in std_host else std_host, std.port))
-    return targets
+from .endpoint_oracle import (
+    ALLOWED_HOSTS,
+    AUDIENCE,
+    BASE,
+    DEPLOYMENT_ALLOWS,
+    DISALLOWED_HOSTS,
+    FORBIDDEN,
+    ROUTES,
+    SA,
+    SCHEMES,
+    connection_targets,
+    endpoints,
+    extras_for,
+    reference_allows,
+)
 
 
 def assert_stored_urls_are_safe(parsed: WifSettings, endpoint: str) -> None:

@@ -23,7 +23,7 @@ from airflow_provider_gcp_wif import masking
 from airflow_provider_gcp_wif.credentials import get_credentials
 from airflow_provider_gcp_wif.errors import WifExchangeError, sanitized_cause
 
-from .test_secrets_stay_secret import leaks
+from .leak_scan import leaks
 from .token_oracle import known_tokens, tokens_in
 
 

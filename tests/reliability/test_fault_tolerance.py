@@ -26,8 +26,7 @@ from botocore.credentials import RefreshableCredentials
 from airflow_provider_gcp_wif.credentials import WifCredentials
 from airflow_provider_gcp_wif.errors import WifExchangeError
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
-
-from .conftest import endpoint_counts
+from tests.fixtures import endpoint_counts
 
 TOKEN_REQUESTS = 200
 FAULT_RATE = 0.3

@@ -21,9 +21,9 @@ import pytest
 from google.auth import _helpers
 
 from airflow_provider_gcp_wif.credentials import get_credentials
+from tests.airflow_process import airflow, airflow_environment, everything_written, migrate
 
-from .airflow_process import airflow, environment, everything_written
-from .test_secrets_stay_secret import leaks, upstream_exposure
+from .leak_scan import leaks, upstream_exposure
 from .token_oracle import known_tokens, tokens_in
 
 DAGS = Path(__file__).parent / "dags"
@@ -34,10 +34,10 @@ pytestmark = pytest.mark.skipif(not hasattr(_helpers, "request_log"),
 
 def test_google_auth_debug_logging_in_a_task_shows_none_of_the_exchange_tokens(emulator, tmp_path):
     home = tmp_path / "home"
-    env = environment(emulator, home, DAGS, AIRFLOW__LOGGING__LOGGING_LEVEL="DEBUG",
-                      GOOGLE_SDK_PYTHON_LOGGING_SCOPE="google")
-    assert airflow(env, "db", "migrate").returncode == 0
-    result = airflow(env, "dags", "test", "wif_google_auth_debug", timeout=300)
+    env = airflow_environment(emulator, home, AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
+                              AIRFLOW__LOGGING__LOGGING_LEVEL="DEBUG", GOOGLE_SDK_PYTHON_LOGGING_SCOPE="google")
+    migrate(env)
+    result = airflow(["dags", "test", "wif_google_auth_debug"], env, timeout=300, check=False)
     written = everything_written(result, home)
     assert result.returncode == 0, written[-5000:]
 

@@ -19,7 +19,7 @@ import pytest
 
 from airflow_provider_gcp_wif.host_cache import HostTokenCache
 from airflow_provider_gcp_wif.testing.state import fingerprint
-from tests.reliability.conftest import endpoint_counts
+from tests.fixtures import endpoint_counts
 
 ROOT = Path(__file__).resolve().parents[2]
 FOREIGN_UID = 12345

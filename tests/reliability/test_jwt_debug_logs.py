@@ -14,7 +14,6 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_gcp_wif import masking
-from tests.core.test_jwt_exchange import jwt_provider, jwt_settings  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
@@ -50,7 +49,7 @@ def _pieces(jwt: str) -> list[str]:
 
 
 def test_botocore_debug_logging_of_our_get_web_identity_token_shows_no_jwt(
-        emulator, role_supplier, jwt_settings, every_record_at_debug, monkeypatch):  # noqa: F811
+        emulator, role_supplier, jwt_settings, every_record_at_debug, monkeypatch):
     from airflow_provider_gcp_wif.credentials import exchange_transport, get_credentials, web_identity_token_supplier
 
     monkeypatch.setattr(masking, "_listeners", [])  # no host masker: the records themselves must be clean
@@ -112,16 +111,18 @@ def test_a_jwt_task_at_debug_writes_no_jwt_anywhere_botocore_included(emulator, 
     logging and google-auth's request logging on): the JWT the emulated STS received, and the tokens it and IAM
     issued, are nowhere in stdout, stderr or the task logs, botocore's own lines included (before the filter,
     botocore.parsers' "Response body" line held the JWT)."""
-    from .airflow_process import airflow, environment, everything_written
+    from tests.airflow_process import airflow, airflow_environment, everything_written, migrate
+
     from .token_oracle import known_tokens, tokens_in
 
     connection = json.loads(emulator.info["env"]["AIRFLOW_CONN_GCP_WIF_DEFAULT"])
     connection["extra"].update(federation="jwt", provider_id=emulator.info["jwt_provider_id"])
     home = tmp_path / "home"
-    env = environment(emulator, home, Path(__file__).parent / "dags", AIRFLOW__LOGGING__LOGGING_LEVEL="DEBUG",
-                      GOOGLE_SDK_PYTHON_LOGGING_SCOPE="google", AIRFLOW_CONN_GCP_WIF_DEFAULT=json.dumps(connection))
-    assert airflow(env, "db", "migrate").returncode == 0
-    result = airflow(env, "dags", "test", "wif_google_auth_debug", timeout=300)
+    env = airflow_environment(emulator, home, AIRFLOW__CORE__DAGS_FOLDER=str(Path(__file__).parent / "dags"),
+                              AIRFLOW__LOGGING__LOGGING_LEVEL="DEBUG", GOOGLE_SDK_PYTHON_LOGGING_SCOPE="google",
+                              AIRFLOW_CONN_GCP_WIF_DEFAULT=json.dumps(connection))
+    migrate(env)
+    result = airflow(["dags", "test", "wif_google_auth_debug"], env, timeout=300, check=False)
     written = everything_written(result, home)
     assert result.returncode == 0, written[-5000:]
     assert "GetWebIdentityToken" in written and "Response body" in written, "botocore's wire logging was on"

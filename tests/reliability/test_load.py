@@ -58,7 +58,7 @@ def worker(info: dict[str, Any], start: Any, results: Any) -> None:
     from airflow_provider_gcp_wif.credentials import get_credentials
     from airflow_provider_gcp_wif.supplier import Boto3Supplier
     from airflow_provider_gcp_wif.token_service import assume_role_session
-    from tests.core.conftest import make_settings
+    from tests.fixtures import make_settings
 
     try:
         settings = make_settings(info)

@@ -22,7 +22,7 @@ import pytest
 from airflow_provider_gcp_wif import credentials as wif_credentials
 from airflow_provider_gcp_wif.credentials import get_credentials
 from airflow_provider_gcp_wif.errors import WifExchangeError
-from tests.core.conftest import listening_decoy
+from tests.fixtures import listening_decoy
 
 
 @contextlib.contextmanager

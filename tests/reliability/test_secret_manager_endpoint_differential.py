@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from airflow_provider_gcp_wif.errors import WifConfigError
-from tests.reliability.test_endpoint_differential import (
+from tests.reliability.endpoint_oracle import (
     DEPLOYMENT_ALLOWS,
     FORBIDDEN,
     connection_targets,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 import tempfile
 from pathlib import Path
@@ -22,59 +21,16 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_gcp_wif.errors import WifExchangeError
-from tests.airflow.conftest import wif_env
+from tests.airflow_process import airflow, airflow_environment, everything_written, migrate
 
-from .airflow_process import REPO, airflow, environment, everything_written
-
-SECRET_SHAPES = {
-    "emulator-minted Google token": re.compile(r"ya29\.emu-(?:fed|sa)-[A-Za-z0-9_-]{8,}"),
-    "AWS session token (moto)": re.compile(r"FQoGZXIvYXdz[A-Za-z0-9+/=]{16,}"),
-    "Authorization header value": re.compile(r"(?i)authorization['\"]?\s*[:=]\s*b?['\"]?\s*(?:bearer|aws4-hmac)"),
-    "SigV4 signature": re.compile(r"Signature=[0-9a-f]{64}"),
-    "security token header value": re.compile(r"(?i)x-amz-security-token['\"]?\s*[:=]\s*\S{8,}"),
-    "signed target-resource header (subject token)": re.compile(r"(?i)x-goog-cloud-target-resource"),
-    "access key id next to a secret": re.compile(r"A(?:K|S)IA[A-Z0-9]{16}\W{1,6}[A-Za-z0-9/+]{40}"),
-}
-
-
-_RECORD_START = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
-
-
-def records(text: str) -> list[str]:
-    """Log records: a timestamped line and the lines that continue it (a multi-line message)."""
-    grouped: list[str] = []
-    for line in text.splitlines():
-        if grouped and not _RECORD_START.match(line):
-            grouped[-1] += "\n" + line
-        else:
-            grouped.append(line)
-    return grouped
-
-
-def upstream_exposure(record: str) -> bool:
-    dags_test_mask_message = "msg=MaskSecret(" in record and "Sending request" in record
-    return dags_test_mask_message or "[botocore." in record
-
-
-def leaks(text: str, literal_secrets: dict[str, str]) -> list[str]:
-    found = []
-    for record in records(text):
-        if upstream_exposure(record):
-            continue
-        for name, shape in SECRET_SHAPES.items():
-            if shape.search(record):
-                found.append(f"{name}: {record[:300]}")
-        for name, secret in literal_secrets.items():
-            if secret in record:
-                found.append(f"{name}: {record[:100]}")
-    return found
+from .leak_scan import leaks
 
 
 def test_the_example_dag_at_debug_writes_no_secret_to_task_logs(emulator, tmp_path):
     home = tmp_path / "home"
-    env = environment(emulator, home, REPO / "example_dags", AIRFLOW__LOGGING__LOGGING_LEVEL="DEBUG")
-    assert airflow(env, "db", "migrate").returncode == 0
-    result = airflow(env, "dags", "test", "example_gcs_wif")
+    env = airflow_environment(emulator, home, AIRFLOW__LOGGING__LOGGING_LEVEL="DEBUG")  # the example DAGs
+    migrate(env)
+    result = airflow(["dags", "test", "example_gcs_wif"], env, check=False)
     written = everything_written(result, home)
     assert result.returncode == 0, written[-5000:]
     assert "gcp_wif: new Google token" in written, "DEBUG lines of the provider were written"
@@ -102,9 +58,6 @@ def test_the_leak_scan_finds_what_it_looks_for(emulator):
 
 
 # -- in process: the connection test message, errors, reprs, the credential file ---------------------------------
-
-
-__all__ = ["wif_env"]  # the in-process connections fixture, shared with tests/airflow
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.reliability.airflow_process import airflow, environment, everything_written
+from tests.airflow_process import airflow, airflow_environment, everything_written, migrate
 
 DAGS = Path(__file__).parent / "dags"
 
@@ -13,9 +13,9 @@ def test_permanent_failure_fails_the_task_with_the_fix_and_airflow_retries_it(em
     info = emulator.info
     emulator.control.remove_bindings(info["service_account"])
     home = tmp_path / "home"
-    env = environment(emulator, home, DAGS)
-    assert airflow(env, "db", "migrate").returncode == 0
-    result = airflow(env, "dags", "test", "wif_task_retry", timeout=300)
+    env = airflow_environment(emulator, home, AIRFLOW__CORE__DAGS_FOLDER=str(DAGS))
+    migrate(env)
+    result = airflow(["dags", "test", "wif_task_retry"], env, timeout=300, check=False)
     output = everything_written(result, home)
     assert "WifExchangeError" in output
     assert "service account impersonation failed (impersonation)" in output

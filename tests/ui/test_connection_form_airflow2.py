@@ -13,9 +13,9 @@ import pytest
 from playwright.sync_api import expect
 
 from airflow_provider_gcp_wif.provider_info import CONN_FIELDS, HOOK_NAME
+from tests.airflow_process import airflow, airflow_environment, free_port, migrate
 
-from ..airflow.helpers import airflow, airflow_environment, migrate
-from .conftest import Server, free_port, hook_run_in, screenshot
+from .browser import Server, hook_run_in, screenshot
 
 pytestmark = [pytest.mark.ui, pytest.mark.airflow2, pytest.mark.timeout(420)]
 

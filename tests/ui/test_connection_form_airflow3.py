@@ -12,9 +12,9 @@ import urllib.request
 import pytest
 
 from airflow_provider_gcp_wif.provider_info import CONN_FIELDS, HOOK_NAME
+from tests.airflow_process import AIRFLOW_VERSION, airflow_environment, free_port, migrate
 
-from ..airflow.helpers import AIRFLOW_VERSION, airflow_environment, migrate
-from .conftest import Server, free_port, hook_run_in, screenshot
+from .browser import Server, hook_run_in, screenshot
 
 pytestmark = [pytest.mark.ui, pytest.mark.airflow3, pytest.mark.timeout(420)]
 

@@ -1,4 +1,5 @@
-"""Helpers for tests that run real Airflow (CLI commands and components) in subprocesses.
+"""Helpers for tests that run real Airflow (CLI commands and components) in subprocesses (tests/airflow,
+tests/reliability, tests/ui, tests/cli).
 
 Every Airflow process gets a private ``AIRFLOW_HOME`` (SQLite), the emulated clouds' environment and nothing of
 the caller's ``AIRFLOW_*`` / ``AWS_*`` / Google variables, and runs with this interpreter (``python -m airflow``),
@@ -9,19 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+import urllib.request
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_DAGS = REPO / "example_dags"
-TEST_DAGS = Path(__file__).resolve().parent / "dags"
+TEST_DAGS = REPO / "tests" / "airflow" / "dags"
 
 _STRIPPED_PREFIXES = ("AIRFLOW", "AWS_", "GOOGLE_", "CLOUDSDK_", "STORAGE_EMULATOR_HOST", "GCP_WIF_", "_AIRFLOW")
 
@@ -78,6 +83,95 @@ def migrate(environment: Mapping[str, str]) -> None:
     airflow(["db", "migrate"], environment)
 
 
+def everything_written(result: subprocess.CompletedProcess[str], home: Path) -> str:
+    """stdout, stderr and every file under ``AIRFLOW_HOME/logs``."""
+    parts = [result.stdout, result.stderr]
+    logs = home / "logs"
+    if logs.exists():
+        parts += [path.read_text(errors="replace") for path in sorted(logs.rglob("*")) if path.is_file()]
+    return "\n".join(parts)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def components_environment(emulator: Any, home: Path, dags: Path, api_port: int, **extra: str) -> dict[str, str]:
+    """:func:`airflow_environment` for real components on SQLite: Airflow 3's LocalExecutor (2.x refuses any other
+    than SequentialExecutor on SQLite), DAGs paused at creation, the execution API on ``api_port``, fresh JWT and
+    secret keys, free log-server ports, and short heartbeats and parse intervals."""
+    return airflow_environment(
+        emulator, home,
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        AIRFLOW__CORE__EXECUTOR="LocalExecutor" if AIRFLOW_3 else "SequentialExecutor",
+        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{api_port}/execution/",
+        AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_hex(32),
+        AIRFLOW__API__SECRET_KEY=secrets.token_hex(16),
+        AIRFLOW__WEBSERVER__SECRET_KEY=secrets.token_hex(16),
+        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
+        AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
+        AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="2",
+        AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL="5",
+        AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="5",
+        **extra,
+    )
+
+
+def start_components(components: list[Component], api_port: int, environment: Mapping[str, str],
+                     log_dir: Path) -> None:
+    """Airflow 3's api-server (on ``api_port``) and dag-processor, then the scheduler (2.x parses DAGs itself)."""
+    if AIRFLOW_3:
+        components.append(Component("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(api_port),
+                                                   "--workers", "1"], environment, log_dir))
+        components.append(Component("dag-processor", ["dag-processor"], environment, log_dir))
+    components.append(Component("scheduler", ["scheduler"], environment, log_dir))
+
+
+def query(home: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    """Rows of ``home``'s SQLite database, read-only; none while it is locked or the table is not there yet."""
+    database = home / "airflow.db"
+    if not database.exists():
+        return []
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10) as connection:
+        try:
+            return connection.execute(sql, args).fetchall()
+        except sqlite3.OperationalError:  # locked, or the table is not there yet
+            return []
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, components: list[Component], what: str,
+             interval: float = 1.0) -> Any:
+    """``condition()``'s first truthy result; fails with every component's log when one exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        dead = [c for c in components if not c.alive()]
+        if dead:
+            pytest.fail(f"{', '.join(c.name for c in dead)} exited while waiting for {what}\n{dump_logs(components)}")
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{dump_logs(components)}")
+
+
+def wait_for_api_server(api_port: int, components: list[Component], timeout: float = 120) -> None:
+    """On Airflow 3, until the api-server answers its health check (2.x has none to wait for)."""
+    if not AIRFLOW_3:
+        return
+
+    def api_ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/api/v2/monitor/health", timeout=5) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    wait_for(api_ready, timeout, components, "the API server")
+
+
 class Component:
     """A long-running Airflow command in its own process group, output to a log file."""
 
@@ -131,17 +225,6 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-@pytest.fixture
-def components() -> Iterator[list[Component]]:
-    """A list to append started :class:`Component` s to; all are stopped (process groups killed) afterwards."""
-    started: list[Component] = []
-    try:
-        yield started
-    finally:
-        for component in reversed(started):
-            component.stop()
 
 
 def dump_logs(components: list[Component], tail: int = 15000) -> str:

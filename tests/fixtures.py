@@ -1,0 +1,212 @@
+"""The fixtures and helpers that more than one test directory uses, in one module: the root ``conftest.py`` lists it
+in ``pytest_plugins``, so tests request these fixtures by name and import the helpers from here, never from another
+``conftest.py`` or a test module.
+
+The emulated clouds' own fixtures (``emulator``, ``control``, ...) come from
+``airflow_provider_gcp_wif.testing.pytest_plugin``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.airflow_process import Component
+
+# -- the core's emulated-cloud fixtures (tests/core, tests/cli, tests/reliability) ---------------------------------
+
+
+@pytest.fixture
+def fresh_cache():
+    """An empty credential cache before and after the test (autouse in tests/core, tests/cli and tests/reliability,
+    through their conftest.py)."""
+    from airflow_provider_gcp_wif import credentials as wif_credentials
+
+    wif_credentials.clear_cache()
+    yield
+    wif_credentials.clear_cache()
+
+
+@pytest.fixture
+def aws_env(emulator, monkeypatch):
+    """boto3's default chain = the fixture IAM user's static keys; AWS STS = moto (AWS_ENDPOINT_URL_STS)."""
+    info = emulator.info
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", info["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", info["aws_secret_access_key"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", info["aws_region"])
+    monkeypatch.setenv("AWS_REGION", info["aws_region"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", info["aws_endpoint"])
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return info
+
+
+def make_settings(info, **extras) -> Any:
+    """A ``WifSettings`` pointing at the emulated clouds of ``info`` (no retries), changed by ``extras``."""
+    from airflow_provider_gcp_wif.config import WifSettings
+
+    base = {
+        "project_number": info["project_number"],
+        "pool_id": info["pool_id"],
+        "provider_id": info["provider_id"],
+        "impersonation_chain": info["service_account"],
+        "sts_endpoint": info["sts_endpoint"],
+        "iam_endpoint": info["iam_endpoint"],
+        "num_retries": 0,
+    }
+    base.update(extras)
+    return WifSettings.from_extras({k: v for k, v in base.items() if v is not None}, allowed_endpoint_hosts="")
+
+
+@pytest.fixture
+def seed_env(aws_env, monkeypatch):
+    """The seed README's variables, pointed at the emulated clouds (AWS through boto3's own AWS_ENDPOINT_URL_STS)."""
+    values = {
+        "GCP_PROJECT_NUMBER": aws_env["project_number"],
+        "GCP_WORKLOAD_ID": aws_env["pool_id"],
+        "GCP_WORKLOAD_PROVIDER": aws_env["provider_id"],
+        "GCP_SERVICE_ACCOUNT_EMAIL": aws_env["service_account"],
+        "AWS_ACCOUNT_ID": aws_env["aws_account_id"],
+        "AWS_ROLE_NAME": "wif-role",
+        "AWS_REGION": aws_env["aws_region"],
+        "GCP_WIF_STS_ENDPOINT": aws_env["sts_endpoint"],
+        "GCP_WIF_IAM_ENDPOINT": aws_env["iam_endpoint"],
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+@pytest.fixture
+def settings_for(aws_env):
+    return lambda **extras: make_settings(aws_env, **extras)
+
+
+@pytest.fixture
+def role_supplier(aws_env):
+    """The fixture role `wif-role`, assumed with the static keys (the identity the default fixture binds)."""
+    from airflow_provider_gcp_wif.supplier import Boto3Supplier
+    from airflow_provider_gcp_wif.token_service import assume_role_session
+
+    def make(role_arn: str | None = None) -> Boto3Supplier:
+        arn = role_arn or aws_env["role_arn"]
+        return Boto3Supplier(lambda: assume_role_session(arn, region=aws_env["aws_region"]), identity_key=f"role:{arn}",
+                             description=f"role {arn}")
+
+    return make
+
+
+@pytest.fixture
+def user_supplier(aws_env):
+    """The fixture IAM user's static keys, as they are (no role)."""
+    from airflow_provider_gcp_wif.supplier import Boto3Supplier
+
+    return lambda: Boto3Supplier.default_chain()
+
+
+@contextlib.contextmanager
+def listening_decoy() -> Iterator[tuple[int, list[bytes]]]:
+    """A listening socket on loopback standing in for a host a bad setting could point at; yields its port and the
+    list of whatever reached it (which the tests expect to stay empty)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    received: list[bytes] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            conn.settimeout(2)
+            with contextlib.suppress(OSError):
+                received.append(conn.recv(65536))
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1], received
+    finally:
+        stop.set()
+        thread.join(2)
+        server.close()
+
+
+def endpoint_counts(emulator) -> tuple[int, int]:
+    """(STS exchanges, generateAccessToken calls) in the emulator's request log, failed ones included."""
+    counters = emulator.control.counters()
+    return counters.get("sts", 0), counters.get("iam.generateAccessToken", 0)
+
+
+# -- the jwt route: AWS JWT → Google OIDC provider → impersonation (tests/core, tests/airflow, tests/reliability) -----
+
+JWT_PROVIDER = "aws-jwt"
+
+
+def _pool_name(info) -> str:
+    return f"projects/{info['project_number']}/locations/global/workloadIdentityPools/{info['pool_id']}"
+
+
+def jwt_provider(control, info, **oidc_changes):
+    """What `gcp-wif setup --federation jwt` creates, beside the fixture's AWS provider: an OIDC provider trusting
+    the AWS account's issuer, google.subject = the JWT's sub (the role's IAM ARN), a condition pinning account and
+    role, and the role's principalSet bound to the service account."""
+    role = info["role_arn"]
+    oidc = {"issuer_uri": info["aws_issuer_url"], "allowed_audiences": [], "jwks_json": None, **oidc_changes}
+    control.set_provider(
+        provider_id=JWT_PROVIDER, oidc=oidc, disabled=False,
+        attribute_mapping={"google.subject": "assertion.sub", "attribute.aws_role": "assertion.sub",
+                           "attribute.aws_account": "assertion['https://sts.amazonaws.com/'].aws_account"},
+        attribute_condition=(f"assertion['https://sts.amazonaws.com/'].aws_account=='{info['aws_account_id']}' && "
+                             f"assertion.sub=='{role}'"))
+    control.add_binding(info["service_account"], "roles/iam.workloadIdentityUser",
+                        f"principalSet://iam.googleapis.com/{_pool_name(info)}/attribute.aws_role/{role}")
+
+
+@pytest.fixture
+def jwt_settings(emulator, aws_env, settings_for):
+    jwt_provider(emulator.control, aws_env)
+    return settings_for(provider_id=JWT_PROVIDER, federation="jwt")
+
+
+# -- Airflow (tests/airflow, tests/reliability, tests/cli) ---------------------------------------------------------
+
+
+@pytest.fixture
+def wif_env(emulator, monkeypatch, tmp_path):
+    """The emulator's connections and settings in this process's environment, as a deployment would have them."""
+    from airflow_provider_gcp_wif import credentials as wif_credentials
+
+    wif_credentials.clear_cache()
+    info = emulator.info
+    for key, value in info["env"].items():
+        monkeypatch.setenv(key, value)
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    yield info
+    wif_credentials.clear_cache()
+
+
+@pytest.fixture
+def components() -> Iterator[list[Component]]:
+    """A list to append started :class:`Component` s to; all are stopped (process groups killed) afterwards."""
+    started: list[Component] = []
+    try:
+        yield started
+    finally:
+        for component in reversed(started):
+            component.stop()
