@@ -92,9 +92,12 @@ def test_any_web_identity_token_answer_is_logged_without_its_jwt(payload, signat
             f"{jwt}</WebIdentityToken><Expiration>2026-11-28T05:00:00Z</Expiration></GetWebIdentityTokenResult>"
             "</GetWebIdentityTokenResponse>")
     raw = body.encode() if as_bytes else body
+    redacted = body.replace(jwt, "***")  # and nothing else changed
+    # A part that is also a piece of the answer around the JWT (hypothesis once drew "WebIdent") would be found
+    # there, filter or not: the absence check is only meaningful for parts the rest of the answer does not hold.
+    assume(payload not in repr(redacted) and signature not in repr(redacted))
     shown = _filtered("Response body:\n%r", raw)
     assert payload not in shown and signature not in shown
-    redacted = body.replace(jwt, "***")  # and nothing else changed
     assert shown == f"Response body:\n{(redacted.encode() if as_bytes else redacted)!r}"
 
 

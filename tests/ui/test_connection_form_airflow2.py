@@ -122,7 +122,7 @@ def test_connection_form_test_button_and_save(webserver, emulator, page):
     stored = saved["extra_dejson"] if "extra_dejson" in saved else json.loads(saved["extra"])  # 2.11: extra_dejson
     extra = {key: value for key, value in stored.items() if value not in (None, "")}
     # The FAB form posts the integer fields as text; the hook parses them.
-    assert extra == {**values, "lifetime_seconds": "3600", "num_retries": "5"}, extra
+    assert extra == {**values, "lifetime_seconds": "3600", "num_retries": "5", "federation": "sigv4"}, extra
     hook = hook_run_in(environment, CONN_ID)
     assert hook["ok"], hook["message"]
     assert hook["audience"] == info["audience"]

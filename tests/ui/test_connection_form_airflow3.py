@@ -147,7 +147,8 @@ def test_connection_form_save_and_test_button(api_server, emulator, page):
     saved = get_json(f"{base}/api/v2/connections/{CONN_ID}")
     assert saved["conn_type"] == "gcp_wif"
     extra = {key: value for key, value in json.loads(saved["extra"]).items() if value is not None}
-    assert extra == {**values, "aws_conn_id": "aws_default", "lifetime_seconds": 3600, "num_retries": 5}, extra
+    assert extra == {**values, "aws_conn_id": "aws_default", "lifetime_seconds": 3600, "num_retries": 5,
+                     "federation": "sigv4"}, extra
     # A plain process reads connections from the metadata DB only in Airflow 3's "server" context (as the API
     # server itself does); a task gets them through its supervisor.
     hook = hook_run_in({**environment, "_AIRFLOW_PROCESS_CONTEXT": "server"}, CONN_ID)
