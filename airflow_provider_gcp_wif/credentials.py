@@ -45,7 +45,7 @@ from airflow_provider_gcp_wif.config import CLOUD_PLATFORM_SCOPE, JWT_SUBJECT_TO
 from airflow_provider_gcp_wif.diagnosis import PLACEHOLDER_SETTINGS, UNKNOWN_CALLER, Caller, translate_exception
 from airflow_provider_gcp_wif.errors import RedirectRefused, WifConfigError, WifExchangeError, sanitized_cause
 from airflow_provider_gcp_wif.host_cache import HostTokenCache, SharedToken
-from airflow_provider_gcp_wif.resource_names import https_audience
+from airflow_provider_gcp_wif.resource_names import https_audience, sts_host
 from airflow_provider_gcp_wif.supplier import Boto3Supplier, WebIdentityTokenSupplier
 
 log = logging.getLogger(__name__)
@@ -58,12 +58,6 @@ TARGET_RESOURCE_HEADER = "x-goog-cloud-target-resource"
 ADVISORY_REFRESH_SECONDS = 300
 #: ... and never later than this (the "mandatory" window; google-auth's own threshold is 225 s).
 MANDATORY_REFRESH_SECONDS = 225
-
-
-def sts_host(region: str) -> str:
-    """AWS STS's regional host: ``sts.<region>.amazonaws.com`` (the aws and aws-us-gov partitions) or
-    ``sts.<region>.amazonaws.com.cn`` (aws-cn: cn-north-1, cn-northwest-1)."""
-    return f"sts.{region}.amazonaws.com.cn" if region.startswith("cn-") else f"sts.{region}.amazonaws.com"
 
 
 class _StatusRecorder:

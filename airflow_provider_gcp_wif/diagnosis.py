@@ -41,6 +41,7 @@ from airflow_provider_gcp_wif.resource_names import (
     role_arn_of,
     role_member,
     role_name_of,
+    sts_host,
 )
 
 
@@ -789,7 +790,7 @@ def translate_aws_error(
     if not code:
         return WifExchangeError(
             "aws_credentials", _sentence(f"{where} failed: {type(err).__name__}: {_truncate(redact(str(err)))}"),
-            f"check that this worker reaches the regional endpoint sts.{region}.amazonaws.com (a VPC endpoint for "
+            f"check that this worker reaches the regional endpoint {sts_host(region)} (a VPC endpoint for "
             "STS, or a NAT route), then retry.", retryable=True)
     reason = _sentence(f"{where} answered {code}" + (f": {message}" if message else ""))
     role = role_name_of(caller_arn) or "ROLE_NAME"

@@ -14,6 +14,12 @@ _ASSUMED_ROLE = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+
 _IAM_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):(user|role)/(?:.*/)?([^/]+)$")
 
 
+def sts_host(region: str) -> str:
+    """AWS STS's regional host: ``sts.<region>.amazonaws.com`` (the aws and aws-us-gov partitions) or
+    ``sts.<region>.amazonaws.com.cn`` (aws-cn: cn-north-1, cn-northwest-1)."""
+    return f"sts.{region}.amazonaws.com.cn" if region.startswith("cn-") else f"sts.{region}.amazonaws.com"
+
+
 def role_arn_of(caller_arn: str) -> str | None:
     """``arn:aws:sts::A:assumed-role/R/session`` → ``arn:aws:sts::A:assumed-role/R`` (what ``attribute.aws_role``
     holds under Google's default AWS attribute mapping); ``None`` for other ARNs."""

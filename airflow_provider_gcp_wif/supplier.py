@@ -31,6 +31,7 @@ from google.auth import aws, identity_pool
 from airflow_provider_gcp_wif import masking
 from airflow_provider_gcp_wif.diagnosis import translate_aws_error
 from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
+from airflow_provider_gcp_wif.resource_names import sts_host
 
 if TYPE_CHECKING:
     import boto3
@@ -50,11 +51,6 @@ MIN_JWT_DURATION_SECONDS = 60
 SESSION_EXPIRY_MARGIN_SECONDS = 30
 #: The global STS hosts, which do not serve GetWebIdentityToken (regional endpoints only).
 GLOBAL_STS_HOSTS = frozenset({"sts.amazonaws.com"})
-
-
-def regional_sts_host(region: str) -> str:
-    """AWS STS's regional host: ``sts.<region>.amazonaws.com``, ``sts.<region>.amazonaws.com.cn`` in aws-cn."""
-    return f"sts.{region}.amazonaws.com.cn" if region.startswith("cn-") else f"sts.{region}.amazonaws.com"
 
 
 def web_identity_token_duration(
@@ -310,7 +306,7 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
             client = session.client("sts", region_name=region)
         host = urllib.parse.urlsplit(str(client.meta.endpoint_url)).hostname or ""
         if host in GLOBAL_STS_HOSTS:
-            client = session.client("sts", region_name=region, endpoint_url=f"https://{regional_sts_host(region)}")
+            client = session.client("sts", region_name=region, endpoint_url=f"https://{sts_host(region)}")
         return client
 
     # -- who am I (error messages, connection tests) ---------------------------------------------------------

@@ -44,3 +44,20 @@ def test_each_partition_signs_for_its_regional_sts_host(region, host, emulator, 
     assert subject["url"].startswith(f"https://{host}?Action=GetCallerIdentity")
     assert {"key": "host", "value": host} in [{"key": h["key"].lower(), "value": h["value"]}
                                              for h in subject["headers"]]
+
+
+@pytest.mark.parametrize(("region", "host"), [
+    ("eu-west-1", "sts.eu-west-1.amazonaws.com"),
+    ("us-gov-west-1", "sts.us-gov-west-1.amazonaws.com"),
+    ("cn-north-1", "sts.cn-north-1.amazonaws.com.cn"),
+])
+def test_a_web_identity_token_the_worker_cannot_fetch_names_its_partitions_sts_host(region, host):
+    """federation jwt: when the worker cannot reach STS, the fix names the host it must reach, the partition's own
+    (the one the supplier calls), not the aws partition's name for a China region."""
+    from airflow_provider_gcp_wif.diagnosis import translate_aws_error
+
+    error = translate_aws_error(OSError("connection reset"), "AWS connection aws_default", region,
+                                "https://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/"
+                                "providers/x")
+    assert f"regional endpoint {host} " in error.fix, error.fix
+    assert sts_host(region) == host
