@@ -11,8 +11,9 @@ from typing import Any
 
 from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
 
+from airflow_provider_gcp_wif.constants import CONN_TYPE, DEFAULT_CONN_ID
 from airflow_provider_gcp_wif.integration import activate
-from airflow_provider_gcp_wif.provider_info import CONN_FIELDS, CONN_TYPE, HIDDEN_FIELDS, HOOK_NAME
+from airflow_provider_gcp_wif.provider_info import CONN_FIELDS, HIDDEN_FIELDS, HOOK_NAME
 
 activate()
 
@@ -28,7 +29,7 @@ class GcpWifHook(GoogleBaseHook):
     """
 
     conn_name_attr = "gcp_conn_id"
-    default_conn_name = "gcp_wif_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = CONN_TYPE
     hook_name = HOOK_NAME
 
