@@ -41,55 +41,26 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from airflow_provider_gcp_wif import resource_names
+from airflow_provider_gcp_wif import fields, resource_names
+from airflow_provider_gcp_wif.constants import (
+    ALLOWED_HOSTS_ENV,
+    AWS_SUBJECT_TOKEN_TYPE,
+    CLOUD_PLATFORM_SCOPE,
+    DEFAULT_UNIVERSE_DOMAIN,
+    ID_TOKEN_SUBJECT_TOKEN_TYPE,
+    JWT_SUBJECT_TOKEN_TYPE,
+    LEGACY_PREFIX,
+)
 from airflow_provider_gcp_wif.errors import WifConfigError
+from airflow_provider_gcp_wif.fields import FEDERATION_ROUTES, MAX_LIFETIME_SECONDS, MAX_RETRIES
 
 log = logging.getLogger(__name__)
 
-CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-DEFAULT_UNIVERSE_DOMAIN = "googleapis.com"
-AWS_SUBJECT_TOKEN_TYPE = "urn:ietf:params:aws:token-type:aws4_request"
-JWT_SUBJECT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
-#: ``federation``: how the AWS identity proves itself to Google. ``sigv4``: a signed GetCallerIdentity request (an
-#: AWS provider of the pool); ``jwt``: a JWT from AWS STS GetWebIdentityToken (an OIDC provider of the pool).
-FEDERATION_ROUTES = ("sigv4", "jwt")
-LEGACY_PREFIX = "extra__gcp_wif__"
-ALLOWED_HOSTS_ENV = "AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS"
-MAX_LIFETIME_SECONDS = 43200
+#: Every extras key, in the form's order (from :mod:`airflow_provider_gcp_wif.fields`).
+KNOWN_KEYS: tuple[str, ...] = fields.KEYS
 
-KNOWN_KEYS: tuple[str, ...] = (
-    "aws_conn_id",
-    "project_number",
-    "pool_id",
-    "provider_id",
-    "audience",
-    "credential_config",
-    "impersonation_chain",
-    "project",
-    "scope",
-    "lifetime_seconds",
-    "quota_project_id",
-    "aws_region",
-    "universe_domain",
-    "sts_endpoint",
-    "iam_endpoint",
-    "num_retries",
-    "federation",
-)
-
-# The seed package's variables (see the README's migration section) and the keys they feed.
-SEED_ENV: dict[str, str] = {
-    "GCP_PROJECT_NUMBER": "project_number",
-    "GCP_WORKLOAD_ID": "pool_id",
-    "GCP_WORKLOAD_PROVIDER": "provider_id",
-    "GCP_SERVICE_ACCOUNT_EMAIL": "impersonation_chain",
-    "AWS_REGION": "aws_region",
-    "TOKEN_LIFETIME": "lifetime_seconds",
-    "TOKEN_SCOPES": "scope",
-    "GCP_WIF_STS_ENDPOINT": "sts_endpoint",
-    "GCP_WIF_IAM_ENDPOINT": "iam_endpoint",
-    "GCP_WIF_FEDERATION": "federation",
-}
+#: The seed package's variables (see the README's migration section) and the keys they feed.
+SEED_ENV: dict[str, str] = fields.SEED_ENV
 
 _POOL_ID = re.compile(r"^[a-z0-9-]{4,32}$")
 _DIGITS = re.compile(r"^[0-9]{1,20}$")
@@ -385,18 +356,18 @@ class WifSettings:
     project_number: str
     pool_id: str
     provider_id: str
-    aws_conn_id: str = "aws_default"
-    impersonation_chain: tuple[str, ...] = ()
+    aws_conn_id: str = fields.default("aws_conn_id")
+    impersonation_chain: tuple[str, ...] = fields.default("impersonation_chain")
     project: str | None = None
-    scopes: tuple[str, ...] = (CLOUD_PLATFORM_SCOPE,)
-    lifetime_seconds: int = 3600
+    scopes: tuple[str, ...] = fields.default("scope")
+    lifetime_seconds: int = fields.default("lifetime_seconds")
     quota_project_id: str | None = None
     aws_region: str | None = None
-    universe_domain: str = DEFAULT_UNIVERSE_DOMAIN
-    sts_endpoint: str = "https://sts.googleapis.com/v1/token"
-    iam_endpoint: str = "https://iamcredentials.googleapis.com"
-    num_retries: int = 5
-    federation: str = "sigv4"
+    universe_domain: str = fields.default("universe_domain")
+    sts_endpoint: str = fields.default("sts_endpoint")
+    iam_endpoint: str = fields.default("iam_endpoint")
+    num_retries: int = fields.default("num_retries")
+    federation: str = fields.default("federation")
     conn_id: str | None = field(default=None, compare=False)
 
     # -- derived ---------------------------------------------------------------------------------------------
@@ -575,7 +546,7 @@ class _Parser:
         audience, number, pool, provider = self.audience(from_file.get("audience"), universe)
         chain = self.impersonation_chain(from_file.get("service_account"))
         lifetime = self.lifetime(from_file.get("lifetime_seconds"))
-        if lifetime != 3600 and not chain:
+        if lifetime != fields.default("lifetime_seconds") and not chain:
             log.warning(
                 "gcp_wif connection %r: lifetime_seconds applies to impersonated tokens only; the federated "
                 "token's lifetime is set by Google.",
@@ -607,7 +578,7 @@ class _Parser:
         )
 
     def aws_conn_id(self) -> str:
-        value = self.text("aws_conn_id", limit=250) or "aws_default"
+        value = self.text("aws_conn_id", limit=250) or fields.default("aws_conn_id")
         if any(ch.isspace() or not ch.isprintable() for ch in value):
             self.fail("aws_conn_id", f"{shown(value)} contains whitespace or control characters.",
                       "name an existing Airflow AWS connection id.")
@@ -616,7 +587,7 @@ class _Parser:
     def federation(self) -> str:
         raw = self.values.get("federation")
         if raw is None:
-            return "sigv4"
+            return str(fields.default("federation"))
         normal = raw.strip().lower() if isinstance(raw, str) else None
         if normal not in FEDERATION_ROUTES:
             self.fail("federation", f"{shown(raw)} is not a federation route.",
@@ -648,11 +619,11 @@ class _Parser:
                       "service-account key does not belong in a gcp_wif connection.")
         token_type = raw.get("subject_token_type")
         if federation == "jwt":
-            if token_type not in (JWT_SUBJECT_TOKEN_TYPE, "urn:ietf:params:oauth:token-type:id_token"):
+            if token_type not in (JWT_SUBJECT_TOKEN_TYPE, ID_TOKEN_SUBJECT_TOKEN_TYPE):
                 self.fail(name, f"is for subject_token_type {shown(token_type)}, not an OIDC provider's JWT "
                                 f"({JWT_SUBJECT_TOKEN_TYPE}), and federation is jwt.",
                           "create the configuration for the pool's OIDC provider (`create-cred-config ... "
-                          "--credential-source-url=... --subject-token-type=urn:ietf:params:oauth:token-type:jwt`)"
+                          f"--credential-source-url=... --subject-token-type={JWT_SUBJECT_TOKEN_TYPE}`)"
                           ", or set federation to sigv4 for an AWS provider.")
         elif token_type != AWS_SUBJECT_TOKEN_TYPE:
             self.fail(name, f"is for subject_token_type {shown(token_type)}, not AWS ({AWS_SUBJECT_TOKEN_TYPE}).",
@@ -830,7 +801,7 @@ class _Parser:
         if raw is None:
             raw, name = from_file, "credential_config"
         if raw is None:
-            return 3600
+            return int(fields.default("lifetime_seconds"))
         if isinstance(raw, bool):
             self.fail(name, "must be a number of seconds, not true/false.", "use e.g. 3600.")
         value = -1
@@ -861,14 +832,15 @@ class _Parser:
     def num_retries(self) -> int:
         raw = self.values.get("num_retries")
         if raw is None:
-            return 5
+            return int(fields.default("num_retries"))
         value = -1
         if isinstance(raw, int) and not isinstance(raw, bool) and raw.bit_length() <= 64:
             value = raw
         elif isinstance(raw, str) and re.fullmatch(r"[0-9]{1,3}", raw.strip()[:10]):
             value = int(raw.strip())
-        if not 0 <= value <= 20:
-            self.fail("num_retries", f"{shown(raw)} is not a whole number from 0 to 20.", "use e.g. 5 (the default).")
+        if not 0 <= value <= MAX_RETRIES:
+            self.fail("num_retries", f"{shown(raw)} is not a whole number from 0 to {MAX_RETRIES}.",
+                      f"use e.g. {fields.default('num_retries')} (the default).")
         return value
 
     def endpoint(self, name: str, from_file: str | None, default: str, universe: str, *, token_url: bool) -> str:

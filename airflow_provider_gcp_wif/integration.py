@@ -46,6 +46,15 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_gcp_wif.constants import (
+    AWS_SUBJECT_TOKEN_TYPE,
+    CONN_TYPE,
+    JWT_SUBJECT_TOKEN_TYPE,
+    LEGACY_PREFIX,
+    REGIONAL_CRED_VERIFICATION_URL,
+)
+from airflow_provider_gcp_wif.fields import WIF_MARKER_KEYS
+
 if TYPE_CHECKING:
     from airflow_provider_gcp_wif.config import WifSettings
     from airflow_provider_gcp_wif.errors import WifConfigError
@@ -55,9 +64,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BASE_GOOGLE = "airflow.providers.google.common.hooks.base_google"
-CONN_TYPE = "gcp_wif"
-_WIF_KEYS = frozenset({"project_number", "pool_id", "provider_id", "audience", "credential_config", "aws_conn_id",
-                       "federation"})
+_WIF_KEYS = WIF_MARKER_KEYS
 _lock = threading.Lock()
 
 
@@ -410,7 +417,7 @@ def looks_like_wif(extras: Mapping[str, Any] | None) -> bool:
     """True when the extras carry a key only ``gcp_wif`` connections have (no lookup, no I/O)."""
     if not extras:
         return False
-    return any(key in _WIF_KEYS or key.startswith("extra__gcp_wif__") for key in extras)
+    return any(key in _WIF_KEYS or key.startswith(LEGACY_PREFIX) for key in extras)
 
 
 def _attach(hook: Any, lookups: Mapping[Any, Any]) -> None:
@@ -604,17 +611,16 @@ class WifBinding:
         s = self.settings
         credential_source: dict[str, Any] = {
             "environment_id": "aws1",
-            "regional_cred_verification_url": "https://sts.{region}.amazonaws.com"
-            "?Action=GetCallerIdentity&Version=2011-06-15",
+            "regional_cred_verification_url": REGIONAL_CRED_VERIFICATION_URL,
         }
         if credentials_url:
             credential_source["url"] = credentials_url
-        subject_token_type = "urn:ietf:params:aws:token-type:aws4_request"
+        subject_token_type = AWS_SUBJECT_TOKEN_TYPE
         if s.federation == "jwt":
             # federation: jwt — the child reads the AWS JWT from the loopback endpoint (identity_pool, url source).
             credential_source = {"url": credentials_url or "", "format": {"type": "json",
                                                                           "subject_token_field_name": "token"}}
-            subject_token_type = "urn:ietf:params:oauth:token-type:jwt"
+            subject_token_type = JWT_SUBJECT_TOKEN_TYPE
         external: dict[str, Any] = {
             "type": "external_account",
             "audience": s.audience,

@@ -21,11 +21,13 @@ import datetime
 import hashlib
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_gcp_wif.config import SEED_ENV, WifSettings
+from airflow_provider_gcp_wif.constants import AWS_ACCOUNT_ID_ENV, AWS_ROLE_NAME_ENV
 from airflow_provider_gcp_wif.credentials import WifCredentials, exchange_transport, get_credentials
 from airflow_provider_gcp_wif.errors import WifConfigError
+from airflow_provider_gcp_wif.fields import BY_KEY
 from airflow_provider_gcp_wif.resource_names import iam_role_arn
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
 
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
     import boto3
 
 ROLE_SESSION_NAME = "airflow-provider-gcp-wif"
+#: The connection fields the seed's arguments (and variables) feed, in the seed's order.
+SEED_FIELDS = tuple(BY_KEY[key] for key in SEED_ENV.values())
 
 
 def assume_role_session(
@@ -99,28 +103,25 @@ class TokenService:
         iam_endpoint: str | None = None,
         federation: str | None = None,
     ) -> None:
-        environ = os.environ
-        extras = {
-            "project_number": gcp_project_number,
-            "pool_id": gcp_workload_id,
-            "provider_id": gcp_workload_provider,
-            "impersonation_chain": gcp_service_account_email,
+        given = {
+            "gcp_project_number": gcp_project_number,
+            "gcp_workload_id": gcp_workload_id,
+            "gcp_workload_provider": gcp_workload_provider,
+            "gcp_service_account_email": gcp_service_account_email,
             "aws_region": aws_region,
-            "lifetime_seconds": gcp_token_lifetime,
-            "scope": gcp_token_scopes,
-            "sts_endpoint": sts_endpoint or environ.get("GCP_WIF_STS_ENDPOINT"),
-            "iam_endpoint": iam_endpoint or environ.get("GCP_WIF_IAM_ENDPOINT"),
-            "federation": federation or environ.get("GCP_WIF_FEDERATION"),
+            "gcp_token_lifetime": gcp_token_lifetime,
+            "gcp_token_scopes": gcp_token_scopes,
+            "sts_endpoint": sts_endpoint,
+            "iam_endpoint": iam_endpoint,
+            "federation": federation,
         }
-        arguments = {
-            "project_number": "gcp_project_number",
-            "pool_id": "gcp_workload_id",
-            "provider_id": "gcp_workload_provider",
-            "impersonation_chain": "gcp_service_account_email",
-            "aws_region": "aws_region",
-            "lifetime_seconds": "gcp_token_lifetime",
-            "scope": "gcp_token_scopes",
-        }
+        extras: dict[str, Any] = {}
+        arguments: dict[str, str] = {}
+        for field in SEED_FIELDS:
+            assert field.seed_argument is not None and field.seed_env is not None
+            value = given[field.seed_argument]
+            extras[field.key] = (value or os.environ.get(field.seed_env)) if field.seed_keyword else value
+            arguments[field.key] = field.seed_argument
         try:
             settings = WifSettings.from_extras(extras)
         except WifConfigError as err:
@@ -161,7 +162,7 @@ class TokenService:
         env = os.environ if environ is None else environ
         settings = WifSettings.from_env(env)
         service = cls.__new__(cls)
-        service._init(settings, env.get("AWS_ACCOUNT_ID") or None, env.get("AWS_ROLE_NAME") or None)
+        service._init(settings, env.get(AWS_ACCOUNT_ID_ENV) or None, env.get(AWS_ROLE_NAME_ENV) or None)
         return service
 
     def __repr__(self) -> str:
