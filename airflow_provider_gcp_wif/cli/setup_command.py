@@ -24,6 +24,16 @@ from airflow_provider_gcp_wif.cli.common import (
     SUBJECT_LIMIT_BYTES,
     one_line,
 )
+from airflow_provider_gcp_wif.constants import (
+    AWS_ACCOUNT_ID_ENV,
+    AWS_ROLE_NAME_ENV,
+    CONN_TYPE,
+    DEFAULT_UNIVERSE_DOMAIN,
+    JWT_DURATION_SECONDS,
+    JWT_POLICY_NAME,
+    JWT_SIGNING_ALGORITHM,
+)
+from airflow_provider_gcp_wif.fields import BY_KEY, SETUP_FLAGS, seed_variable
 from airflow_provider_gcp_wif.resource_names import AWS_ROLE_MAPPING
 
 __all__ = ["AWS_PARTITIONS", "AWS_ROLE_MAPPING", "FEDERATIONS"]
@@ -57,29 +67,22 @@ _ROLE_PATH = re.compile(r"^/(?:[\w+=,.@-]+/)*$")
 #: The namespace of the AWS-specific claims of a GetWebIdentityToken JWT.
 AWS_CLAIMS = "https://sts.amazonaws.com/"
 #: What the role's IAM policy lets it ask GetWebIdentityToken for: the provider's own audience only, RS256 (which
-#: Google's OIDC providers verify), and at most this many seconds (GetWebIdentityToken's own default).
-JWT_SIGNING_ALGORITHM = "RS256"
-JWT_MAX_DURATION_SECONDS = 300
-JWT_POLICY_NAME = "gcp-wif-web-identity-token"
+#: Google's OIDC providers verify, :data:`JWT_SIGNING_ALGORITHM`), and at most this many seconds
+#: (GetWebIdentityToken's own default); the policy's name is :data:`JWT_POLICY_NAME` (both from ``constants``).
+JWT_MAX_DURATION_SECONDS = JWT_DURATION_SECONDS
 #: The longest role session name AWS allows: a session ARN is at most this much longer than the role's.
 MAX_SESSION_NAME = 64
 
-_SETUP_FLAGS = {
-    "project_number": "--project-number",
-    "pool_id": "--pool-id",
-    "provider_id": "--provider-id",
-    "impersonation_chain": "--service-account",
-    "project": "--project-id",
-    "universe_domain": "--universe-domain",
-}
+#: The flag that gave each connection field setup validates through ``WifSettings`` (errors name the flag).
+_SETUP_FLAGS = SETUP_FLAGS
 #: The seed's environment variables, as defaults for `gcp-wif setup`'s flags.
 SETUP_ENV_DEFAULTS = {
-    "project_number": "GCP_PROJECT_NUMBER",
-    "pool_id": "GCP_WORKLOAD_ID",
-    "provider_id": "GCP_WORKLOAD_PROVIDER",
-    "service_account": "GCP_SERVICE_ACCOUNT_EMAIL",
-    "aws_account_id": "AWS_ACCOUNT_ID",
-    "aws_role_name": "AWS_ROLE_NAME",
+    "project_number": seed_variable("project_number"),
+    "pool_id": seed_variable("pool_id"),
+    "provider_id": seed_variable("provider_id"),
+    "service_account": seed_variable("impersonation_chain"),
+    "aws_account_id": AWS_ACCOUNT_ID_ENV,
+    "aws_role_name": AWS_ROLE_NAME_ENV,
 }
 
 
@@ -102,7 +105,7 @@ class SetupPlan:
     lifetime_over_hour: bool = False
     org_restrictions: bool = False
     aws_partition: str = "aws"
-    universe_domain: str = "googleapis.com"
+    universe_domain: str = DEFAULT_UNIVERSE_DOMAIN
     buckets: tuple[str, ...] = ()
     bucket_role: str = "roles/storage.objectAdmin"
     notes: tuple[str, ...] = field(default=())
@@ -227,14 +230,16 @@ class SetupPlan:
         return f"serviceAccount:{self.service_account}" if self.service_account else self.member
 
     def connection_extra(self) -> dict[str, str]:
-        extra = {"aws_conn_id": "aws_default", "project_number": self.project_number, "pool_id": self.pool_id,
-                 "provider_id": self.provider_id}
+        """The ``gcp_wif`` connection's extras for this plan: fields at their default are left out, except
+        ``aws_conn_id``, written to show where the AWS identity comes from."""
+        extra = {"aws_conn_id": BY_KEY["aws_conn_id"].default, "project_number": self.project_number,
+                 "pool_id": self.pool_id, "provider_id": self.provider_id}
         if self.service_account:
             extra["impersonation_chain"] = self.service_account
         extra["project"] = self.project_id
-        if self.jwt:
-            extra["federation"] = "jwt"
-        if self.universe_domain != "googleapis.com":
+        if self.federation != BY_KEY["federation"].default:
+            extra["federation"] = self.federation
+        if self.universe_domain != BY_KEY["universe_domain"].default:
             extra["universe_domain"] = self.universe_domain
         return extra
 
@@ -272,7 +277,7 @@ class SetupArgs:
     direct_access: bool = False
     buckets: tuple[str, ...] = ()
     bucket_role: str = "roles/storage.objectAdmin"
-    universe_domain: str = "googleapis.com"
+    universe_domain: str = DEFAULT_UNIVERSE_DOMAIN
     organization_id: str | None = None
     lifetime_over_hour: bool = False
     org_restrictions: bool = False
@@ -399,7 +404,7 @@ def build_setup_plan(args: SetupArgs | argparse.Namespace) -> SetupPlan:
         aws_account_id=account, aws_role_name=role, service_account=service_account,
         organization_id=args.organization_id, lifetime_over_hour=args.lifetime_over_hour,
         org_restrictions=args.org_restrictions, aws_partition=partition,
-        universe_domain=args.universe_domain or "googleapis.com",
+        universe_domain=args.universe_domain or DEFAULT_UNIVERSE_DOMAIN,
         buckets=tuple(b.removeprefix("gs://").rstrip("/") for b in args.buckets), bucket_role=args.bucket_role,
         federation=federation, issuer_uri=issuer_uri, role_path=role_path,
     )
@@ -547,7 +552,7 @@ def _policy_yaml(parent: str, constraint: str, values: list[str]) -> list[str]:
 
 
 def _connection_json(plan: SetupPlan) -> str:
-    return json.dumps({"conn_type": "gcp_wif", "extra": plan.connection_extra()})
+    return json.dumps({"conn_type": CONN_TYPE, "extra": plan.connection_extra()})
 
 
 def _hcl(value: str) -> str:
