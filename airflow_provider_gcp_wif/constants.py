@@ -29,6 +29,8 @@ REGIONAL_CRED_VERIFICATION_URL = "https://sts.{region}.amazonaws.com" + GET_CALL
 #: The header that binds a subject token to its audience (signed in by this provider).
 TARGET_RESOURCE_HEADER = "x-goog-cloud-target-resource"
 
+#: The provider's section of the Airflow configuration (``[gcp_wif] allowed_endpoint_hosts``, ``token_cache``).
+CONFIG_SECTION = "gcp_wif"
 #: The deployment's endpoint allow-list (Airflow config ``[gcp_wif] allowed_endpoint_hosts``).
 ALLOWED_HOSTS_ENV = "AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS"
 #: The seed's variables that are not connection fields (the others are in :mod:`airflow_provider_gcp_wif.fields`).

@@ -41,7 +41,14 @@ from google.auth import credentials as google_credentials
 from google.auth import exceptions as google_exceptions
 
 from airflow_provider_gcp_wif import masking
-from airflow_provider_gcp_wif.config import CLOUD_PLATFORM_SCOPE, JWT_SUBJECT_TOKEN_TYPE, WifSettings
+from airflow_provider_gcp_wif.config import WifSettings
+from airflow_provider_gcp_wif.constants import (
+    AWS_SUBJECT_TOKEN_TYPE,
+    CLOUD_PLATFORM_SCOPE,
+    GET_CALLER_IDENTITY_URL,
+    JWT_SUBJECT_TOKEN_TYPE,
+    TARGET_RESOURCE_HEADER,
+)
 from airflow_provider_gcp_wif.diagnosis import PLACEHOLDER_SETTINGS, UNKNOWN_CALLER, Caller, translate_exception
 from airflow_provider_gcp_wif.errors import RedirectRefused, WifConfigError, WifExchangeError, sanitized_cause
 from airflow_provider_gcp_wif.host_cache import HostTokenCache, SharedToken
@@ -49,10 +56,6 @@ from airflow_provider_gcp_wif.resource_names import https_audience, sts_host
 from airflow_provider_gcp_wif.supplier import Boto3Supplier, WebIdentityTokenSupplier
 
 log = logging.getLogger(__name__)
-
-AWS_SUBJECT_TOKEN_TYPE = "urn:ietf:params:aws:token-type:aws4_request"
-GET_CALLER_IDENTITY_URL = "https://{host}?Action=GetCallerIdentity&Version=2011-06-15"
-TARGET_RESOURCE_HEADER = "x-goog-cloud-target-resource"
 
 #: Refresh ahead of expiry: at most this long before it (botocore's "advisory" window) ...
 ADVISORY_REFRESH_SECONDS = 300

@@ -19,6 +19,7 @@ from typing import Any
 from google.auth import exceptions as google_exceptions
 
 from airflow_provider_gcp_wif.config import WifSettings
+from airflow_provider_gcp_wif.constants import JWT_POLICY_NAME, JWT_SIGNING_ALGORITHM
 from airflow_provider_gcp_wif.errors import (
     PROPAGATION_NOTE,
     RedirectRefused,
@@ -800,7 +801,7 @@ def translate_aws_error(
                "URL, which the Google OIDC provider's --issuer-uri must be); or use federation sigv4.")
     elif code in ("AccessDenied", "AccessDeniedException"):
         fix = (f"allow the role to ask for JWTs for this audience: `aws iam put-role-policy --role-name {role} "
-               f"--policy-name gcp-wif-web-identity-token --policy-document '{jwt_policy_document(audience)}'` "
+               f"--policy-name {JWT_POLICY_NAME} --policy-document '{jwt_policy_document(audience)}'` "
                "(`gcp-wif setup --federation jwt` prints it too); a service control policy or permissions boundary "
                "must allow sts:GetWebIdentityToken as well.")
     elif code == "SessionDurationEscalationException":
@@ -815,6 +816,6 @@ def translate_aws_error(
                                 status=status, code=code, retryable=True)
     else:
         fix = ("check the AWS identity with `aws sts get-web-identity-token --audience "
-               f"{audience} --signing-algorithm RS256 --region {region}` using the same credentials.")
+               f"{audience} --signing-algorithm {JWT_SIGNING_ALGORITHM} --region {region}` using the same credentials.")
     return WifExchangeError("aws_credentials", reason, fix, status=status, code=code)
 

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_gcp_wif.constants import (
     AWS_SUBJECT_TOKEN_TYPE,
+    CONFIG_SECTION,
     CONN_TYPE,
     JWT_SUBJECT_TOKEN_TYPE,
     LEGACY_PREFIX,
@@ -448,7 +449,7 @@ def _deployment_option(name: str) -> str:
     try:
         from airflow.configuration import conf
 
-        return str(conf.get("gcp_wif", name, fallback="") or "")
+        return str(conf.get(CONFIG_SECTION, name, fallback="") or "")
     except Exception:  # noqa: BLE001 - outside a configured Airflow: the environment variable alone
         return os.environ.get(f"AIRFLOW__GCP_WIF__{name.upper()}", "")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_gcp_wif import __version__
-from airflow_provider_gcp_wif.constants import CONN_TYPE
+from airflow_provider_gcp_wif.constants import CONFIG_SECTION, CONN_TYPE
 from airflow_provider_gcp_wif.fields import FIELDS
 
 HOOK_NAME = "Google Cloud (AWS Workload Identity Federation)"
@@ -57,7 +57,7 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "config": {
-            "gcp_wif": {
+            CONFIG_SECTION: {
                 "description": "Deployment-wide settings of airflow-provider-gcp-wif.",
                 "options": {
                     "allowed_endpoint_hosts": {

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 
+from airflow_provider_gcp_wif.constants import DEFAULT_UNIVERSE_DOMAIN, JWT_DURATION_SECONDS, JWT_SIGNING_ALGORITHM
+
 _ASSUMED_ROLE = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.+$")
 _IAM_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):(user|role)/(?:.*/)?([^/]+)$")
 
@@ -48,7 +50,7 @@ SHORT_SUBJECT_MAPPING = (
 )
 
 
-def pool_name(project_number: str, pool_id: str, universe_domain: str = "googleapis.com") -> str:
+def pool_name(project_number: str, pool_id: str, universe_domain: str = DEFAULT_UNIVERSE_DOMAIN) -> str:
     """``//iam.<universe>/projects/N/locations/global/workloadIdentityPools/P``."""
     return f"//iam.{universe_domain}/projects/{project_number}/locations/global/workloadIdentityPools/{pool_id}"
 
@@ -60,7 +62,7 @@ AUDIENCE = re.compile(
 )
 
 
-def provider_name(project_number: str, pool_id: str, provider_id: str, universe_domain: str = "googleapis.com"
+def provider_name(project_number: str, pool_id: str, provider_id: str, universe_domain: str = DEFAULT_UNIVERSE_DOMAIN
                   ) -> str:
     """The audience: ``//iam.<universe>/projects/N/locations/global/workloadIdentityPools/P/providers/X``."""
     return f"{pool_name(project_number, pool_id, universe_domain)}/providers/{provider_id}"
@@ -72,12 +74,13 @@ def https_audience(audience: str) -> str:
     return "https:" + audience if audience.startswith("//") else audience
 
 
-def role_member(project_number: str, pool_id: str, aws_role: str, universe_domain: str = "googleapis.com") -> str:
+def role_member(project_number: str, pool_id: str, aws_role: str, universe_domain: str = DEFAULT_UNIVERSE_DOMAIN
+                ) -> str:
     """The ``principalSet`` of every identity whose ``attribute.aws_role`` is ``aws_role`` in the pool."""
     return f"principalSet:{pool_name(project_number, pool_id, universe_domain)}/attribute.aws_role/{aws_role}"
 
 
-def principal_member(project_number: str, pool_id: str, caller_arn: str, universe_domain: str = "googleapis.com"
+def principal_member(project_number: str, pool_id: str, caller_arn: str, universe_domain: str = DEFAULT_UNIVERSE_DOMAIN
                      ) -> str:
     """The IAM member that stands for ``caller_arn`` in the pool: a ``principalSet`` on ``attribute.aws_role`` for
     an assumed role (every session of the role), else the single ``principal`` whose subject is the ARN."""
@@ -109,7 +112,7 @@ def jwt_short_subject_mapping(role_path: str = "/") -> str:
 
 
 #: The IAM policy statement a role needs for the jwt route: GetWebIdentityToken for this audience only.
-def jwt_policy_document(audience: str, max_duration: int = 300) -> str:
+def jwt_policy_document(audience: str, max_duration: int = JWT_DURATION_SECONDS) -> str:
     """The inline policy (JSON, one line) that lets a role ask for JWTs for ``audience`` (``https://iam...``), at
     most ``max_duration`` seconds long, through the condition keys AWS documents for GetWebIdentityToken."""
     return json.dumps({
@@ -120,7 +123,7 @@ def jwt_policy_document(audience: str, max_duration: int = 300) -> str:
             "Resource": "*",
             "Condition": {
                 "ForAllValues:StringEquals": {"sts:IdentityTokenAudience": audience},
-                "StringEquals": {"sts:SigningAlgorithm": "RS256"},
+                "StringEquals": {"sts:SigningAlgorithm": JWT_SIGNING_ALGORITHM},
                 "NumericLessThanEquals": {"sts:DurationSeconds": str(max_duration)},
             },
         }],

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from google.auth import aws, identity_pool
 
 from airflow_provider_gcp_wif import masking
+from airflow_provider_gcp_wif.constants import JWT_DURATION_SECONDS, JWT_SIGNING_ALGORITHM
 from airflow_provider_gcp_wif.diagnosis import translate_aws_error
 from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
 from airflow_provider_gcp_wif.resource_names import sts_host
@@ -42,10 +43,7 @@ SessionFactory = Callable[[], "boto3.session.Session"]
 
 #: The first botocore (and boto3) release whose STS model has GetWebIdentityToken (IAM outbound identity federation).
 GET_WEB_IDENTITY_TOKEN_BOTOCORE = "1.41.0"
-#: The one JWT signing algorithm both AWS STS (RS256, ES384) and Google's OIDC providers (RS256, ES256) accept.
-JWT_SIGNING_ALGORITHM = "RS256"
-#: GetWebIdentityToken's own default and bounds for DurationSeconds.
-JWT_DURATION_SECONDS = 300
+#: GetWebIdentityToken's own default (``JWT_DURATION_SECONDS``) and bounds for DurationSeconds.
 MIN_JWT_DURATION_SECONDS = 60
 #: How long before the AWS credentials' expiry a JWT must end (clock skew between this host and AWS).
 SESSION_EXPIRY_MARGIN_SECONDS = 30

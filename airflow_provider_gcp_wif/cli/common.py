@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_gcp_wif.constants import CONN_TYPE
+
 if TYPE_CHECKING:
     from airflow_provider_gcp_wif.config import WifSettings
     from airflow_provider_gcp_wif.supplier import Boto3Supplier
@@ -93,8 +95,8 @@ def load_source(conn_id: str | None) -> Source:
     if conn_id:
         connection = airflow_connection(conn_id)
         conn_type = getattr(connection, "conn_type", None)
-        if conn_type != "gcp_wif":
-            raise UsageError(f"connection {conn_id!r} has type {conn_type!r}, not 'gcp_wif'.")
+        if conn_type != CONN_TYPE:
+            raise UsageError(f"connection {conn_id!r} has type {conn_type!r}, not {CONN_TYPE!r}.")
         from airflow_provider_gcp_wif.integration import WifBinding
 
         binding = WifBinding.for_hook(conn_id, connection.extra_dejson)
