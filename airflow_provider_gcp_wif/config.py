@@ -30,6 +30,7 @@ truncated, and URLs with any userinfo, query or fragment redacted.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import json
@@ -37,7 +38,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -393,16 +394,22 @@ class WifSettings:
         )
 
     def replace(self, **changes: Any) -> WifSettings:
-        """A copy with ``changes`` (raw values, as in extras) validated like the originals."""
-        extras = {key: getattr(self, key) for key in KNOWN_KEYS if hasattr(self, key)}
-        extras["scope"] = ",".join(self.scopes)
-        extras.pop("credential_config", None)
-        extras.update(changes)
-        # Endpoints already passed the allow-list; a change to them is checked again.
-        touches_endpoints = bool({"sts_endpoint", "iam_endpoint", "universe_domain"} & changes.keys())
-        return WifSettings.from_extras(
-            extras, conn_id=self.conn_id, allowed_endpoint_hosts=None if touches_endpoints else _ALLOW_ALL
-        )
+        """A copy with ``changes`` (raw values, as in extras; empty means "not set") validated like the originals,
+        by the same parser steps: only the changed fields are parsed, with those a change re-checks (a universe
+        domain re-checks the audience and both endpoints; see ``Field.rechecks``). A changed endpoint or universe
+        domain is checked against the deployment's allow-list (``AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS``); an
+        unchanged one is not checked again.
+
+        Raises:
+            WifConfigError: naming the first changed field that is wrong, and the fix.
+        """
+        raw: dict[str, Any] = {key: getattr(self, key) for key in KNOWN_KEYS if hasattr(self, key)}
+        raw["scope"] = ",".join(self.scopes)
+        raw.update(changes)
+        changed = {key.removeprefix(LEGACY_PREFIX) for key in changes} & set(KNOWN_KEYS)
+        steps = {fields.BY_KEY[key].parser for key in changed}
+        steps.update(fields.BY_KEY[again].parser for key in changed for again in fields.BY_KEY[key].rechecks)
+        return dataclasses.replace(self, **_Parser(raw, self.conn_id, None).parse(steps, current=self))
 
     def __repr__(self) -> str:
         return (
@@ -468,7 +475,6 @@ class WifSettings:
             raise
 
 
-_ALLOW_ALL = ("__already_validated__",)
 _MISSING: Any = object()
 _FILE_KEYS = {"sts_endpoint": "token_url", "iam_endpoint": "service_account_impersonation_url"}
 
@@ -495,13 +501,7 @@ class _Parser:
                 continue  # the plain key wins over the legacy prefixed one
             self.values[plain] = value
         self._warn_unknown()
-        self.allowed: tuple[str, ...]
-        if allowed is _ALLOW_ALL:
-            self.allowed = _ALLOW_ALL
-        elif allowed is None:
-            self.allowed = deployment_allowed_hosts()
-        else:
-            self.allowed = parse_allowed_hosts(allowed)
+        self.allowed = deployment_allowed_hosts() if allowed is None else parse_allowed_hosts(allowed)
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
@@ -540,42 +540,36 @@ class _Parser:
     # -- fields ----------------------------------------------------------------------------------------------
 
     def settings(self) -> WifSettings:
-        federation = self.federation()
-        from_file = self.credential_config(federation)
-        universe = self.universe_domain(from_file.get("universe_domain"))
-        audience, number, pool, provider = self.audience(from_file.get("audience"), universe)
-        chain = self.impersonation_chain(from_file.get("service_account"))
-        lifetime = self.lifetime(from_file.get("lifetime_seconds"))
-        if lifetime != fields.default("lifetime_seconds") and not chain:
-            log.warning(
-                "gcp_wif connection %r: lifetime_seconds applies to impersonated tokens only; the federated "
-                "token's lifetime is set by Google.",
-                self.conn_id or "",
-            )
-        sts = self.endpoint("sts_endpoint", from_file.get("sts_endpoint"), f"https://sts.{universe}/v1/token",
-                            universe, token_url=True)
-        iam = self.endpoint("iam_endpoint", from_file.get("iam_endpoint"), f"https://iamcredentials.{universe}",
-                            universe, token_url=False)
-        return WifSettings(
-            audience=audience,
-            project_number=number,
-            pool_id=pool,
-            provider_id=provider,
-            aws_conn_id=self.aws_conn_id(),
-            impersonation_chain=chain,
-            project=self.project_id("project"),
-            scopes=self.scopes(),
-            lifetime_seconds=lifetime,
-            quota_project_id=self.project_id("quota_project_id")
-            or self.project_id("quota_project_id", from_file.get("quota_project_id"), field="credential_config"),
-            aws_region=self.region(),
-            universe_domain=universe,
-            sts_endpoint=sts,
-            iam_endpoint=iam,
-            num_retries=self.num_retries(),
-            federation=federation,
-            conn_id=self.conn_id,
+        return WifSettings(**self.parse(_STEPS), conn_id=self.conn_id)
+
+    def parse(self, steps: Iterable[str], current: WifSettings | None = None) -> dict[str, Any]:
+        """Run the parser ``steps`` (names from :data:`_STEPS`, the ``parser`` of a field in
+        :mod:`~airflow_provider_gcp_wif.fields`) in :data:`_STEPS` order, which is the order errors are reported in;
+        returns the ``WifSettings`` attributes they set. Steps left out take their inputs (the federation route, the
+        universe) from ``current``."""
+        wanted = set(steps)
+        unknown = wanted - set(_STEPS)
+        if unknown:
+            raise ValueError(f"unknown parser steps {sorted(unknown)}")
+        state = _ParseState(
+            from_file={},
+            federation=current.federation if current else str(fields.default("federation")),
+            universe=current.universe_domain if current else str(fields.default("universe_domain")),
         )
+        result: dict[str, Any] = {}
+        for name, step in _STEPS.items():
+            if name in wanted:
+                result.update(step(self, state))
+        if {"impersonation_chain", "lifetime"} & wanted:
+            chain = result.get("impersonation_chain", current.impersonation_chain if current else ())
+            lifetime = result.get("lifetime_seconds", current.lifetime_seconds if current else None)
+            if lifetime != fields.default("lifetime_seconds") and not chain:
+                log.warning(
+                    "gcp_wif connection %r: lifetime_seconds applies to impersonated tokens only; the federated "
+                    "token's lifetime is set by Google.",
+                    self.conn_id or "",
+                )
+        return result
 
     def aws_conn_id(self) -> str:
         value = self.text("aws_conn_id", limit=250) or fields.default("aws_conn_id")
@@ -664,7 +658,7 @@ class _Parser:
         value = _dns_name(raw)
         if value is None or "." not in value or not _HOSTNAME.match(value):
             self.fail(blame, f"{shown_url(raw)} is not a domain name.", "leave it empty for googleapis.com.")
-        if value != DEFAULT_UNIVERSE_DOMAIN and self.allowed is not _ALLOW_ALL and not _listed(value, self.allowed):
+        if value != DEFAULT_UNIVERSE_DOMAIN and not _listed(value, self.allowed):
             self.fail(blame, f"{value!r} is not allowed by this deployment.",
                       f"an Airflow administrator adds it to [gcp_wif] allowed_endpoint_hosts ({ALLOWED_HOSTS_ENV}).")
         return value
@@ -850,8 +844,7 @@ class _Parser:
             return default
         blame, what = (name, "") if given else ("credential_config", f"its {_FILE_KEYS[name]} ")
         try:
-            base, path = checked_endpoint(raw, allowed=None if self.allowed is _ALLOW_ALL else self.allowed,
-                                          universe=universe)
+            base, path = checked_endpoint(raw, allowed=self.allowed, universe=universe)
         except EndpointRefused as refused:
             if refused.kind == "grammar":
                 self.fail(blame, f"{what}{refused.reason}.",
@@ -869,6 +862,74 @@ class _Parser:
             path = path[: (path + "/").index("/v1/")]
         return base + path
 
+
+
+@dataclass
+class _ParseState:
+    """What later parser steps read from earlier ones: the credential config's values, the route, the universe."""
+
+    from_file: dict[str, Any]
+    federation: str
+    universe: str
+
+
+def _step_federation(p: _Parser, state: _ParseState) -> dict[str, Any]:
+    state.federation = p.federation()
+    return {"federation": state.federation}
+
+
+def _step_credential_config(p: _Parser, state: _ParseState) -> dict[str, Any]:
+    state.from_file = p.credential_config(state.federation)
+    return {}
+
+
+def _step_universe_domain(p: _Parser, state: _ParseState) -> dict[str, Any]:
+    state.universe = p.universe_domain(state.from_file.get("universe_domain"))
+    return {"universe_domain": state.universe}
+
+
+def _step_audience(p: _Parser, state: _ParseState) -> dict[str, Any]:
+    audience, number, pool, provider = p.audience(state.from_file.get("audience"), state.universe)
+    return {"audience": audience, "project_number": number, "pool_id": pool, "provider_id": provider}
+
+
+def _step_sts_endpoint(p: _Parser, state: _ParseState) -> dict[str, Any]:
+    u = state.universe
+    return {"sts_endpoint": p.endpoint("sts_endpoint", state.from_file.get("sts_endpoint"), f"https://sts.{u}/v1/token",
+                                       u, token_url=True)}
+
+
+def _step_iam_endpoint(p: _Parser, state: _ParseState) -> dict[str, Any]:
+    u = state.universe
+    return {"iam_endpoint": p.endpoint("iam_endpoint", state.from_file.get("iam_endpoint"),
+                                       f"https://iamcredentials.{u}", u, token_url=False)}
+
+
+def _step_quota_project_id(p: _Parser, state: _ParseState) -> dict[str, Any]:
+    from_file = state.from_file.get("quota_project_id")
+    return {"quota_project_id": p.project_id("quota_project_id")
+            or p.project_id("quota_project_id", from_file, field="credential_config")}
+
+
+#: The parser steps in the order they run (a field's ``parser`` in :mod:`~airflow_provider_gcp_wif.fields` names
+#: one): each reads raw values from the parser and returns the ``WifSettings`` attributes it sets.
+_STEPS: dict[str, Callable[[_Parser, _ParseState], dict[str, Any]]] = {
+    "federation": _step_federation,
+    "credential_config": _step_credential_config,
+    "universe_domain": _step_universe_domain,
+    "audience": _step_audience,
+    "impersonation_chain": lambda p, s: {"impersonation_chain": p.impersonation_chain(
+        s.from_file.get("service_account"))},
+    "lifetime": lambda p, s: {"lifetime_seconds": p.lifetime(s.from_file.get("lifetime_seconds"))},
+    "sts_endpoint": _step_sts_endpoint,
+    "iam_endpoint": _step_iam_endpoint,
+    "aws_conn_id": lambda p, s: {"aws_conn_id": p.aws_conn_id()},
+    "project": lambda p, s: {"project": p.project_id("project")},
+    "scopes": lambda p, s: {"scopes": p.scopes()},
+    "quota_project_id": _step_quota_project_id,
+    "region": lambda p, s: {"aws_region": p.region()},
+    "num_retries": lambda p, s: {"num_retries": p.num_retries()},
+}
 
 def _normalise_audience(value: str) -> str:
     value = value.strip().rstrip("/")

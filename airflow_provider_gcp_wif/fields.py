@@ -144,7 +144,9 @@ FIELDS: tuple[Field, ...] = (
         "The JSON written by `gcloud iam workload-identity-pools create-cred-config --aws`; its audience, service "
         "account and lifetime are used, its AWS credential source is replaced by the AWS connection.",
         {"type": ["string", "null"], "format": "multiline"}, parser="credential_config",
-        placeholder='{"type": "external_account", "audience": "//iam.googleapis.com/...", ...}', marks_wif=True,
+        placeholder='{"type": "external_account", "audience": "//iam.googleapis.com/...", ...}',
+        # Its universe and endpoints never win over the explicit ones a WifSettings already holds.
+        rechecks=("audience", "impersonation_chain", "lifetime_seconds", "quota_project_id"), marks_wif=True,
     ),
     Field(
         "impersonation_chain", "Impersonation Chain (service accounts)",
