@@ -386,13 +386,6 @@ class WifSettings:
     def impersonation_url(self, email: str) -> str:
         return f"{self.iam_endpoint}/v1/projects/-/serviceAccounts/{email}:generateAccessToken"
 
-    @property
-    def pool_resource(self) -> str:
-        return (
-            f"//iam.{self.universe_domain}/projects/{self.project_number}/locations/global/"
-            f"workloadIdentityPools/{self.pool_id}"
-        )
-
     def replace(self, **changes: Any) -> WifSettings:
         """A copy with ``changes`` (raw values, as in extras; empty means "not set") validated like the originals,
         by the same parser steps: only the changed fields are parsed, with those a change re-checks (a universe
