@@ -3,7 +3,8 @@ before there was a registry: same keys, same order, same content.
 
 ``golden/field_registry.json`` was written from the code before the registry existed (KNOWN_KEYS, SEED_ENV,
 CONN_FIELDS, the provider info's connection type, the keys that mark a connection as gcp_wif, setup's flags, and
-which argument TokenService blames for a bad value), so any drift in a derivation shows here.
+which argument TokenService blames for a bad value), so any drift in a derivation shows here. Adding a field
+changes these tables on purpose: update the golden in the same commit.
 """
 
 from __future__ import annotations
