@@ -18,8 +18,7 @@ provider discovery).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from airflow_provider_gcp_wif.constants import CLOUD_PLATFORM_SCOPE, DEFAULT_UNIVERSE_DOMAIN
 
@@ -36,9 +35,9 @@ SEED_ARGUMENTS = ("gcp_project_number", "gcp_workload_id", "gcp_workload_provide
                   "sts_endpoint", "iam_endpoint", "federation")
 
 
-@dataclass(frozen=True)
-class Field:
-    """One extras key of a ``gcp_wif`` connection.
+class Field(NamedTuple):
+    """One extras key of a ``gcp_wif`` connection (a named tuple rather than a dataclass: ``provider_info`` imports
+    this at provider discovery, and ``dataclasses`` would double the cost of that import).
 
     Attributes:
         key: the extras key (no key may carry a word Airflow masks: token, secret, password, service_account,
