@@ -402,7 +402,9 @@ class WifSettings:
         changed = {key.removeprefix(LEGACY_PREFIX) for key in changes} & set(KNOWN_KEYS)
         steps = {fields.BY_KEY[key].parser for key in changed}
         steps.update(fields.BY_KEY[again].parser for key in changed for again in fields.BY_KEY[key].rechecks)
-        return dataclasses.replace(self, **_Parser(raw, self.conn_id, None).parse(steps, current=self))
+        # The allow-list is read (from the deployment's environment) only when a step that checks it runs.
+        allowed = None if steps & {"universe_domain", "sts_endpoint", "iam_endpoint"} else ()
+        return dataclasses.replace(self, **_Parser(raw, self.conn_id, allowed).parse(steps, current=self))
 
     def __repr__(self) -> str:
         return (
@@ -553,15 +555,15 @@ class _Parser:
         for name, step in _STEPS.items():
             if name in wanted:
                 result.update(step(self, state))
-        if {"impersonation_chain", "lifetime"} & wanted:
-            chain = result.get("impersonation_chain", current.impersonation_chain if current else ())
-            lifetime = result.get("lifetime_seconds", current.lifetime_seconds if current else None)
-            if lifetime != fields.default("lifetime_seconds") and not chain:
-                log.warning(
-                    "gcp_wif connection %r: lifetime_seconds applies to impersonated tokens only; the federated "
-                    "token's lifetime is set by Google.",
-                    self.conn_id or "",
-                )
+            if name == "lifetime" and {"impersonation_chain", "lifetime"} & wanted:
+                chain = result.get("impersonation_chain", current.impersonation_chain if current else ())
+                lifetime = result.get("lifetime_seconds", current.lifetime_seconds if current else None)
+                if lifetime != fields.default("lifetime_seconds") and not chain:
+                    log.warning(
+                        "gcp_wif connection %r: lifetime_seconds applies to impersonated tokens only; the federated "
+                        "token's lifetime is set by Google.",
+                        self.conn_id or "",
+                    )
         return result
 
     def aws_conn_id(self) -> str:

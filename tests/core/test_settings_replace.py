@@ -157,3 +157,23 @@ def test_every_field_names_a_parser_step_and_re_checks_known_fields():
     for field in fields.FIELDS:
         assert field.parser in _STEPS, field.key
         assert set(field.rechecks) <= set(KNOWN_KEYS), field.key
+
+
+def test_an_unrelated_change_does_not_read_the_allow_list(monkeypatch, caplog):
+    s = WifSettings.from_extras(BASE, allowed_endpoint_hosts="")
+    monkeypatch.setenv(ALLOWED_HOSTS_ENV, "bad host!")
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_gcp_wif.config"):
+        s.replace(project="other-project", impersonation_chain=SA)
+    assert "allowed_endpoint_hosts" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_gcp_wif.config"):
+        s.replace(iam_endpoint="https://iamcredentials.googleapis.com")
+    assert "allowed_endpoint_hosts" in caplog.text  # a changed endpoint is checked against it
+
+
+def test_the_full_parse_warns_about_a_lifetime_before_checking_the_endpoints(caplog):
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_gcp_wif.config"), \
+            pytest.raises(WifConfigError) as caught:
+        WifSettings.from_extras({**BASE, "lifetime_seconds": 7200, "sts_endpoint": "https://evil.example"},
+                                allowed_endpoint_hosts="")
+    assert caught.value.field == "sts_endpoint"
+    assert "lifetime_seconds applies to impersonated tokens only" in caplog.text
