@@ -25,7 +25,7 @@ import urllib.parse
 import boto3
 import pytest
 from google.auth.transport.requests import Request
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_gcp_wif import masking
@@ -130,3 +130,13 @@ def test_a_masked_subject_token_cannot_be_spent(emulator, aws_env, settings_for,
     refused = exchange_by_hand(aws_env, aws_env["audience"], masker.redact(subject_token))
     assert refused.status_code >= 400, refused.text
     assert exchange_by_hand(aws_env, aws_env["audience"], subject_token).status_code == 200, "unmasked, it is spent"
+
+
+@settings(max_examples=100, derandomize=True)
+@given(text=st.text(min_size=1, max_size=200), session_token=st.none() | st.text(st.sampled_from(BASE64), min_size=16))
+def test_without_a_recognisable_signature_the_whole_value_is_announced(text, session_token):
+    """The fallback (no ``Authorization`` header: the caller passes the subject token itself) hides it all."""
+    assume(not SIGNATURE.search(text))
+    announced = masking.signed_request_secrets(text, session_token)
+    assert announced[0] == text
+    assert (session_token in announced) if session_token else len(announced) == 1
