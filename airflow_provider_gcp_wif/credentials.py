@@ -109,8 +109,10 @@ class _FederatedCredentials(aws.Credentials):
             "headers": [{"key": key, "value": value} for key, value in signed["headers"].items()],
         }
         subject_token = urllib.parse.quote(json.dumps(serialized, separators=(",", ":"), sort_keys=True))
-        # Announced before it is sent: google-auth's request logging writes it before we see any answer.
-        masking.announce(subject_token)
+        # Announced before it is sent: google-auth's request logging writes it before we see any answer. Its
+        # signature and session token, not the whole subject token: see masking.signed_request_secrets.
+        masking.announce(*masking.signed_request_secrets(signed["headers"].get("Authorization") or subject_token,
+                                                         aws_credentials.session_token))
         return subject_token
 
     def refresh(self, request: Any) -> None:

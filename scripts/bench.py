@@ -513,8 +513,8 @@ def main() -> int:
         irreducible_ratio = (floor * 1000 + min(cpu, botocore_cpu + masker_cpu)) / (floor * 1000)
         log(f"      the client thread's CPU per cold token: median {cpu:.1f} ms, of which botocore's session and "
             f"client set-up (AwsBaseHook's two sessions and its STS client) ~{botocore_cpu:.1f} ms and Airflow's "
-            f"secrets masker (our five secrets, the connections the hooks read) ~{masker_cpu:.1f} ms; the rest (this "
-            f"provider, google-auth, AWS signing, HTTP) "
+            f"secrets masker (the secrets we announce, the connections the hooks read) ~{masker_cpu:.1f} ms; the "
+            f"rest (this provider, google-auth, AWS signing, HTTP) "
             f"~{max(0.0, cpu - botocore_cpu - masker_cpu):.1f} ms. (floor + CPU) / floor = {cpu_model_ratio:.3f}: "
             f"the ratio when nothing else competes for the CPU; without botocore's set-up and the masker "
             f"{ours_ratio:.3f}; with only them (botocore's and Airflow's, the lowest reachable through AwsBaseHook "

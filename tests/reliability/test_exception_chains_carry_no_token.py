@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import string
 import traceback
 
@@ -77,7 +78,9 @@ def test_a_live_token_in_a_malformed_answer_stays_out_of_the_error_and_its_chain
     announced = {fingerprint(value) for value in masked}
     assert issued in announced, "the token of the malformed answer reached the secrets masker"
     sts = emulator.control.requests("sts")[0]
-    assert sts["subject_token_fingerprint"] in announced, "so did the subject token"
+    # What makes the subject token a secret, its SigV4 signature, not the whole token: that this is enough (no
+    # rendering, masked, holds a secret or can be spent) is test_subject_token_masking.py's.
+    assert any(re.fullmatch(r"[0-9a-f]{64}", value) for value in masked), "so did the subject token's signature"
     if endpoint != "sts":
         assert sts["token_fingerprint"] in announced, "and the federated token"
 
