@@ -268,7 +268,7 @@ def http_error(status: int, code: str, message: str) -> Exception:
 
     error = OutboundFederationError(code, message)
     error.code = status
-    return error  # type: ignore[no-any-return]
+    return error
 
 
 def get_web_identity_token(self: Any) -> Any:
