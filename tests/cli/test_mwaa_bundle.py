@@ -11,7 +11,7 @@ import pytest
 from airflow_provider_gcp_wif import __version__
 from airflow_provider_gcp_wif.cli import PLUGIN_MODULE_NAME
 
-from .conftest import run_cli
+from .running import run_cli
 
 
 def wheel_names(plugins: Path) -> list[str]:
