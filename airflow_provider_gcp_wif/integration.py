@@ -41,10 +41,11 @@ import subprocess
 import sys
 import tempfile
 import threading
+import typing
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow_provider_gcp_wif.config import WifSettings
@@ -160,7 +161,7 @@ def _extend_logged(module: ModuleType) -> None:
         hook_class = getattr(module, "GoogleBaseHook", None)
         with contextlib.suppress(Exception):
             _restore(hook_class)
-            if isinstance(hook_class, type):  # anything else has nothing to patch (and failed in _install before)
+            if isinstance(hook_class, type):  # only a class has a constructor to patch (None failed in _install)
                 _refuse_wif_connections(hook_class, [f"extending GoogleBaseHook failed ({type(err).__name__}: {err})"])
 
 
@@ -279,7 +280,7 @@ def unsupported_provider_error(conn_id: str | None, problems: list[str]) -> WifC
 
 # -- the extension -----------------------------------------------------------------------------------------------
 
-class _ExtensibleHook(Protocol):
+class _ExtensibleHook(typing.Protocol):
     """What :func:`contract_problems` guarantees of ``GoogleBaseHook``, for the type checker."""
 
     def get_credentials_and_project_id(self) -> tuple[Any, str | None]: ...
@@ -312,7 +313,7 @@ def extend(module: ModuleType) -> None:
             _refuse_wif_connections(hook_class, problems)
         return
     assert isinstance(hook_class, type)  # for mypy: contract_problems checked it
-    hook_class = cast("type[_ExtensibleHook]", hook_class)
+    hook_class = typing.cast("type[_ExtensibleHook]", hook_class)
     original_credentials = hook_class.get_credentials_and_project_id
     original_file = hook_class.provide_gcp_credential_file_as_context
     original_gcloud = hook_class.provide_authorized_gcloud
