@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import typing
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -168,7 +169,8 @@ def _extend_logged(module: ModuleType) -> None:
         hook_class = getattr(module, "GoogleBaseHook", None)
         with contextlib.suppress(Exception):
             _restore(hook_class)
-            _refuse_wif_connections(hook_class, [f"extending GoogleBaseHook failed ({type(err).__name__}: {err})"])
+            if isinstance(hook_class, type):  # only a class has a constructor to patch (None failed in _install)
+                _refuse_wif_connections(hook_class, [f"extending GoogleBaseHook failed ({type(err).__name__}: {err})"])
 
 
 def _register_masker() -> None:
@@ -286,6 +288,16 @@ def unsupported_provider_error(conn_id: str | None, problems: list[str]) -> WifC
 
 # -- the extension -----------------------------------------------------------------------------------------------
 
+class _ExtensibleHook(typing.Protocol):
+    """What :func:`contract_problems` guarantees of ``GoogleBaseHook``, for the type checker."""
+
+    def get_credentials_and_project_id(self) -> tuple[Any, str | None]: ...
+
+    def provide_gcp_credential_file_as_context(self) -> contextlib.AbstractContextManager[str | None]: ...
+
+    def provide_authorized_gcloud(self) -> contextlib.AbstractContextManager[None]: ...
+
+
 # GoogleBaseHook → {method name: what its class __dict__ held before (or _MISSING)}, for deactivate().
 _originals: dict[type, dict[str, Any]] = {}
 
@@ -309,6 +321,7 @@ def extend(module: ModuleType) -> None:
             _refuse_wif_connections(hook_class, problems)
         return
     assert isinstance(hook_class, type)  # for mypy: contract_problems checked it
+    hook_class = typing.cast("type[_ExtensibleHook]", hook_class)
     original_credentials = hook_class.get_credentials_and_project_id
     original_file = hook_class.provide_gcp_credential_file_as_context
     original_gcloud = hook_class.provide_authorized_gcloud
@@ -352,7 +365,7 @@ def extend(module: ModuleType) -> None:
     log.debug("gcp_wif: GoogleBaseHook extended for gcp_wif connections")
 
 
-def _refuse_wif_connections(hook_class: type, problems: list[str]) -> None:
+def _refuse_wif_connections(hook_class: type[Any], problems: list[str]) -> None:
     """The one patch left when the contract fails: a pass-through ``__init__`` that raises for ``gcp_wif``
     connections only, whatever the constructor's signature. Any error of its own is swallowed."""
 
@@ -500,7 +513,7 @@ def aws_connection_supplier(
                 def pinned(conn_id: str) -> Any:
                     return connection if conn_id == aws_conn_id else lookup(conn_id)
 
-                hook.get_connection = pinned
+                hook.get_connection = pinned  # type: ignore[method-assign]  # this hook instance only
             holder["hook"] = hook
         return holder["hook"]
 
@@ -528,7 +541,8 @@ def _read_aws_connection(aws_conn_id: str, get_connection: Callable[[str], Any] 
         try:
             from airflow.sdk import BaseHook
         except ImportError:  # Airflow 2
-            from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
+            # mypy reads Airflow 3, whose airflow.hooks.base only names BaseHook through a deprecation shim
+            from airflow.hooks.base import BaseHook  # type: ignore[attr-defined, no-redef]
         get_connection = BaseHook.get_connection
     try:
         return get_connection(aws_conn_id)

@@ -9,6 +9,9 @@ The emulated clouds' own fixtures (``emulator``, ``control``, ...) come from
 from __future__ import annotations
 
 import contextlib
+import gzip
+import json
+import pathlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -172,6 +175,21 @@ def jwt_provider(control, info, **oidc_changes):
                              f"assertion.sub=='{role}'"))
     control.add_binding(info["service_account"], "roles/iam.workloadIdentityUser",
                         f"principalSet://iam.googleapis.com/{_pool_name(info)}/attribute.aws_role/{role}")
+
+
+def sts_model_without_get_web_identity_token(directory: pathlib.Path) -> None:
+    """botocore's own STS model minus GetWebIdentityToken, where botocore's loader looks first (AWS_DATA_PATH):
+    what the botocore of MWAA 2.9.2-2.11.0 and 3.0.6 (1.34-1.39) holds."""
+    import botocore
+
+    source = pathlib.Path(botocore.__file__).parent / "data" / "sts" / "2011-06-15"
+    target = directory / "sts" / "2011-06-15"
+    target.mkdir(parents=True)
+    name = next(p for p in source.iterdir() if p.name.startswith("service-2.json"))
+    raw = gzip.decompress(name.read_bytes()) if name.suffix == ".gz" else name.read_bytes()
+    model = json.loads(raw)
+    del model["operations"]["GetWebIdentityToken"]
+    (target / "service-2.json").write_text(json.dumps(model))
 
 
 @pytest.fixture

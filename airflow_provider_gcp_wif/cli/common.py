@@ -52,7 +52,8 @@ def airflow_connection(conn_id: str) -> Any:
     try:
         from airflow.sdk import BaseHook
     except ImportError:  # Airflow 2.11
-        from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
+        # mypy reads Airflow 3, whose airflow.hooks.base only names BaseHook through a deprecation shim
+        from airflow.hooks.base import BaseHook  # type: ignore[attr-defined, no-redef]
     try:
         return BaseHook.get_connection(conn_id)
     except Exception as err:  # AirflowNotFoundException differs between Airflow 2 and 3

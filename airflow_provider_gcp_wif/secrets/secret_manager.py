@@ -126,18 +126,20 @@ class CloudSecretManagerWifBackend(CloudSecretManagerBackend):
         # The stock __init__ is skipped on purpose (it would run google.auth.default(), see the module docs):
         # its attributes are set here instead.
         super(CloudSecretManagerBackend, self).__init__()
-        self.connections_prefix = connections_prefix
-        self.variables_prefix = variables_prefix
-        self.config_prefix = config_prefix
+        # The stock backend annotates these `str` yet itself reads None as "this kind of lookup is off".
+        self.connections_prefix = connections_prefix  # type: ignore[assignment]
+        self.variables_prefix = variables_prefix  # type: ignore[assignment]
+        self.config_prefix = config_prefix  # type: ignore[assignment]
         self.sep = sep
         if connections_prefix is not None and not self._is_valid_prefix_and_sep():
             raise _fail("connections_prefix", f"{connections_prefix!r} with sep {sep!r} is not a valid secret name "
                         "prefix.", "use letters, digits, '-' and '_' only.")
         self.settings = self._settings(settings, gcp_scopes)
-        self.project_id = project_id or self.settings.project
-        if not self.project_id:
+        project_id = project_id or self.settings.project
+        if not project_id:
             raise _fail("project_id", "is required: it names the project whose secrets are read.",
                         "set project_id (or project) to the project ID that holds the secrets.")
+        self.project_id = project_id
         self.supplier = _aws_supplier(aws_profile, aws_role_arn, self.settings.aws_region)
         self.secret_manager_endpoint = _endpoint(secret_manager_endpoint, self.settings.universe_domain)
 

@@ -273,7 +273,7 @@ def _patch_unsigned_web_identity() -> None:
     try:
         from moto.core.authorization import ActionAuthenticatorMixin
     except ImportError:  # moto < 5.1 (MWAA 2.9.2-2.11.2 pin 5.0.9 / 5.0.11): the same class, in moto.core.responses
-        from moto.core.responses import ActionAuthenticatorMixin  # type: ignore[no-redef]
+        from moto.core.responses import ActionAuthenticatorMixin
 
     original = ActionAuthenticatorMixin._authenticate_and_authorize_action
     if getattr(original, "_gcp_wif_patched", False):
@@ -315,7 +315,7 @@ def _patch_numeric_condition_values() -> None:
         original(statement)
 
     _validate_condition_syntax._gcp_wif_patched = True  # type: ignore[attr-defined]
-    validator._validate_condition_syntax = staticmethod(_validate_condition_syntax)  # type: ignore[assignment]
+    validator._validate_condition_syntax = staticmethod(_validate_condition_syntax)  # type: ignore[method-assign]
 
 
 def _with_web_identity_token_policy_check(iam_request_cls: type) -> type:

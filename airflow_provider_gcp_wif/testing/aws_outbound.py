@@ -19,13 +19,14 @@ moto 5.2.5 implements none of it. Added the way :mod:`.aws` adds behaviour, with
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import re
 import threading
 import uuid
 from typing import Any
+
+from .signing import b64url, b64url_integer
 
 ISSUER_PREFIX = "/_issuer/"
 STS_NAMESPACE = "https://sts.amazonaws.com/"
@@ -44,14 +45,6 @@ FEATURE_ENABLED_MESSAGE = ("Outbound identity federation is already enabled for 
                            "current configuration (including the unique issuer URL), use the "
                            "GetOutboundWebIdentityFederationInfo operation.")
 FEATURE_DISABLED_IAM_MESSAGE = "Outbound identity federation is disabled for your AWS account."
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _integer(value: int, length: int | None = None) -> str:
-    return b64url(value.to_bytes(length or (value.bit_length() + 7) // 8, "big"))
 
 
 class _AccountIssuer:
@@ -75,10 +68,10 @@ class _AccountIssuer:
         rsa_numbers = self.key("RS256").public_key().public_numbers()
         ec_numbers = self.key("ES384").public_key().public_numbers()
         return {"keys": [
-            {"e": _integer(rsa_numbers.e), "kid": _KID["RS256"], "kty": "RSA", "n": _integer(rsa_numbers.n),
-             "use": "sig"},
+            {"e": b64url_integer(rsa_numbers.e), "kid": _KID["RS256"], "kty": "RSA",
+             "n": b64url_integer(rsa_numbers.n), "use": "sig"},
             {"alg": "ES384", "crv": "P-384", "kid": _KID["ES384"], "kty": "EC", "use": "sig",
-             "x": _integer(ec_numbers.x, 48), "y": _integer(ec_numbers.y, 48)},
+             "x": b64url_integer(ec_numbers.x, 48), "y": b64url_integer(ec_numbers.y, 48)},
         ]}
 
     def sign(self, algorithm: str, claims: dict[str, Any]) -> str:
@@ -268,7 +261,7 @@ def http_error(status: int, code: str, message: str) -> Exception:
 
     error = OutboundFederationError(code, message)
     error.code = status
-    return error  # type: ignore[no-any-return]
+    return error
 
 
 def get_web_identity_token(self: Any) -> Any:

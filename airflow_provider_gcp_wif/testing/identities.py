@@ -157,7 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     @property
     def owner(self) -> AwsIdentitySources:
-        return self.server.owner  # type: ignore[attr-defined, no-any-return]
+        return self.server.owner  # type: ignore[attr-defined]
 
     def _send(self, status: int, body: str | dict[str, Any], content_type: str = "application/json") -> None:
         data = (json.dumps(body) if isinstance(body, dict) else body).encode()

@@ -17,8 +17,14 @@ import threading
 from typing import Any
 
 
-def _b64url(data: bytes) -> str:
+def b64url(data: bytes) -> str:
+    """Unpadded base64url, as JWTs and JWKS write every part (RFC 7515 section 2)."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_integer(value: int, length: int | None = None) -> str:
+    """A JWK integer (RFC 7518 section 6): big-endian, in ``length`` bytes (EC coordinates) or as few as it takes."""
+    return b64url(value.to_bytes(length or (value.bit_length() + 7) // 8, "big"))
 
 
 class IdTokenSigner:
@@ -61,9 +67,9 @@ class IdTokenSigner:
 
         key = self._ensure()
         header = {"alg": "RS256", "kid": self.kid, "typ": "JWT"}
-        signing_input = _b64url(json.dumps(header).encode()) + "." + _b64url(json.dumps(claims).encode())
+        signing_input = b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
         signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-        return signing_input + "." + _b64url(signature)
+        return signing_input + "." + b64url(signature)
 
     def certificates(self) -> dict[str, str]:
         """``{kid: PEM certificate}``, the shape of Google's ``/oauth2/v1/certs``."""
@@ -73,9 +79,5 @@ class IdTokenSigner:
     def jwks(self) -> dict[str, Any]:
         """The shape of Google's ``/oauth2/v3/certs``."""
         numbers = self._ensure().public_key().public_numbers()
-
-        def integer(value: int) -> str:
-            return _b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
-
         return {"keys": [{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": self.kid,
-                          "n": integer(numbers.n), "e": integer(numbers.e)}]}
+                          "n": b64url_integer(numbers.n), "e": b64url_integer(numbers.e)}]}

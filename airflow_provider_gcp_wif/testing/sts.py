@@ -12,10 +12,12 @@ whose IAM members are the mapped subject, one ``principalSet`` per mapped attrib
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import json
 import re
 import urllib.parse
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import api_errors as errors
@@ -116,15 +118,9 @@ class TokenExchange:
         if provider.get("aws_account_id") and account != str(provider["aws_account_id"]):
             raise errors.oauth_error("invalid_grant", errors.AWS_ACCOUNT_MISMATCH)
         assertion = {"arn": arn, "account": account, "userid": userid}
-        try:
-            subject, attributes, groups = cel.map_assertion(provider_mapping(provider), assertion)
-        except cel.CelError as error:
-            raise errors.oauth_error("invalid_request", f"{errors.ATTRIBUTE_MAPPING_FAILED} {error}") from None
-        if len(subject.encode()) > MAX_SUBJECT_BYTES:
-            raise errors.oauth_error("invalid_request", errors.SUBJECT_TOO_LONG)
-        if not condition_allows(provider.get("attribute_condition"), assertion, subject, attributes, groups):
-            raise errors.oauth_error("unauthorized_client", errors.ATTRIBUTE_CONDITION_REJECTED)
-
+        condition = provider.get("attribute_condition")
+        subject, attributes, groups = admitted_principal(
+            provider_mapping(provider), assertion, functools.partial(condition_allows, condition, assertion))
         return self._issue(config, universe, pool_resource, subject, attributes, groups, scopes)
 
     def _oidc_exchange(self, config: dict[str, Any], fields: dict[str, str], audience: str, pool_resource: str,
@@ -139,16 +135,14 @@ class TokenExchange:
                              oidc.default_audience(pool_resource, provider_id, universe), now)
         self.log["oidc_sub"] = claims.get("sub")
         mapping = provider.get("attribute_mapping") or oidc.DEFAULT_MAPPING
-        try:
-            subject, attributes, groups = cel.map_assertion(dict(mapping), claims)
-        except cel.CelError as error:
-            raise errors.oauth_error("invalid_request", f"{errors.ATTRIBUTE_MAPPING_FAILED} {error}") from None
-        if len(subject.encode()) > MAX_SUBJECT_BYTES:
-            raise errors.oauth_error("invalid_request", errors.SUBJECT_TOO_LONG)
         condition = provider.get("attribute_condition")
-        if condition and not (isinstance(condition, str)
-                              and cel.condition_holds(condition, claims, subject, attributes, groups)):
-            raise errors.oauth_error("unauthorized_client", errors.ATTRIBUTE_CONDITION_REJECTED)
+
+        def admits(subject: str, attributes: dict[str, Any], groups: list[str]) -> bool:
+            # a CEL condition only: the declarative form describes AWS assertions
+            return not condition or (isinstance(condition, str)
+                                     and cel.condition_holds(condition, claims, subject, attributes, groups))
+
+        subject, attributes, groups = admitted_principal(dict(mapping), claims, admits)
         # measured on real Google: expires_in = min(exp - now, 3600)
         ttl_cap = max(1, int(float(claims["exp"]) - now))
         return self._issue(config, universe, pool_resource, subject, attributes, groups, scopes, ttl_cap)
@@ -277,6 +271,10 @@ _LEGACY_SUBJECTS = {
 }
 
 
+#: (google.subject, attributes, groups) of a verified assertion
+MappedPrincipal = tuple[str, dict[str, Any], list[str]]
+
+
 def provider_mapping(provider: dict[str, Any]) -> dict[str, str] | None:
     """The provider's attribute mapping (``None``: Google's default AWS mapping). The older ``google_subject``
     switch of the emulator's configuration is kept as a shorthand for a custom ``google.subject``."""
@@ -287,6 +285,22 @@ def provider_mapping(provider: dict[str, Any]) -> dict[str, str] | None:
     if subject == "assertion.arn":
         return None
     return {**cel.AWS_DEFAULT_MAPPING, "google.subject": _LEGACY_SUBJECTS[subject]}
+
+
+def admitted_principal(mapping: Mapping[str, str] | None, assertion: Mapping[str, Any],
+                       admits: Callable[[str, dict[str, Any], list[str]], bool]) -> MappedPrincipal:
+    """What Google does with a verified assertion, for AWS and OIDC providers alike: the attribute mapping, the
+    subject's size limit, then the attribute condition (``admits(subject, attributes, groups)``). The mapped
+    ``(subject, attributes, groups)``, or the OAuth error Google answers at the first step that fails."""
+    try:
+        subject, attributes, groups = cel.map_assertion(mapping, assertion)
+    except cel.CelError as error:
+        raise errors.oauth_error("invalid_request", f"{errors.ATTRIBUTE_MAPPING_FAILED} {error}") from None
+    if len(subject.encode()) > MAX_SUBJECT_BYTES:
+        raise errors.oauth_error("invalid_request", errors.SUBJECT_TOO_LONG)
+    if not admits(subject, attributes, groups):
+        raise errors.oauth_error("unauthorized_client", errors.ATTRIBUTE_CONDITION_REJECTED)
+    return subject, attributes, groups
 
 
 def condition_allows(condition: str | dict[str, Any] | None, assertion: dict[str, str], subject: str,

@@ -9,7 +9,7 @@ import pytest
 from airflow_provider_gcp_wif.cli import api_base_url
 from airflow_provider_gcp_wif.config import WifSettings
 
-from .conftest import gcp_wif_extra, issued_token_fingerprints, printed_token_fingerprints, run_cli, statuses
+from .running import gcp_wif_extra, issued_token_fingerprints, printed_token_fingerprints, run_cli, statuses
 
 STEPS = ["settings", "AWS identity", "subject length", "STS exchange", "impersonation", "API call"]
 

@@ -7,7 +7,7 @@ import pytest
 
 from airflow_provider_gcp_wif import credentials as wif_credentials
 
-from .conftest import run_cli, statuses
+from .running import run_cli, statuses
 
 JWT_STEPS = ["settings", "AWS identity", "subject length", "web identity token", "STS exchange", "impersonation",
              "API call"]

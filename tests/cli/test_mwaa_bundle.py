@@ -11,7 +11,7 @@ import pytest
 from airflow_provider_gcp_wif import __version__
 from airflow_provider_gcp_wif.cli import PLUGIN_MODULE_NAME
 
-from .conftest import run_cli
+from .running import run_cli
 
 
 def wheel_names(plugins: Path) -> list[str]:
@@ -36,6 +36,16 @@ def built_bundle(tmp_path_factory):
     code, out, err = run_cli("mwaa-bundle", "--output", str(output))
     assert code == 0, err
     return output, out
+
+
+@pytest.fixture
+def provider_wheel(built_bundle, tmp_path) -> Path:
+    """The provider's wheel taken out of the built bundle, as a user passes it back with ``--wheel``."""
+    output, _ = built_bundle
+    [name] = wheel_names(output / "plugins.zip")
+    with zipfile.ZipFile(output / "plugins.zip") as bundle:
+        (tmp_path / name).write_bytes(bundle.read(name))
+    return tmp_path / name
 
 
 def test_the_bundle_holds_the_provider_wheel_and_the_plugin_module(built_bundle, tmp_path):
@@ -68,22 +78,14 @@ def test_requirements_point_pip_at_the_plugins_folder_and_pin_the_version(built_
     assert "aws mwaa update-environment" in printed
 
 
-def test_no_index_needs_the_dependency_wheels(built_bundle, tmp_path):
-    output, _ = built_bundle
-    [wheel] = wheel_names(output / "plugins.zip")
-    with zipfile.ZipFile(output / "plugins.zip") as bundle:
-        (tmp_path / wheel).write_bytes(bundle.read(wheel))
-    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(tmp_path / wheel),
+def test_no_index_needs_the_dependency_wheels(provider_wheel, tmp_path):
+    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(provider_wheel),
                            "--no-index")
     assert code == 2 and "--dependency-wheels" in err and "--airflow-version" in err
     assert not (tmp_path / "out" / "requirements.txt").exists()
 
 
-def test_no_index_with_dependency_wheels_bundles_them_all(built_bundle, tmp_path):
-    output, _ = built_bundle
-    [wheel] = wheel_names(output / "plugins.zip")
-    with zipfile.ZipFile(output / "plugins.zip") as bundle:
-        (tmp_path / wheel).write_bytes(bundle.read(wheel))
+def test_no_index_with_dependency_wheels_bundles_them_all(provider_wheel, tmp_path):
     deps = tmp_path / "deps"
     deps.mkdir()
     fake = deps / "google_auth-2.40.3-py3-none-any.whl"
@@ -91,16 +93,16 @@ def test_no_index_with_dependency_wheels_bundles_them_all(built_bundle, tmp_path
         dep.writestr("google_auth-2.40.3.dist-info/METADATA", "Metadata-Version: 2.1\nName: google-auth\n"
                                                                 "Version: 2.40.3\n")
     url = "https://raw.githubusercontent.com/apache/airflow/constraints-3.0.6/constraints-3.12.txt"
-    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(tmp_path / wheel),
+    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(provider_wheel),
                            "--no-index", "--dependency-wheels", str(deps), "--constraints", url)
     assert code == 2 and "no network to fetch a constraints URL" in err and "FILE" in err
     assert not (tmp_path / "out").exists()
     constraints = tmp_path / "constraints.txt"
     constraints.write_text("google-auth==2.40.3\n")
-    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(tmp_path / wheel),
+    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(provider_wheel),
                            "--no-index", "--dependency-wheels", str(deps), "--constraints", str(constraints))
     assert code == 0, err
-    assert wheel_names(tmp_path / "out" / "plugins.zip") == sorted([wheel, fake.name])
+    assert wheel_names(tmp_path / "out" / "plugins.zip") == sorted([provider_wheel.name, fake.name])
     lines = [line for line in (tmp_path / "out" / "requirements.txt").read_text().splitlines()
              if not line.startswith("#")]
     assert lines == [
@@ -108,13 +110,9 @@ def test_no_index_with_dependency_wheels_bundles_them_all(built_bundle, tmp_path
         "--find-links /usr/local/airflow/plugins", "--no-index", f"airflow-provider-gcp-wif=={__version__}"]
 
 
-def test_a_constraints_url_without_no_index_is_kept(built_bundle, tmp_path):
-    output, _ = built_bundle
-    [wheel] = wheel_names(output / "plugins.zip")
-    with zipfile.ZipFile(output / "plugins.zip") as bundle:
-        (tmp_path / wheel).write_bytes(bundle.read(wheel))
+def test_a_constraints_url_without_no_index_is_kept(provider_wheel, tmp_path):
     url = "https://raw.githubusercontent.com/apache/airflow/constraints-3.0.6/constraints-3.12.txt"
-    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(tmp_path / wheel),
+    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(provider_wheel),
                            "--constraints", url)
     assert code == 0, err
     assert f'--constraint "{url}"' in (tmp_path / "out" / "requirements.txt").read_text()
@@ -124,31 +122,24 @@ def test_a_constraints_url_without_no_index_is_kept(built_bundle, tmp_path):
     ("3.0.x", "not a version"),
     ("9.9.9", "not an MWAA image this tool knows"),
 ])
-def test_an_unknown_airflow_version_is_refused(built_bundle, tmp_path, version, message):
-    output, _ = built_bundle
-    [wheel] = wheel_names(output / "plugins.zip")
-    with zipfile.ZipFile(output / "plugins.zip") as bundle:
-        (tmp_path / wheel).write_bytes(bundle.read(wheel))
-    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(tmp_path / wheel),
+def test_an_unknown_airflow_version_is_refused(provider_wheel, tmp_path, version, message):
+    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(provider_wheel),
                            "--no-index", "--airflow-version", version)
     assert code == 2 and message in err
 
 
-def test_a_constraints_file_and_an_existing_plugins_zip_are_shipped_too(built_bundle, tmp_path):
-    output, _ = built_bundle
-    [wheel] = wheel_names(output / "plugins.zip")
-    with zipfile.ZipFile(output / "plugins.zip") as bundle:
-        (tmp_path / wheel).write_bytes(bundle.read(wheel))
+def test_a_constraints_file_and_an_existing_plugins_zip_are_shipped_too(provider_wheel, tmp_path):
     existing = tmp_path / "existing.zip"
     with zipfile.ZipFile(existing, "w") as old:
         old.writestr("my_plugin.py", "x = 1\n")
     constraints = tmp_path / "mwaa-constraints.txt"
     constraints.write_text("google-auth==2.40.3\n")
-    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(tmp_path / wheel),
+    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(provider_wheel),
                            "--merge", str(existing), "--constraints", str(constraints))
     assert code == 0, err
     with zipfile.ZipFile(tmp_path / "out" / "plugins.zip") as bundle:
-        assert sorted(bundle.namelist()) == sorted(["my_plugin.py", "constraints.txt", wheel, PLUGIN_MODULE_NAME])
+        assert sorted(bundle.namelist()) == sorted(["my_plugin.py", "constraints.txt", provider_wheel.name,
+                                                    PLUGIN_MODULE_NAME])
         assert bundle.read("constraints.txt") == b"google-auth==2.40.3\n"
     assert '--constraint "/usr/local/airflow/plugins/constraints.txt"' in (
         tmp_path / "out" / "requirements.txt").read_text()

@@ -23,7 +23,7 @@ import pytest
 from airflow_provider_gcp_wif import __version__
 from tests.airflow_process import airflow_environment
 
-from .conftest import run_cli
+from .running import run_cli
 
 pytestmark = [pytest.mark.real_processes, pytest.mark.timeout(1500)]
 

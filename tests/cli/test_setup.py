@@ -14,7 +14,7 @@ import yaml
 
 from tests.emulated_gcloud import assert_gcloud_parses
 
-from .conftest import run_cli
+from .running import run_cli
 
 ARGS = ["setup", "--project-id", "wif-demo-project", "--project-number", "734501234567", "--pool-id", "aws-pool",
         "--provider-id", "aws-provider", "--aws-account-id", "123456789012", "--aws-role-name", "wif-role"]

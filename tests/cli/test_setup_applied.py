@@ -26,7 +26,7 @@ from airflow_provider_gcp_wif.testing import cel
 from airflow_provider_gcp_wif.testing.aws import LONG_ROLE_NAME
 from tests.emulated_gcloud import ACCOUNTS_CONSTRAINT, EmulatedGcloud, empty_project, parse_arg_dict
 
-from .conftest import run_cli
+from .running import run_cli
 
 REQUEST = google.auth.transport.requests.Request()
 BASE = ["setup", "--project-id", "wif-demo-project", "--project-number", "734501234567", "--pool-id", "aws-pool",

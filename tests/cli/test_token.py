@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import run_cli
+from .running import run_cli
 
 GCP_WIF = str(Path(sys.executable).with_name("gcp-wif"))
 

@@ -18,7 +18,7 @@ from airflow_provider_gcp_wif.credentials import jwt_audience
 from airflow_provider_gcp_wif.diagnosis import jwt_claims
 from airflow_provider_gcp_wif.errors import WifExchangeError
 from airflow_provider_gcp_wif.supplier import Boto3Supplier, WebIdentityTokenSupplier
-from tests.fixtures import JWT_PROVIDER, jwt_provider
+from tests.fixtures import JWT_PROVIDER, jwt_provider, sts_model_without_get_web_identity_token
 
 
 def _aws_cli_commands(text: str) -> list[str]:
@@ -235,9 +235,8 @@ def test_an_old_botocore_stops_the_exchange_with_the_version_needed(aws_env, rol
                                                                     monkeypatch):
     from airflow_provider_gcp_wif.credentials import exchange_transport, get_credentials
     from airflow_provider_gcp_wif.errors import WifConfigError
-    from tests.core.test_jwt_route import _sts_model_without_the_operation
 
-    _sts_model_without_the_operation(tmp_path)
+    sts_model_without_get_web_identity_token(tmp_path)
     monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
     with pytest.raises(WifConfigError) as caught:
         get_credentials(jwt_settings, role_supplier()).refresh(exchange_transport())

@@ -6,9 +6,6 @@ clouds."""
 from __future__ import annotations
 
 import datetime
-import gzip
-import json
-import pathlib
 
 import botocore
 import pytest
@@ -29,7 +26,7 @@ from airflow_provider_gcp_wif.supplier import (
     web_identity_token_duration,
 )
 from airflow_provider_gcp_wif.token_service import TokenService
-from tests.fixtures import listening_decoy
+from tests.fixtures import listening_decoy, sts_model_without_get_web_identity_token
 
 BASE = {"project_number": "734501234567", "pool_id": "aws-pool", "provider_id": "aws-provider"}
 
@@ -154,23 +151,10 @@ def test_an_sts_endpoint_of_the_aws_connection_is_kept(monkeypatch):
 # -- a botocore that predates GetWebIdentityToken ------------------------------------------------------------------
 
 
-def _sts_model_without_the_operation(directory: pathlib.Path) -> None:
-    """botocore's own STS model minus GetWebIdentityToken, where botocore's loader looks first (AWS_DATA_PATH):
-    what the botocore of MWAA 2.9.2-2.11.0 and 3.0.6 (1.34-1.39) holds."""
-    source = pathlib.Path(botocore.__file__).parent / "data" / "sts" / "2011-06-15"
-    target = directory / "sts" / "2011-06-15"
-    target.mkdir(parents=True)
-    name = next(p for p in source.iterdir() if p.name.startswith("service-2.json"))
-    raw = gzip.decompress(name.read_bytes()) if name.suffix == ".gz" else name.read_bytes()
-    model = json.loads(raw)
-    del model["operations"]["GetWebIdentityToken"]
-    (target / "service-2.json").write_text(json.dumps(model))
-
-
 def test_an_old_botocore_is_a_config_error_naming_the_version_needed_before_any_aws_call(tmp_path, monkeypatch):
     import boto3
 
-    _sts_model_without_the_operation(tmp_path)
+    sts_model_without_get_web_identity_token(tmp_path)
     monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
     with listening_decoy() as (port, received):
         monkeypatch.setenv("AWS_ENDPOINT_URL_STS", f"http://127.0.0.1:{port}")

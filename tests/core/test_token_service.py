@@ -106,7 +106,7 @@ def decoy():
 
 
 def test_malformed_settings_send_no_request(emulator, aws_env, decoy):
-    from tests.core.test_settings import MALFORMED
+    from tests.core.settings_cases import MALFORMED
 
     port, received = decoy
     for _, extras, field in MALFORMED:

@@ -5,7 +5,9 @@ issuer serves, and AWS's errors as botocore models them."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -36,6 +38,20 @@ def client(info: dict[str, Any], service: str, credentials: dict[str, str] | Non
 def role_session(info: dict[str, Any], role_arn: str | None = None, duration: int = 3600) -> dict[str, str]:
     return client(info, "sts").assume_role(RoleArn=role_arn or info["role_arn"], RoleSessionName="airflow",
                                            DurationSeconds=duration)["Credentials"]
+
+
+@contextlib.contextmanager
+def no_jwt_role_allowed(info: dict[str, Any], *statements: dict[str, Any]) -> Iterator[Any]:
+    """For the block, the fixture's role that lacks sts:GetWebIdentityToken holds an inline policy of
+    ``statements``; yields an STS client of a session of that role. The policy is removed afterwards."""
+    iam = client(info, "iam")
+    role_name = info["no_jwt_role_arn"].rsplit("/", 1)[1]
+    iam.put_role_policy(RoleName=role_name, PolicyName="jwt", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": list(statements)}))
+    try:
+        yield client(info, "sts", role_session(info, info["no_jwt_role_arn"]))
+    finally:
+        iam.delete_role_policy(RoleName=role_name, PolicyName="jwt")
 
 
 def jwk_to_pem(jwk: dict[str, Any]) -> str:
@@ -192,17 +208,11 @@ def test_role_without_the_permission_is_access_denied(emulator: Any) -> None:
 
 def test_condition_keys_for_audience_duration_and_algorithm_are_enforced(emulator: Any) -> None:
     """The policy AWS's guide shows: audience pinned (ForAllValues), duration capped, algorithm fixed."""
-    info = emulator.info
-    iam = client(info, "iam")
-    role_name = info["no_jwt_role_arn"].rsplit("/", 1)[1]
-    iam.put_role_policy(RoleName=role_name, PolicyName="jwt", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "sts:GetWebIdentityToken", "Resource": "*", "Condition": {
-            "ForAllValues:StringEquals": {"sts:IdentityTokenAudience": ["https://good"]},
-            "NumericLessThanEquals": {"sts:DurationSeconds": 300},  # a JSON number, as in AWS's examples
-            "StringEquals": {"sts:SigningAlgorithm": "ES384"}}}]}))
-    try:
-        sts = client(info, "sts", role_session(info, info["no_jwt_role_arn"]))
+    with no_jwt_role_allowed(emulator.info, {
+            "Effect": "Allow", "Action": "sts:GetWebIdentityToken", "Resource": "*", "Condition": {
+                "ForAllValues:StringEquals": {"sts:IdentityTokenAudience": ["https://good"]},
+                "NumericLessThanEquals": {"sts:DurationSeconds": 300},  # a JSON number, as in AWS's examples
+                "StringEquals": {"sts:SigningAlgorithm": "ES384"}}}) as sts:
         assert sts.get_web_identity_token(Audience=["https://good"], SigningAlgorithm="ES384", DurationSeconds=300)
         for kwargs in ({"Audience": ["https://good", "https://other"], "SigningAlgorithm": "ES384"},
                        {"Audience": ["https://good"], "SigningAlgorithm": "ES384", "DurationSeconds": 301},
@@ -210,26 +220,16 @@ def test_condition_keys_for_audience_duration_and_algorithm_are_enforced(emulato
             with pytest.raises(ClientError) as excinfo:
                 sts.get_web_identity_token(**kwargs)
             assert error_of(excinfo)[:2] == (403, "AccessDenied"), kwargs
-    finally:
-        iam.delete_role_policy(RoleName=role_name, PolicyName="jwt")
 
 
 def test_tags_also_need_tag_get_web_identity_token(emulator: Any) -> None:
-    info = emulator.info
-    iam = client(info, "iam")
-    role_name = info["no_jwt_role_arn"].rsplit("/", 1)[1]
-    iam.put_role_policy(RoleName=role_name, PolicyName="jwt", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "sts:GetWebIdentityToken", "Resource": "*"}]}))
-    try:
-        sts = client(info, "sts", role_session(info, info["no_jwt_role_arn"]))
+    with no_jwt_role_allowed(emulator.info,
+                             {"Effect": "Allow", "Action": "sts:GetWebIdentityToken", "Resource": "*"}) as sts:
         assert sts.get_web_identity_token(Audience=["aud"], SigningAlgorithm="RS256")
         with pytest.raises(ClientError) as excinfo:
             sts.get_web_identity_token(Audience=["aud"], SigningAlgorithm="RS256", Tags=[{"Key": "k", "Value": "v"}])
         status, code, message = error_of(excinfo)
         assert (status, code) == (403, "AccessDenied") and "perform: sts:TagGetWebIdentityToken because" in message
-    finally:
-        iam.delete_role_policy(RoleName=role_name, PolicyName="jwt")
 
 
 def test_duration_beyond_the_calling_session_is_session_duration_escalation(emulator: Any) -> None:

@@ -102,39 +102,42 @@ def test_changed_session_token_is_rejected_by_aws(emulator):
         "Received invalid AWS response of type InvalidClientTokenId with error message:")
 
 
-def test_signed_target_resource_header_cannot_be_changed(emulator):
+@pytest.fixture
+def other_audience(emulator):
+    """A second AWS provider in the same pool, trusting another AWS account: where a subject token made for the
+    fixture's provider would be replayed or redirected."""
+    emulator.control.set_provider(provider_id="other-provider", aws_account_id="123456789012")
+    return emulator.info["audience"].replace("aws-provider", "other-provider")
+
+
+def test_signed_target_resource_header_cannot_be_changed(emulator, other_audience):
     info = emulator.info
     request = signed_request(assume_role(info), info["audience"], sign_target=True)
-    other = info["audience"].replace("aws-provider", "other-provider")
-    emulator.control.set_provider(provider_id="other-provider", aws_account_id="123456789012")
 
-    response = exchange(info, serialize(with_header(request, "x-goog-cloud-target-resource", other)), audience=other)
+    response = exchange(info, serialize(with_header(request, "x-goog-cloud-target-resource", other_audience)),
+                        audience=other_audience)
 
     assert response.json() == SIGNATURE_DOES_NOT_MATCH
 
 
-def test_captured_signed_subject_token_replayed_for_another_audience_is_rejected(emulator):
+def test_captured_signed_subject_token_replayed_for_another_audience_is_rejected(emulator, other_audience):
     info = emulator.info
     captured = serialize(signed_request(assume_role(info), info["audience"], sign_target=True))
-    other = info["audience"].replace("aws-provider", "other-provider")
-    emulator.control.set_provider(provider_id="other-provider", aws_account_id="123456789012")
 
-    response = exchange(info, captured, audience=other)
+    response = exchange(info, captured, audience=other_audience)
 
     assert response.status_code == 400
     assert response.json() == {"error": "invalid_grant", "error_description": "AWS request has invalid format."}
 
 
-def test_unsigned_target_resource_header_can_be_rewritten_which_is_why_we_sign_it(emulator):
+def test_unsigned_target_resource_header_can_be_rewritten_which_is_why_we_sign_it(emulator, other_audience):
     """Documents the weakness the provider closes: google-auth's token (header unsigned) can be redirected."""
     info = emulator.info
     request = signed_request(assume_role(info), info["audience"])
-    other = info["audience"].replace("aws-provider", "other-provider")
-    emulator.control.set_provider(provider_id="other-provider", aws_account_id="123456789012")
 
-    redirected = with_header(request, "x-goog-cloud-target-resource", other)
+    redirected = with_header(request, "x-goog-cloud-target-resource", other_audience)
 
-    assert exchange(info, serialize(redirected), audience=other).status_code == 200
+    assert exchange(info, serialize(redirected), audience=other_audience).status_code == 200
 
 
 def test_strict_provider_rejects_an_unsigned_target_resource_header(emulator):

@@ -1,6 +1,6 @@
 """The connection-form tests' browser and servers: Debian's Chromium, screenshots in ``artifacts/ui/``, Airflow
-servers as :class:`tests.airflow_process.Component` s, and a hook run in a fresh process against a server's
-``AIRFLOW_HOME``."""
+servers as :class:`tests.airflow_process.Component` s started the same way for both UIs, the values a user types
+into the form, and a hook run in a fresh process against a server's ``AIRFLOW_HOME``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.airflow_process import REPO, Component
+from tests.airflow_process import REPO, Component, airflow_environment, free_port, migrate
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -50,6 +50,41 @@ class Server(Component):
                 pass
             time.sleep(1)
         pytest.fail(f"{self.name} did not answer {url} within {timeout:.0f}s:\n{self.log()}")
+
+
+def ui_environment(emulator: Any, home: Path, **settings: str) -> dict[str, str]:
+    """An Airflow server's environment for the form tests: the emulated clouds, the Test button enabled, the
+    metadata database migrated, and no ``gcp_wif`` connection but the one the test saves in the UI."""
+    environment = airflow_environment(emulator, home, AIRFLOW__CORE__TEST_CONNECTION="Enabled", **settings)
+    environment.pop("AIRFLOW_CONN_GCP_WIF_DEFAULT")
+    migrate(environment)
+    return environment
+
+
+def start_server(servers: list[Server], name: str, command: list[str], environment: Mapping[str, str],
+                 workdir: Path, health_path: str) -> str:
+    """``airflow <command> --port <a free port>`` on loopback as a :class:`Server` (stopped with ``servers``),
+    waited for until ``health_path`` answers; its base URL."""
+    port = free_port()
+    server = Server(name, [*command, "--port", str(port)], environment, workdir)
+    servers.append(server)
+    base = f"http://127.0.0.1:{port}"
+    server.wait_until_answering(f"{base}{health_path}")
+    return base
+
+
+def typed_values(info: Mapping[str, Any]) -> dict[str, str]:
+    """What the tests type into the form: the emulated clouds' WIF provider, service account, project and
+    endpoints (every other field keeps its default)."""
+    return {
+        "project_number": info["project_number"],
+        "pool_id": info["pool_id"],
+        "provider_id": info["provider_id"],
+        "impersonation_chain": info["service_account"],
+        "project": info["project_id"],
+        "sts_endpoint": info["sts_endpoint"],
+        "iam_endpoint": info["iam_endpoint"],
+    }
 
 
 def screenshot(page: Any, name: str) -> Path:

@@ -13,9 +13,9 @@ import pytest
 from playwright.sync_api import expect
 
 from airflow_provider_gcp_wif.provider_info import CONN_FIELDS, HOOK_NAME
-from tests.airflow_process import airflow, airflow_environment, free_port, migrate
+from tests.airflow_process import airflow
 
-from .browser import Server, hook_run_in, screenshot
+from .browser import hook_run_in, screenshot, start_server, typed_values, ui_environment
 
 pytestmark = [pytest.mark.ui, pytest.mark.airflow2, pytest.mark.timeout(420)]
 
@@ -24,23 +24,13 @@ CONN_ID = "gcp_wif_ui"
 
 @pytest.fixture
 def webserver(emulator, tmp_path, servers):
-    environment = airflow_environment(
-        emulator,
-        tmp_path / "home",
-        AIRFLOW__CORE__TEST_CONNECTION="Enabled",
-        AIRFLOW__WEBSERVER__WORKERS="1",
-        AIRFLOW__WEBSERVER__SECRET_KEY=secrets.token_hex(16),
-    )
-    environment.pop("AIRFLOW_CONN_GCP_WIF_DEFAULT")  # only the connection saved in the UI exists
-    migrate(environment)
+    environment = ui_environment(emulator, tmp_path / "home", AIRFLOW__WEBSERVER__WORKERS="1",
+                                 AIRFLOW__WEBSERVER__SECRET_KEY=secrets.token_hex(16))
     password = secrets.token_urlsafe(12)
     airflow(["users", "create", "--username", "admin", "--password", password, "--role", "Admin",
              "--email", "admin@example.com", "--firstname", "Ad", "--lastname", "Min"], environment)
-    port = free_port()
-    server = Server("webserver", ["webserver", "--hostname", "127.0.0.1", "--port", str(port)], environment, tmp_path)
-    servers.append(server)
-    base = f"http://127.0.0.1:{port}"
-    server.wait_until_answering(f"{base}/health")
+    base = start_server(servers, "webserver", ["webserver", "--hostname", "127.0.0.1"], environment, tmp_path,
+                        "/health")
     return base, environment, password
 
 
@@ -88,16 +78,7 @@ def test_connection_form_test_button_and_save(webserver, emulator, page):
     screenshot(page, "airflow2-01-form")
 
     page.fill("#conn_id", CONN_ID)
-    values = {
-        "aws_conn_id": "aws_default",
-        "project_number": info["project_number"],
-        "pool_id": info["pool_id"],
-        "provider_id": info["provider_id"],
-        "impersonation_chain": info["service_account"],
-        "project": info["project_id"],
-        "sts_endpoint": info["sts_endpoint"],
-        "iam_endpoint": info["iam_endpoint"],
-    }
+    values = {"aws_conn_id": "aws_default", **typed_values(info)}
     for name, value in values.items():
         page.fill(f"#extra__gcp_wif__{name}", value)
     screenshot(page, "airflow2-02-filled")

@@ -12,9 +12,9 @@ import urllib.request
 import pytest
 
 from airflow_provider_gcp_wif.provider_info import CONN_FIELDS, HOOK_NAME
-from tests.airflow_process import AIRFLOW_VERSION, airflow_environment, free_port, migrate
+from tests.airflow_process import AIRFLOW_VERSION
 
-from .browser import Server, hook_run_in, screenshot
+from .browser import hook_run_in, screenshot, start_server, typed_values, ui_environment
 
 pytestmark = [pytest.mark.ui, pytest.mark.airflow3, pytest.mark.timeout(420)]
 
@@ -27,21 +27,15 @@ UPSTREAM_PORT_BUG = "The host or port to test differs from the stored connection
 
 @pytest.fixture
 def api_server(emulator, tmp_path, servers):
-    environment = airflow_environment(
+    environment = ui_environment(
         emulator,
         tmp_path / "home",
         AIRFLOW__CORE__AUTH_MANAGER="airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
-        AIRFLOW__CORE__TEST_CONNECTION="Enabled",
     )
-    environment.pop("AIRFLOW_CONN_GCP_WIF_DEFAULT")  # only the connection saved in the UI exists
-    migrate(environment)
-    port = free_port()
-    server = Server("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(port)], environment, tmp_path)
-    servers.append(server)
-    base = f"http://127.0.0.1:{port}"
-    server.wait_until_answering(f"{base}/api/v2/monitor/health")
-    return base, environment, server
+    base = start_server(servers, "api-server", ["api-server", "--host", "127.0.0.1"], environment, tmp_path,
+                        "/api/v2/monitor/health")
+    return base, environment
 
 
 def get_json(url: str):
@@ -86,7 +80,7 @@ def press_test(page, row, routed: list[bool]):
 
 def test_connection_form_save_and_test_button(api_server, emulator, page):
     started = time.monotonic()
-    base, environment, _server = api_server
+    base, environment = api_server
     info = emulator.info
 
     # Admin → Connections → Add Connection, type "Google Cloud (AWS Workload Identity Federation)".
@@ -125,15 +119,7 @@ def test_connection_form_save_and_test_button(api_server, emulator, page):
     assert dialog.locator("[name=element_lifetime_seconds]").input_value() == "3600"
     screenshot(page, "airflow3-02-extra-fields")
 
-    values = {
-        "project_number": info["project_number"],
-        "pool_id": info["pool_id"],
-        "provider_id": info["provider_id"],
-        "impersonation_chain": info["service_account"],
-        "project": info["project_id"],
-        "sts_endpoint": info["sts_endpoint"],
-        "iam_endpoint": info["iam_endpoint"],
-    }
+    values = typed_values(info)
     for name, value in values.items():
         dialog.locator(f"[name=element_{name}]").fill(value)
     screenshot(page, "airflow3-03-filled")
