@@ -31,12 +31,12 @@ import logging
 import os
 import random
 import threading
-import time
 import urllib.parse
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
+import tenacity
 from google.auth import _helpers, aws, identity_pool, impersonated_credentials
 from google.auth import credentials as google_credentials
 from google.auth import exceptions as google_exceptions
@@ -50,6 +50,8 @@ from airflow_provider_gcp_wif.resource_names import https_audience, sts_host
 from airflow_provider_gcp_wif.supplier import Boto3Supplier, WebIdentityTokenSupplier
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 AWS_SUBJECT_TOKEN_TYPE = "urn:ietf:params:aws:token-type:aws4_request"
 GET_CALLER_IDENTITY_URL = "https://{host}?Action=GetCallerIdentity&Version=2011-06-15"
@@ -363,6 +365,37 @@ def _default_request() -> Any:
     return exchange_transport()
 
 
+#: The longest pause between two attempts of a step that failed transiently.
+MAX_RETRY_DELAY_SECONDS = 8.0
+
+
+def retry_transient(call: Callable[[], T], *, retries: int, initial_delay: float, what: str | None = None) -> T:
+    """``call()``, tried again up to ``retries`` times while it fails with a ``retryable``
+    :class:`~airflow_provider_gcp_wif.errors.WifExchangeError` (429, 5xx, resets, malformed answers), after capped
+    exponential backoff with jitter: ``min(8 s, initial_delay * 2**n) * U[0.5, 1)``. The last error (or any other)
+    is raised as it is. ``what`` names the call in the log (default: the error's step)."""
+
+    def transient(exc: BaseException) -> bool:
+        return isinstance(exc, WifExchangeError) and exc.retryable
+
+    def backoff(state: tenacity.RetryCallState) -> float:
+        base = min(MAX_RETRY_DELAY_SECONDS, initial_delay * 2 ** (state.attempt_number - 1))
+        return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not a secret
+
+    def announce_retry(state: tenacity.RetryCallState) -> None:
+        err = state.outcome.exception() if state.outcome is not None else None
+        assert isinstance(err, WifExchangeError)
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        log.info("gcp_wif: %s failed transiently (%s); retry %d of %d in %.2fs", what or err.step,
+                 err.code or err.status or "no answer", state.attempt_number, retries, delay)
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(retries + 1), wait=backoff, retry=tenacity.retry_if_exception(transient),
+        before_sleep=announce_retry, reraise=True,
+    )
+    return retrying(call)
+
+
 class WifCredentials(google_credentials.CredentialsWithQuotaProject):
     """Thread-safe, shareable Google credentials for one (settings, AWS identity) pair.
 
@@ -494,18 +527,8 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         if shared and self._host_cache is not None:
             self._exchange_through_host(request, reuse=reuse)
             return
-        attempts = self.settings.num_retries + 1
-        for attempt in range(attempts):
-            try:
-                self.chain.final.refresh(request)
-                break
-            except WifExchangeError as err:
-                if not err.retryable or attempt == attempts - 1:
-                    raise
-                delay = min(8.0, self._retry_initial_delay * (2**attempt)) * (0.5 + random.random() / 2)  # noqa: S311
-                log.info("gcp_wif: %s failed transiently (%s); retry %d of %d in %.2fs",
-                         err.step, err.code or err.status or "no answer", attempt + 1, attempts - 1, delay)
-                time.sleep(delay)
+        retry_transient(lambda: self.chain.final.refresh(request), retries=self.settings.num_retries,
+                        initial_delay=self._retry_initial_delay)
         self.token = self.chain.final.token
         self.expiry = self.chain.final.expiry
         # The federated token (the impersonation's source) is a bearer credential too.

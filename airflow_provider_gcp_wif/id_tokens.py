@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -111,7 +110,7 @@ def get_id_token(credentials: WifCredentials, audience: str, *, request: Any | N
 
 def _generate(credentials: WifCredentials, audience: str, request: Any | None) -> tuple[str, float]:
     """One ``generateIdToken`` call (retrying transient failures as the access-token exchange does)."""
-    from airflow_provider_gcp_wif.credentials import caller_of, exchange_transport
+    from airflow_provider_gcp_wif.credentials import caller_of, exchange_transport, retry_transient
 
     settings = credentials.settings
     # Like the STS and generateAccessToken steps, never the caller's transport: it may follow redirects.
@@ -122,18 +121,8 @@ def _generate(credentials: WifCredentials, audience: str, request: Any | None) -
     if settings.delegates:
         body["delegates"] = [f"projects/-/serviceAccounts/{delegate}" for delegate in settings.delegates]
     caller = caller_of(settings, credentials.supplier)
-    attempts = settings.num_retries + 1
-    for attempt in range(attempts):
-        try:
-            return _call(request, url, credentials.federated_token(request), body, settings, caller)
-        except WifExchangeError as err:
-            if not err.retryable or attempt == attempts - 1:
-                raise
-            delay = min(8.0, 0.5 * (2**attempt)) * (0.5 + random.random() / 2)  # noqa: S311
-            log.info("gcp_wif: generateIdToken failed transiently (%s); retry %d of %d in %.2fs",
-                     err.code or err.status or "no answer", attempt + 1, attempts - 1, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
+    return retry_transient(lambda: _call(request, url, credentials.federated_token(request), body, settings, caller),
+                           retries=settings.num_retries, initial_delay=0.5, what="generateIdToken")
 
 
 def _call(request: Any, url: str, bearer: str, body: dict[str, Any], settings: WifSettings, caller: Caller
