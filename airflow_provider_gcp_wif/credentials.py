@@ -365,6 +365,21 @@ def _default_request() -> Any:
     return exchange_transport()
 
 
+def protected_refresh(refresh: Callable[[], Any], *, mandatory: Callable[[], bool], what: str) -> bool:
+    """botocore's ``_protected_refresh``: run ``refresh()``; if it fails with a Google auth error (every
+    :class:`~airflow_provider_gcp_wif.errors.WifExchangeError` is one) while the current token is only in its
+    *advisory* window (``mandatory()`` is false when asked after the failure), the still-valid token stays in use and
+    the failure is logged; in the *mandatory* window (or with no token) it raises. ``True`` when it refreshed."""
+    try:
+        refresh()
+    except google_exceptions.GoogleAuthError as err:
+        if mandatory():
+            raise
+        log.warning("gcp_wif: renewing %s ahead of expiry failed, the current one stays in use: %s", what, err)
+        return False
+    return True
+
+
 #: The longest pause between two attempts of a step that failed transiently.
 MAX_RETRY_DELAY_SECONDS = 8.0
 
@@ -503,9 +518,7 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
                 return
             try:
                 if self._advisory_due():
-                    self._exchange(request)
-            except google_exceptions.GoogleAuthError as err:
-                log.warning("gcp_wif: refresh ahead of expiry failed, the current token stays in use: %s", err)
+                    protected_refresh(lambda: self._exchange(request), mandatory=lambda: False, what="the Google token")
             finally:
                 self._lock.release()
             return
@@ -513,13 +526,8 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
             # Another thread may have refreshed while this one waited.
             if self.token is not None and not self._advisory_due():
                 return
-            if self.token is not None and not self.expired:
-                try:
-                    self._exchange(request)
-                except google_exceptions.GoogleAuthError as err:
-                    log.warning("gcp_wif: refresh ahead of expiry failed, the current token stays in use: %s", err)
-                return
-            self._exchange(request)
+            mandatory = self.token is None or self.expired
+            protected_refresh(lambda: self._exchange(request), mandatory=lambda: mandatory, what="the Google token")
 
     def _exchange(self, request: Any, *, reuse: bool = True, shared: bool = True) -> None:
         """One exchange (the caller holds the lock), retrying transient failures. With the host cache, a fresh
@@ -578,13 +586,11 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
             if left is not None and now < left.advisory_at:
                 self._take(left)
                 return
-            try:
-                self._exchange(request, shared=False)
-            except google_exceptions.GoogleAuthError:
-                if left is None or now >= left.mandatory_at:
-                    raise
-                log.warning("gcp_wif: refresh ahead of expiry failed, the host's current token stays in use",
-                            exc_info=True)
+            exchanged = protected_refresh(lambda: self._exchange(request, shared=False),
+                                          mandatory=lambda: left is None or now >= left.mandatory_at,
+                                          what="the Google token (the host's current one)")
+            if not exchanged:
+                assert left is not None
                 self._take(left)
                 return
             assert self.token is not None and self.expiry is not None

@@ -69,7 +69,7 @@ def get_id_token(credentials: WifCredentials, audience: str, *, request: Any | N
         WifConfigError: no service account is configured, or ``audience`` is empty — before any network call.
         WifExchangeError: a step failed (``impersonation`` for ``generateIdToken`` itself), with the fix.
     """
-    from airflow_provider_gcp_wif.credentials import cache_key
+    from airflow_provider_gcp_wif.credentials import cache_key, protected_refresh
 
     settings = credentials.settings
     if not isinstance(audience, str) or not audience.strip() or any(c.isspace() for c in audience):
@@ -96,16 +96,13 @@ def get_id_token(credentials: WifCredentials, audience: str, *, request: Any | N
     with entry.lock:
         if entry.remaining() > REFRESH_AHEAD_SECONDS:  # another thread renewed it meanwhile
             return str(entry.token)
-        try:
-            token, expires_at = _generate(credentials, audience, request)
-        except WifExchangeError as err:
-            if entry.remaining() > MINIMUM_REMAINING_SECONDS:
-                log.warning("gcp_wif: renewing the ID token for %s failed, the current one stays in use: %s",
-                            audience, err)
-                return str(entry.token)
-            raise
-        entry.token, entry.expires_at = token, expires_at
-        return token
+
+        def renew() -> None:
+            entry.token, entry.expires_at = _generate(credentials, audience, request)
+
+        protected_refresh(renew, mandatory=lambda: entry.remaining() <= MINIMUM_REMAINING_SECONDS,
+                          what=f"the ID token for {audience}")
+        return str(entry.token)
 
 
 def _generate(credentials: WifCredentials, audience: str, request: Any | None) -> tuple[str, float]:
