@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import json
 import logging
 import os
@@ -634,16 +633,9 @@ def fork_generation() -> int:
 
 
 def cache_key(settings: WifSettings, supplier: Boto3Supplier) -> tuple[Any, ...]:
-    """Every field that changes the token (the connection id only names it), plus the AWS identity source."""
-    fields = dataclass_values(settings)
-    digest = hashlib.sha256(repr(fields).encode()).hexdigest()
-    return (digest, supplier.identity_key, supplier.description)
-
-
-def dataclass_values(settings: WifSettings) -> tuple[Any, ...]:
-    import dataclasses
-
-    return tuple(getattr(settings, f.name) for f in dataclasses.fields(settings) if f.compare)
+    """The settings themselves (a frozen dataclass: hashed and compared on every field that changes the token; the
+    connection id only names it) and the AWS identity source."""
+    return (settings, supplier.identity_key, supplier.description)
 
 
 def get_credentials(settings: WifSettings, supplier: Boto3Supplier, **options: Any) -> WifCredentials:
