@@ -165,22 +165,10 @@ def jwt_audience(settings: WifSettings) -> str:
     return https_audience(settings.audience)
 
 
-_jwt_suppliers: weakref.WeakKeyDictionary[Boto3Supplier, dict[str, WebIdentityTokenSupplier]] = (
-    weakref.WeakKeyDictionary()
-)
-_jwt_suppliers_lock = threading.Lock()
-
-
 def web_identity_token_supplier(settings: WifSettings, supplier: Boto3Supplier) -> WebIdentityTokenSupplier:
-    """The one JWT supplier of this AWS identity for this audience (shared, so a JWT is reused across
-    credentials and rebuilds after a fork until it nears its expiry)."""
-    audience = jwt_audience(settings)
-    with _jwt_suppliers_lock:
-        by_audience = _jwt_suppliers.setdefault(supplier, {})
-        jwt = by_audience.get(audience)
-        if jwt is None:
-            jwt = by_audience[audience] = WebIdentityTokenSupplier(supplier, audience)
-        return jwt
+    """The one JWT supplier of this AWS identity for the settings' audience (see
+    :meth:`~airflow_provider_gcp_wif.supplier.Boto3Supplier.web_identity_token_supplier`)."""
+    return supplier.web_identity_token_supplier(jwt_audience(settings))
 
 
 class _FederatedSource(google_credentials.Credentials):
@@ -661,10 +649,9 @@ def _after_fork_in_child() -> None:
     # A forked child (Celery's prefork pool, LocalExecutor, Airflow's task runner, the triggerer's runner) must not
     # inherit locks another thread may hold, nor share boto3 connection pools with its parent: it starts with an
     # empty cache and a new generation, and every credentials object it inherited gets a fresh lock (the AWS
-    # suppliers do the same for theirs and drop their boto3 sessions, see supplier.py).
-    global _cache_lock, _fork_generation, _jwt_suppliers_lock
+    # suppliers, whose handler ran first, do the same for theirs and drop their boto3 sessions, see supplier.py).
+    global _cache_lock, _fork_generation
     _cache_lock = threading.Lock()
-    _jwt_suppliers_lock = threading.Lock()  # rebuilding jwt credentials below takes it
     _cache.clear()
     _fork_generation += 1
     for credentials in list(_live_credentials):

@@ -71,8 +71,9 @@ def web_identity_token_duration(
 #: The role name the loopback credential endpoint reports (google-auth asks for it, then for its credentials).
 ENDPOINT_ROLE_NAME = "gcp-wif"
 
-# Every live supplier, so that a forked child can give each one fresh locks and no boto3 session (see _after_fork).
-_live_suppliers: weakref.WeakSet[Boto3Supplier] = weakref.WeakSet()
+# Every live AWS and JWT supplier, so that a forked child can give each one fresh locks (and the AWS ones no boto3
+# session): the one fork registry of this module, see _after_fork_in_child.
+_live_suppliers: weakref.WeakSet[Boto3Supplier | WebIdentityTokenSupplier] = weakref.WeakSet()
 
 _shared_loaders: dict[str | None, Any] = {}
 _shared_loader_scope = threading.local()
@@ -212,6 +213,8 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
         self.description = description
         self._sts_client_factory = sts_client_factory
         self._caller_arn: str | None = None
+        self._jwt_suppliers: dict[str, WebIdentityTokenSupplier] = {}
+        self._jwt_lock = threading.Lock()
         _live_suppliers.add(self)
 
     def __repr__(self) -> str:
@@ -412,23 +415,26 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
             else:  # a forked child leaving the block: the serving thread is the parent's (shutdown() would wait
                 server.socket.close()  # for it forever); only the child's copy of the socket is closed
 
+    # -- federation jwt --------------------------------------------------------------------------------------
+
+    def web_identity_token_supplier(self, audience: str) -> WebIdentityTokenSupplier:
+        """The one JWT supplier of this AWS identity for ``audience`` (shared, so a JWT is reused across
+        credentials and rebuilds after a fork until it nears its expiry)."""
+        with self._jwt_lock:
+            jwt = self._jwt_suppliers.get(audience)
+            if jwt is None:
+                jwt = self._jwt_suppliers[audience] = WebIdentityTokenSupplier(self, audience)
+            return jwt
+
     # -- fork ------------------------------------------------------------------------------------------------
 
     def _after_fork(self) -> None:
-        # Another thread of the parent may have held the lock, or been inside botocore's own credential refresh
+        # Another thread of the parent may have held a lock, or been inside botocore's own credential refresh
         # (whose lock the session's credentials hold), at the moment of the fork: the child gets fresh locks and
         # builds its own session (and with it its own connection pools).
         self._lock = threading.Lock()
+        self._jwt_lock = threading.Lock()
         self._session = None
-
-
-def _after_fork_in_child() -> None:
-    for supplier in list(_live_suppliers):
-        supplier._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
@@ -462,7 +468,7 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
         self._token: str | None = None
         self._reuse_until: datetime.datetime | None = None
         self.fetch_count = 0  # GetWebIdentityToken calls that returned a JWT (read by tests)
-        _live_jwt_suppliers.add(self)
+        _live_suppliers.add(self)
 
     def __repr__(self) -> str:
         return f"WebIdentityTokenSupplier({self.aws.description}, audience={self.audience!r})"
@@ -577,13 +583,12 @@ def missing_operation_error() -> WifConfigError:
     )
 
 
-_live_jwt_suppliers: weakref.WeakSet[WebIdentityTokenSupplier] = weakref.WeakSet()
-
-
-def _jwt_suppliers_after_fork_in_child() -> None:
-    for supplier in list(_live_jwt_suppliers):
+def _after_fork_in_child() -> None:
+    # Registered when this module is imported, so before credentials.py's handler, which rebuilds credentials
+    # (and takes the suppliers' locks): os.register_at_fork runs child handlers in registration order.
+    for supplier in list(_live_suppliers):
         supplier._after_fork()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_jwt_suppliers_after_fork_in_child)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
