@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from google.auth import aws, identity_pool
 
 from airflow_provider_gcp_wif import masking
-from airflow_provider_gcp_wif.diagnosis import translate_aws_error
+from airflow_provider_gcp_wif.diagnosis import aws_error_code, translate_aws_error
 from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
 from airflow_provider_gcp_wif.resource_names import sts_host
 
@@ -514,7 +514,7 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
         try:
             answer = self._call(client, duration)
         except Exception as err:  # noqa: BLE001 - botocore ClientError, endpoint errors: translated below
-            if too_short and expiry is not None and _aws_code(err) == "SessionDurationEscalationException":
+            if too_short and expiry is not None and aws_error_code(err) == "SessionDurationEscalationException":
                 raise WifExchangeError(
                     "aws_credentials",
                     f"the AWS credentials of {self.aws.description} expire at {expiry:%H:%M:%S} UTC, too soon for "
@@ -523,7 +523,7 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
                     "credential source hands out credentials that live under two minutes: lengthen them (the "
                     "role's maximum session duration, or the container credentials' lifetime).",
                 ) from None
-            if expiry is None and _aws_code(err) == "SessionDurationEscalationException" and duration > 60:
+            if expiry is None and aws_error_code(err) == "SessionDurationEscalationException" and duration > 60:
                 # Session credentials whose expiry botocore was not told (a bare AWS_SESSION_TOKEN): the shortest
                 # JWT is the one AWS accepts whenever any can be had.
                 try:
@@ -548,7 +548,7 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
 
     def _translated(self, err: BaseException, region: str) -> WifExchangeError:
         caller = None
-        if _aws_code(err) in ("AccessDenied", "AccessDeniedException"):
+        if aws_error_code(err) in ("AccessDenied", "AccessDeniedException"):
             try:  # names the role in the printed policy command; GetCallerIdentity needs no permission
                 caller = self.aws.caller_arn()
             except Exception:  # noqa: BLE001 - best effort
@@ -562,12 +562,6 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
-
-
-def _aws_code(err: BaseException) -> str:
-    response = getattr(err, "response", None)
-    error = response.get("Error", {}) if isinstance(response, dict) else {}
-    return str(error.get("Code", "")) if isinstance(error, dict) else ""
 
 
 def missing_operation_error() -> WifConfigError:
