@@ -469,6 +469,7 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
         self._reuse_until: datetime.datetime | None = None
         self.fetch_count = 0  # GetWebIdentityToken calls that returned a JWT (read by tests)
         _live_suppliers.add(self)
+        masking.redact_botocore_web_identity_tokens()  # botocore logs the answer (DEBUG) before we hold the JWT
 
     def __repr__(self) -> str:
         return f"WebIdentityTokenSupplier({self.aws.description}, audience={self.audience!r})"
@@ -510,7 +511,6 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
         # the shortest one, and only its refusal is the error below.
         too_short = duration is None
         duration = duration or MIN_JWT_DURATION_SECONDS
-        masking.redact_botocore_web_identity_tokens()  # botocore logs the answer (DEBUG) before we hold the JWT
         try:
             answer = self._call(client, duration)
         except Exception as err:  # noqa: BLE001 - botocore ClientError, endpoint errors: translated below
