@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import tenacity
-from google.auth import _helpers, aws, identity_pool, impersonated_credentials
+from google.auth import aws, identity_pool, impersonated_credentials
 from google.auth import credentials as google_credentials
 from google.auth import exceptions as google_exceptions
 
@@ -348,6 +348,11 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_transport_in_child)
 
 
+def utcnow() -> datetime.datetime:
+    """Now, as naive UTC: how google-auth keeps ``expiry``."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
 def _default_request() -> Any:
     return exchange_transport()
 
@@ -419,7 +424,7 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         supplier: Boto3Supplier,
         *,
         retry_initial_delay: float = 0.5,
-        clock: Callable[[], datetime.datetime] = _helpers.utcnow,
+        clock: Callable[[], datetime.datetime] = utcnow,
         host_cache: HostTokenCache | None = None,
     ) -> None:
         super().__init__()

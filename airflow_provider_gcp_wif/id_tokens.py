@@ -17,7 +17,6 @@ a time per audience; every token is announced to the secrets masker.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 import time
@@ -31,8 +30,6 @@ from airflow_provider_gcp_wif.errors import RedirectRefused, WifConfigError, Wif
 
 if TYPE_CHECKING:
     from airflow_provider_gcp_wif.credentials import WifCredentials
-
-log = logging.getLogger(__name__)
 
 #: Renew an ID token when less than this is left of its life (Google's last one hour) ...
 REFRESH_AHEAD_SECONDS = 300
