@@ -23,20 +23,20 @@ for chains, which google-auth's built-in external-account impersonation lacks). 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
-import hashlib
 import json
 import logging
 import os
 import random
 import threading
-import time
 import urllib.parse
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
-from google.auth import _helpers, aws, identity_pool, impersonated_credentials
+import tenacity
+from google.auth import aws, identity_pool, impersonated_credentials
 from google.auth import credentials as google_credentials
 from google.auth import exceptions as google_exceptions
 
@@ -49,13 +49,15 @@ from airflow_provider_gcp_wif.constants import (
     JWT_SUBJECT_TOKEN_TYPE,
     TARGET_RESOURCE_HEADER,
 )
-from airflow_provider_gcp_wif.diagnosis import PLACEHOLDER_SETTINGS, UNKNOWN_CALLER, Caller, translate_exception
-from airflow_provider_gcp_wif.errors import RedirectRefused, WifConfigError, WifExchangeError, sanitized_cause
+from airflow_provider_gcp_wif.diagnosis import UNKNOWN_CALLER, Caller, translate_exception
+from airflow_provider_gcp_wif.errors import RedirectRefused, Step, WifConfigError, WifExchangeError, sanitized_cause
 from airflow_provider_gcp_wif.host_cache import HostTokenCache, SharedToken
 from airflow_provider_gcp_wif.resource_names import https_audience, sts_host
 from airflow_provider_gcp_wif.supplier import Boto3Supplier, WebIdentityTokenSupplier
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Refresh ahead of expiry: at most this long before it (botocore's "advisory" window) ...
 ADVISORY_REFRESH_SECONDS = 300
@@ -77,20 +79,59 @@ class _StatusRecorder:
         return response
 
 
-class _FederatedCredentials(aws.Credentials):
-    """``aws.Credentials`` that signs the audience into each subject token and names the STS step on failure."""
+@dataclasses.dataclass(frozen=True)
+class WifContext:
+    """What a failed step's error names: the settings and who the AWS caller is."""
 
-    def __init__(self, *args: Any, wif_settings: WifSettings | None = None, wif_caller: Caller = UNKNOWN_CALLER,
-                 **kwargs: Any) -> None:
+    settings: WifSettings
+    caller: Caller
+
+
+class _NamedStep:
+    """What our three google-auth credential classes share. Their context is a constructor argument, so every copy
+    google-auth makes (``with_scopes``, ``with_quota_project``, ...: ``_constructor_args`` for external accounts, the
+    source credentials for impersonation) keeps it; their refresh goes through :func:`exchange_transport` whatever
+    transport the caller passed, announces the new token, and turns any failure into a
+    :class:`~airflow_provider_gcp_wif.errors.WifExchangeError` naming ``step``, except our own errors, which
+    surface as they are: a ``WifExchangeError`` of an earlier step, and a ``WifConfigError`` (a setting the AWS side
+    cannot serve, found before anything is sent)."""
+
+    step: Step
+    token: Any
+
+    def __init__(self, *args: Any, wif: WifContext, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._wif_settings = wif_settings or PLACEHOLDER_SETTINGS
-        self._wif_caller = wif_caller
+        self.wif = wif
 
     def _constructor_args(self) -> dict[str, Any]:
-        # google-auth copies credentials (with_scopes, with_quota_project) through these arguments.
-        args: dict[str, Any] = super()._constructor_args()
-        args["wif_settings"], args["wif_caller"] = self._wif_settings, self._wif_caller
+        args: dict[str, Any] = super()._constructor_args()  # type: ignore[misc]
+        args["wif"] = self.wif
         return args
+
+    def _secrets(self) -> list[str | None]:
+        """The tokens a sanitised cause must not carry."""
+        return [self.token]
+
+    def refresh(self, request: Any) -> None:
+        # ``request`` (whatever transport the caller holds) is not used: see exchange_transport().
+        recorder = _StatusRecorder(exchange_transport())
+        try:
+            super().refresh(recorder)  # type: ignore[misc]
+        except (WifExchangeError, WifConfigError):
+            raise  # an earlier step failed (or the AWS side cannot serve a setting): already named
+        except Exception as exc:  # noqa: BLE001 - re-raised below as a WifExchangeError
+            error = translate_exception(self.step, exc, self.wif.settings, self.wif.caller, status=recorder.status)
+            cause = sanitized_cause(exc, self._secrets())
+        else:
+            masking.announce(self.token)  # before the next step sends it (and google-auth logs it)
+            return
+        raise error from cause
+
+
+class _FederatedCredentials(_NamedStep, aws.Credentials):
+    """``aws.Credentials`` that signs the audience into each subject token and names the STS step on failure."""
+
+    step = "sts_exchange"
 
     def retrieve_subject_token(self, request: Any) -> str:
         supplier = self._aws_security_credentials_supplier
@@ -115,52 +156,12 @@ class _FederatedCredentials(aws.Credentials):
                                                          aws_credentials.session_token))
         return subject_token
 
-    def refresh(self, request: Any) -> None:
-        # ``request`` (whatever transport the caller holds) is not used: see exchange_transport().
-        recorder = _StatusRecorder(exchange_transport())
-        try:
-            super().refresh(recorder)
-        except WifExchangeError:
-            raise  # the AWS step failed: already named
-        except Exception as exc:  # noqa: BLE001 - re-raised below as a WifExchangeError
-            error = translate_exception("sts_exchange", exc, self._wif_settings, self._wif_caller,
-                                        status=recorder.status)
-            cause = sanitized_cause(exc, [self.token])
-        else:
-            masking.announce(self.token)  # before the impersonation call sends it (and logs it)
-            return
-        raise error from cause
 
-
-class _OidcFederatedCredentials(identity_pool.Credentials):
+class _OidcFederatedCredentials(_NamedStep, identity_pool.Credentials):
     """``identity_pool.Credentials`` over AWS-signed JWTs (``federation: jwt``) that names the STS step on failure.
     The JWT is bound to its audience by AWS's signature (its ``aud`` claim), so nothing needs signing here."""
 
-    def __init__(self, *args: Any, wif_settings: WifSettings | None = None, wif_caller: Caller = UNKNOWN_CALLER,
-                 **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._wif_settings = wif_settings or PLACEHOLDER_SETTINGS
-        self._wif_caller = wif_caller
-
-    def _constructor_args(self) -> dict[str, Any]:
-        args: dict[str, Any] = super()._constructor_args()
-        args["wif_settings"], args["wif_caller"] = self._wif_settings, self._wif_caller
-        return args
-
-    def refresh(self, request: Any) -> None:
-        recorder = _StatusRecorder(exchange_transport())
-        try:
-            super().refresh(recorder)
-        except (WifExchangeError, WifConfigError):
-            raise  # the AWS step failed (or botocore cannot do it): already named
-        except Exception as exc:  # noqa: BLE001 - re-raised below as a WifExchangeError
-            error = translate_exception("sts_exchange", exc, self._wif_settings, self._wif_caller,
-                                        status=recorder.status)
-            cause = sanitized_cause(exc, [self.token])
-        else:
-            masking.announce(self.token)
-            return
-        raise error from cause
+    step = "sts_exchange"
 
 
 def jwt_audience(settings: WifSettings) -> str:
@@ -169,50 +170,74 @@ def jwt_audience(settings: WifSettings) -> str:
     return https_audience(settings.audience)
 
 
-_jwt_suppliers: weakref.WeakKeyDictionary[Boto3Supplier, dict[str, WebIdentityTokenSupplier]] = (
-    weakref.WeakKeyDictionary()
-)
-_jwt_suppliers_lock = threading.Lock()
-
-
 def web_identity_token_supplier(settings: WifSettings, supplier: Boto3Supplier) -> WebIdentityTokenSupplier:
-    """The one JWT supplier of this AWS identity for this audience (shared, so a JWT is reused across
-    credentials and rebuilds after a fork until it nears its expiry)."""
-    audience = jwt_audience(settings)
-    with _jwt_suppliers_lock:
-        by_audience = _jwt_suppliers.setdefault(supplier, {})
-        jwt = by_audience.get(audience)
-        if jwt is None:
-            jwt = by_audience[audience] = WebIdentityTokenSupplier(supplier, audience)
-        return jwt
+    """The one JWT supplier of this AWS identity for the settings' audience (see
+    :meth:`~airflow_provider_gcp_wif.supplier.Boto3Supplier.web_identity_token_supplier`)."""
+    return supplier.web_identity_token_supplier(jwt_audience(settings))
 
 
-class _ImpersonatedCredentials(impersonated_credentials.Credentials):
-    """``impersonated_credentials.Credentials`` that names the impersonation step on failure."""
+class _FederatedSource(google_credentials.Credentials):
+    """The impersonation's source as google-auth sees it: a window onto the chain's federated credentials, which
+    we hold. google-auth keeps a (shallow) copy of its source and re-scopes it when it can, so handing it the
+    federated credentials themselves would leave us a token we could only read back out of google-auth's private
+    attributes; every copy of this window refreshes and reads the one federated credential instead (so ID tokens,
+    access tokens and every ``with_*`` copy share one STS exchange). It carries the chain's context to the
+    impersonated credentials' constructor, which google-auth's copies call with the source alone."""
 
-    _wif_settings: WifSettings = PLACEHOLDER_SETTINGS
-    _wif_caller: Caller = UNKNOWN_CALLER
+    def __init__(self, federated: _FederatedCredentials | _OidcFederatedCredentials) -> None:
+        super().__init__()
+        self.federated = federated
+        self.wif = federated.wif
+
+    @property
+    def universe_domain(self) -> str:
+        return str(self.federated.universe_domain)
 
     def refresh(self, request: Any) -> None:
-        # ``request`` (whatever transport the caller holds) is not used: see exchange_transport().
-        recorder = _StatusRecorder(exchange_transport())
-        try:
-            super().refresh(recorder)
-        except (WifExchangeError, WifConfigError):
-            raise  # the federated source failed: already names its step
-        except Exception as exc:  # noqa: BLE001 - re-raised below as a WifExchangeError
-            error = translate_exception("impersonation", exc, self._wif_settings, self._wif_caller,
-                                        status=recorder.status)
-            cause = sanitized_cause(exc, [self.token, self._source_credentials.token])
-        else:
-            masking.announce(self.token)
-            return
-        raise error from cause
+        if not self.federated.valid:
+            self.federated.refresh(request)
+        self.token, self.expiry = self.federated.token, self.federated.expiry
 
 
-def build_google_credentials(settings: WifSettings, supplier: Boto3Supplier) -> google_credentials.Credentials:
+class _ImpersonatedCredentials(_NamedStep, impersonated_credentials.Credentials):
+    """``impersonated_credentials.Credentials`` that names the impersonation step on failure."""
+
+    step = "impersonation"
+
+    def __init__(self, source_credentials: _FederatedSource, *args: Any, **kwargs: Any) -> None:
+        # google-auth's copies (``_make_copy``) pass the source and google-auth's own arguments only: the context
+        # and the federated credentials come with the source.
+        self.federated = source_credentials.federated
+        super().__init__(source_credentials, *args, wif=source_credentials.wif, **kwargs)
+
+    def _secrets(self) -> list[str | None]:
+        return [self.token, self.federated.token]
+
+
+class CredentialChain:
+    """The google-auth credentials of one exchange, held here rather than read back out of google-auth:
+    ``federated`` (the STS step) and ``final``, whose token callers use (``federated`` itself for direct resource
+    access, else the impersonated credentials over it). No I/O happens on construction."""
+
+    def __init__(self, federated: _FederatedCredentials | _OidcFederatedCredentials,
+                 final: google_credentials.Credentials) -> None:
+        self.federated = federated
+        self.final = final
+
+    @property
+    def impersonating(self) -> bool:
+        return self.final is not self.federated
+
+    def federated_token(self, request: Any) -> str:
+        """A live federated token (refreshed, without retries, when it is not valid)."""
+        if not self.federated.valid:
+            self.federated.refresh(request)
+        return str(self.federated.token)
+
+
+def build_chain(settings: WifSettings, supplier: Boto3Supplier) -> CredentialChain:
     """The google-auth credentials for ``settings`` (not shared, not refreshed: no I/O happens here)."""
-    caller = caller_of(settings, supplier)
+    wif = WifContext(settings, caller_of(settings, supplier))
     impersonating = bool(settings.impersonation_chain)
     common: dict[str, Any] = dict(
         audience=settings.audience,
@@ -222,10 +247,9 @@ def build_google_credentials(settings: WifSettings, supplier: Boto3Supplier) -> 
         scopes=[CLOUD_PLATFORM_SCOPE] if impersonating else list(settings.scopes),
         quota_project_id=None if impersonating else settings.quota_project_id,
         universe_domain=settings.universe_domain,
-        wif_settings=settings,
-        wif_caller=caller,
+        wif=wif,
     )
-    federated: google_credentials.Credentials
+    federated: _FederatedCredentials | _OidcFederatedCredentials
     if settings.federation == "jwt":
         federated = _OidcFederatedCredentials(
             subject_token_type=JWT_SUBJECT_TOKEN_TYPE,
@@ -237,10 +261,10 @@ def build_google_credentials(settings: WifSettings, supplier: Boto3Supplier) -> 
             subject_token_type=AWS_SUBJECT_TOKEN_TYPE, aws_security_credentials_supplier=supplier, **common
         )
     if not impersonating:
-        return federated
+        return CredentialChain(federated, federated)
     assert settings.service_account is not None
     impersonated = _ImpersonatedCredentials(
-        source_credentials=federated,
+        _FederatedSource(federated),
         target_principal=settings.service_account,
         target_scopes=list(settings.scopes),
         delegates=[f"projects/-/serviceAccounts/{email}" for email in settings.delegates] or None,
@@ -248,8 +272,7 @@ def build_google_credentials(settings: WifSettings, supplier: Boto3Supplier) -> 
         quota_project_id=settings.quota_project_id,
         iam_endpoint_override=settings.impersonation_url(settings.service_account),
     )
-    impersonated._wif_settings, impersonated._wif_caller = settings, caller
-    return impersonated
+    return CredentialChain(federated, impersonated)
 
 
 def caller_of(settings: WifSettings, supplier: Boto3Supplier | None) -> Caller:
@@ -330,8 +353,59 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_transport_in_child)
 
 
+def utcnow() -> datetime.datetime:
+    """Now, as naive UTC: how google-auth keeps ``expiry``."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
 def _default_request() -> Any:
     return exchange_transport()
+
+
+def protected_refresh(refresh: Callable[[], Any], *, mandatory: Callable[[], bool], what: str) -> bool:
+    """botocore's ``_protected_refresh``: run ``refresh()``; if it fails with a Google auth error (every
+    :class:`~airflow_provider_gcp_wif.errors.WifExchangeError` is one) while the current token is only in its
+    *advisory* window (``mandatory()`` is false when asked after the failure), the still-valid token stays in use and
+    the failure is logged; in the *mandatory* window (or with no token) it raises. ``True`` when it refreshed."""
+    try:
+        refresh()
+    except google_exceptions.GoogleAuthError as err:
+        if mandatory():
+            raise
+        log.warning("gcp_wif: renewing %s ahead of expiry failed, the current one stays in use: %s", what, err)
+        return False
+    return True
+
+
+#: The longest pause between two attempts of a step that failed transiently.
+MAX_RETRY_DELAY_SECONDS = 8.0
+
+
+def retry_transient(call: Callable[[], T], *, retries: int, initial_delay: float, what: str | None = None) -> T:
+    """``call()``, tried again up to ``retries`` times while it fails with a ``retryable``
+    :class:`~airflow_provider_gcp_wif.errors.WifExchangeError` (429, 5xx, resets, malformed answers), after capped
+    exponential backoff with jitter: ``min(8 s, initial_delay * 2**n) * U[0.5, 1)``. The last error (or any other)
+    is raised as it is. ``what`` names the call in the log (default: the error's step)."""
+
+    def transient(exc: BaseException) -> bool:
+        return isinstance(exc, WifExchangeError) and exc.retryable
+
+    def backoff(state: tenacity.RetryCallState) -> float:
+        base = min(MAX_RETRY_DELAY_SECONDS, initial_delay * 2 ** (state.attempt_number - 1))
+        return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not a secret
+
+    def announce_retry(state: tenacity.RetryCallState) -> None:
+        err = state.outcome.exception() if state.outcome is not None else None
+        assert isinstance(err, WifExchangeError)
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        log.info("gcp_wif: %s failed transiently (%s); retry %d of %d in %.2fs", what or err.step,
+                 err.code or err.status or "no answer", state.attempt_number, retries, delay)
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(retries + 1), wait=backoff, retry=tenacity.retry_if_exception(transient),
+        before_sleep=announce_retry, reraise=True,
+    )
+    return retrying(call)
 
 
 class WifCredentials(google_credentials.CredentialsWithQuotaProject):
@@ -355,13 +429,13 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         supplier: Boto3Supplier,
         *,
         retry_initial_delay: float = 0.5,
-        clock: Callable[[], datetime.datetime] = _helpers.utcnow,
+        clock: Callable[[], datetime.datetime] = utcnow,
         host_cache: HostTokenCache | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.supplier = supplier
-        self._inner = build_google_credentials(settings, supplier)
+        self.chain = build_chain(settings, supplier)
         self._quota_project_id = settings.quota_project_id
         self._universe_domain = settings.universe_domain
         self._lock = threading.Lock()
@@ -441,9 +515,7 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
                 return
             try:
                 if self._advisory_due():
-                    self._exchange(request)
-            except google_exceptions.GoogleAuthError as err:
-                log.warning("gcp_wif: refresh ahead of expiry failed, the current token stays in use: %s", err)
+                    protected_refresh(lambda: self._exchange(request), mandatory=lambda: False, what="the Google token")
             finally:
                 self._lock.release()
             return
@@ -451,13 +523,8 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
             # Another thread may have refreshed while this one waited.
             if self.token is not None and not self._advisory_due():
                 return
-            if self.token is not None and not self.expired:
-                try:
-                    self._exchange(request)
-                except google_exceptions.GoogleAuthError as err:
-                    log.warning("gcp_wif: refresh ahead of expiry failed, the current token stays in use: %s", err)
-                return
-            self._exchange(request)
+            mandatory = self.token is None or self.expired
+            protected_refresh(lambda: self._exchange(request), mandatory=lambda: mandatory, what="the Google token")
 
     def _exchange(self, request: Any, *, reuse: bool = True, shared: bool = True) -> None:
         """One exchange (the caller holds the lock), retrying transient failures. With the host cache, a fresh
@@ -465,23 +532,12 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         if shared and self._host_cache is not None:
             self._exchange_through_host(request, reuse=reuse)
             return
-        attempts = self.settings.num_retries + 1
-        for attempt in range(attempts):
-            try:
-                self._inner.refresh(request)
-                break
-            except WifExchangeError as err:
-                if not err.retryable or attempt == attempts - 1:
-                    raise
-                delay = min(8.0, self._retry_initial_delay * (2**attempt)) * (0.5 + random.random() / 2)  # noqa: S311
-                log.info("gcp_wif: %s failed transiently (%s); retry %d of %d in %.2fs",
-                         err.step, err.code or err.status or "no answer", attempt + 1, attempts - 1, delay)
-                time.sleep(delay)
-        self.token = self._inner.token
-        self.expiry = self._inner.expiry
+        retry_transient(lambda: self.chain.final.refresh(request), retries=self.settings.num_retries,
+                        initial_delay=self._retry_initial_delay)
+        self.token = self.chain.final.token
+        self.expiry = self.chain.final.expiry
         # The federated token (the impersonation's source) is a bearer credential too.
-        federated = getattr(self._inner, "_source_credentials", None)
-        masking.announce(self.token, getattr(federated, "token", None))
+        masking.announce(self.token, self.chain.federated.token)
         self.exchange_count += 1
         now = self._clock()
         expiry = self.expiry or now + datetime.timedelta(seconds=3600)
@@ -501,7 +557,7 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         # not exist, but its lock would stay held forever. Fresh lock, and fresh google-auth credentials (the old
         # ones may hold half of that exchange); the token the parent had stays usable until its refresh window.
         self._lock = threading.Lock()
-        self._inner = build_google_credentials(self.settings, self.supplier)
+        self.chain = build_chain(self.settings, self.supplier)
 
     def federated_token(self, request: Any | None = None) -> str:
         """A live federated token: the bearer of IAM Credentials calls made for this identity besides
@@ -509,15 +565,11 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         and access tokens share one STS exchange; when it is stale, only it is renewed (one STS exchange, under
         this credential's lock, without retries: callers retry ``retryable`` errors)."""
         with self._lock:
-            source = getattr(self._inner, "_source_credentials", None)
-            if source is None:  # direct access: the federated token is this credential's own token
+            if not self.chain.impersonating:  # direct access: the federated token is this credential's own token
                 if not self.valid:
                     self._exchange(request or _default_request())
                 return str(self.token)
-            if not source.valid:
-                source.refresh(request or _default_request())
-                masking.announce(source.token)
-            return str(source.token)
+            return self.chain.federated_token(request or _default_request())
 
     def _exchange_through_host(self, request: Any, *, reuse: bool) -> None:
         """Under the host-wide lock: take the token another process left while it is fresh; else exchange (if
@@ -531,13 +583,11 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
             if left is not None and now < left.advisory_at:
                 self._take(left)
                 return
-            try:
-                self._exchange(request, shared=False)
-            except google_exceptions.GoogleAuthError:
-                if left is None or now >= left.mandatory_at:
-                    raise
-                log.warning("gcp_wif: refresh ahead of expiry failed, the host's current token stays in use",
-                            exc_info=True)
+            exchanged = protected_refresh(lambda: self._exchange(request, shared=False),
+                                          mandatory=lambda: left is None or now >= left.mandatory_at,
+                                          what="the Google token (the host's current one)")
+            if not exchanged:
+                assert left is not None
                 self._take(left)
                 return
             assert self.token is not None and self.expiry is not None
@@ -581,16 +631,9 @@ def fork_generation() -> int:
 
 
 def cache_key(settings: WifSettings, supplier: Boto3Supplier) -> tuple[Any, ...]:
-    """Every field that changes the token (the connection id only names it), plus the AWS identity source."""
-    fields = dataclass_values(settings)
-    digest = hashlib.sha256(repr(fields).encode()).hexdigest()
-    return (digest, supplier.identity_key, supplier.description)
-
-
-def dataclass_values(settings: WifSettings) -> tuple[Any, ...]:
-    import dataclasses
-
-    return tuple(getattr(settings, f.name) for f in dataclasses.fields(settings) if f.compare)
+    """The settings themselves (a frozen dataclass: hashed and compared on every field that changes the token; the
+    connection id only names it) and the AWS identity source."""
+    return (settings, supplier.identity_key, supplier.description)
 
 
 def get_credentials(settings: WifSettings, supplier: Boto3Supplier, **options: Any) -> WifCredentials:
@@ -616,10 +659,9 @@ def _after_fork_in_child() -> None:
     # A forked child (Celery's prefork pool, LocalExecutor, Airflow's task runner, the triggerer's runner) must not
     # inherit locks another thread may hold, nor share boto3 connection pools with its parent: it starts with an
     # empty cache and a new generation, and every credentials object it inherited gets a fresh lock (the AWS
-    # suppliers do the same for theirs and drop their boto3 sessions, see supplier.py).
-    global _cache_lock, _fork_generation, _jwt_suppliers_lock
+    # suppliers, whose handler ran first, do the same for theirs and drop their boto3 sessions, see supplier.py).
+    global _cache_lock, _fork_generation
     _cache_lock = threading.Lock()
-    _jwt_suppliers_lock = threading.Lock()  # rebuilding jwt credentials below takes it
     _cache.clear()
     _fork_generation += 1
     for credentials in list(_live_credentials):

@@ -774,19 +774,30 @@ def jwt_claims(token: str) -> dict[str, Any]:
     return claims if isinstance(claims, dict) else {}
 
 
+def aws_answer(err: BaseException) -> tuple[dict[str, Any], Any]:
+    """The ``Error`` member of a botocore ``ClientError``'s answer and its HTTP status (``{}`` and ``None`` for
+    anything else, e.g. a connection failure)."""
+    response = getattr(err, "response", None)
+    if not isinstance(response, dict):
+        return {}, None
+    error = response.get("Error", {})
+    meta = response.get("ResponseMetadata")
+    return (error if isinstance(error, dict) else {}), (meta.get("HTTPStatusCode") if isinstance(meta, dict) else None)
+
+
+def aws_error_code(err: BaseException) -> str:
+    """AWS's error code of a botocore ``ClientError`` (``AccessDenied``, ...); ``""`` for anything else."""
+    return str(aws_answer(err)[0].get("Code", ""))
+
+
 def translate_aws_error(
     err: BaseException, source: str, region: str, audience: str, caller_arn: str | None = None
 ) -> WifExchangeError:
     """A failed ``GetWebIdentityToken`` (botocore ``ClientError`` or a connection failure) as a
     :class:`WifExchangeError` at step ``aws_credentials``, with AWS's code and message and the fix."""
-    response = getattr(err, "response", None)
-    error = response.get("Error", {}) if isinstance(response, dict) else {}
-    code = str(error.get("Code", "")) if isinstance(error, dict) else ""
-    message = _truncate(redact(str(error.get("Message", "")) if isinstance(error, dict) else ""))
-    status = None
-    if isinstance(response, dict):
-        meta = response.get("ResponseMetadata")
-        status = meta.get("HTTPStatusCode") if isinstance(meta, dict) else None
+    error, status = aws_answer(err)
+    code = aws_error_code(err)
+    message = _truncate(redact(str(error.get("Message", ""))))
     where = f"AWS STS GetWebIdentityToken ({region}) for {source}"
     if not code:
         return WifExchangeError(

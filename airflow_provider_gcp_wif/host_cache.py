@@ -24,6 +24,7 @@ token. This module imports no Airflow: the Airflow-facing layer reads the deploy
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import errno
 import fcntl
@@ -104,9 +105,15 @@ class HostTokenCache:
         return f"HostTokenCache({self.directory!r})"
 
     @staticmethod
-    def key_for(identity: Any) -> str:
-        """The file name digest for a process-cache key (settings digest, AWS identity source)."""
-        return hashlib.sha256(repr(identity).encode()).hexdigest()
+    def key_for(identity: tuple[Any, ...]) -> str:
+        """The file name digest for a process-cache key (settings, AWS identity source): stable across processes, so
+        a dataclass in it (the settings) stands for every field it is compared on, not for its short ``repr``."""
+        parts = tuple(
+            tuple(getattr(part, f.name) for f in dataclasses.fields(part) if f.compare)
+            if dataclasses.is_dataclass(part) and not isinstance(part, type) else part
+            for part in identity
+        )
+        return hashlib.sha256(repr(parts).encode()).hexdigest()
 
     # -- the directory ---------------------------------------------------------------------------------------
 

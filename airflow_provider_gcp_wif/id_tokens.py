@@ -17,9 +17,7 @@ a time per audience; every token is announced to the secrets masker.
 from __future__ import annotations
 
 import json
-import logging
 import os
-import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,8 +30,6 @@ from airflow_provider_gcp_wif.errors import RedirectRefused, WifConfigError, Wif
 
 if TYPE_CHECKING:
     from airflow_provider_gcp_wif.credentials import WifCredentials
-
-log = logging.getLogger(__name__)
 
 #: Renew an ID token when less than this is left of its life (Google's last one hour) ...
 REFRESH_AHEAD_SECONDS = 300
@@ -70,7 +66,7 @@ def get_id_token(credentials: WifCredentials, audience: str, *, request: Any | N
         WifConfigError: no service account is configured, or ``audience`` is empty — before any network call.
         WifExchangeError: a step failed (``impersonation`` for ``generateIdToken`` itself), with the fix.
     """
-    from airflow_provider_gcp_wif.credentials import cache_key
+    from airflow_provider_gcp_wif.credentials import cache_key, protected_refresh
 
     settings = credentials.settings
     if not isinstance(audience, str) or not audience.strip() or any(c.isspace() for c in audience):
@@ -97,21 +93,18 @@ def get_id_token(credentials: WifCredentials, audience: str, *, request: Any | N
     with entry.lock:
         if entry.remaining() > REFRESH_AHEAD_SECONDS:  # another thread renewed it meanwhile
             return str(entry.token)
-        try:
-            token, expires_at = _generate(credentials, audience, request)
-        except WifExchangeError as err:
-            if entry.remaining() > MINIMUM_REMAINING_SECONDS:
-                log.warning("gcp_wif: renewing the ID token for %s failed, the current one stays in use: %s",
-                            audience, err)
-                return str(entry.token)
-            raise
-        entry.token, entry.expires_at = token, expires_at
-        return token
+
+        def renew() -> None:
+            entry.token, entry.expires_at = _generate(credentials, audience, request)
+
+        protected_refresh(renew, mandatory=lambda: entry.remaining() <= MINIMUM_REMAINING_SECONDS,
+                          what=f"the ID token for {audience}")
+        return str(entry.token)
 
 
 def _generate(credentials: WifCredentials, audience: str, request: Any | None) -> tuple[str, float]:
     """One ``generateIdToken`` call (retrying transient failures as the access-token exchange does)."""
-    from airflow_provider_gcp_wif.credentials import caller_of, exchange_transport
+    from airflow_provider_gcp_wif.credentials import caller_of, exchange_transport, retry_transient
 
     settings = credentials.settings
     # Like the STS and generateAccessToken steps, never the caller's transport: it may follow redirects.
@@ -122,18 +115,8 @@ def _generate(credentials: WifCredentials, audience: str, request: Any | None) -
     if settings.delegates:
         body["delegates"] = [f"projects/-/serviceAccounts/{delegate}" for delegate in settings.delegates]
     caller = caller_of(settings, credentials.supplier)
-    attempts = settings.num_retries + 1
-    for attempt in range(attempts):
-        try:
-            return _call(request, url, credentials.federated_token(request), body, settings, caller)
-        except WifExchangeError as err:
-            if not err.retryable or attempt == attempts - 1:
-                raise
-            delay = min(8.0, 0.5 * (2**attempt)) * (0.5 + random.random() / 2)  # noqa: S311
-            log.info("gcp_wif: generateIdToken failed transiently (%s); retry %d of %d in %.2fs",
-                     err.code or err.status or "no answer", attempt + 1, attempts - 1, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
+    return retry_transient(lambda: _call(request, url, credentials.federated_token(request), body, settings, caller),
+                           retries=settings.num_retries, initial_delay=0.5, what="generateIdToken")
 
 
 def _call(request: Any, url: str, bearer: str, body: dict[str, Any], settings: WifSettings, caller: Caller

@@ -98,14 +98,23 @@ def _redacted(value: Any, depth: int = 0) -> Any:
 
 
 _redactor = GoogleAuthLogRedactor()
+# The filters already installed by install_filter (a forked child inherits them with the loggers that hold them).
+_installed: set[logging.Filter] = set()
+
+
+def install_filter(log_filter: logging.Filter, loggers: tuple[str, ...]) -> None:
+    """Put ``log_filter`` on each of ``loggers``, once per process: later calls return at once (and logging's own
+    ``addFilter`` skips a filter a logger already has, so a race only repeats the same work)."""
+    if log_filter in _installed:
+        return
+    for name in loggers:
+        logging.getLogger(name).addFilter(log_filter)
+    _installed.add(log_filter)
 
 
 def redact_google_auth_logs() -> None:
-    """Install :class:`GoogleAuthLogRedactor` on google-auth's transport loggers (idempotent)."""
-    for name in GOOGLE_AUTH_TRANSPORT_LOGGERS:
-        logger = logging.getLogger(name)
-        if _redactor not in logger.filters:
-            logger.addFilter(_redactor)
+    """Install :class:`GoogleAuthLogRedactor` on google-auth's transport loggers (once)."""
+    install_filter(_redactor, GOOGLE_AUTH_TRANSPORT_LOGGERS)
 
 
 #: botocore's wire loggers: at DEBUG, ``botocore.parsers`` prints every AWS answer's body (``Response body: b'...'``)
@@ -140,11 +149,8 @@ _botocore_redactor = BotocoreWebIdentityTokenRedactor()
 
 
 def redact_botocore_web_identity_tokens() -> None:
-    """Install :class:`BotocoreWebIdentityTokenRedactor` on botocore's wire loggers (idempotent)."""
-    for name in BOTOCORE_WIRE_LOGGERS:
-        logger = logging.getLogger(name)
-        if _botocore_redactor not in logger.filters:
-            logger.addFilter(_botocore_redactor)
+    """Install :class:`BotocoreWebIdentityTokenRedactor` on botocore's wire loggers (once)."""
+    install_filter(_botocore_redactor, BOTOCORE_WIRE_LOGGERS)
 
 
 #: The SigV4 signature in an ``Authorization`` header (64 lowercase hex digits: the same text in every encoding).

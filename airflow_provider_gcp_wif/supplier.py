@@ -30,7 +30,7 @@ from google.auth import aws, identity_pool
 
 from airflow_provider_gcp_wif import masking
 from airflow_provider_gcp_wif.constants import JWT_DURATION_SECONDS, JWT_SIGNING_ALGORITHM
-from airflow_provider_gcp_wif.diagnosis import translate_aws_error
+from airflow_provider_gcp_wif.diagnosis import aws_error_code, translate_aws_error
 from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
 from airflow_provider_gcp_wif.resource_names import sts_host
 
@@ -69,8 +69,9 @@ def web_identity_token_duration(
 #: The role name the loopback credential endpoint reports (google-auth asks for it, then for its credentials).
 ENDPOINT_ROLE_NAME = "gcp-wif"
 
-# Every live supplier, so that a forked child can give each one fresh locks and no boto3 session (see _after_fork).
-_live_suppliers: weakref.WeakSet[Boto3Supplier] = weakref.WeakSet()
+# Every live AWS and JWT supplier, so that a forked child can give each one fresh locks (and the AWS ones no boto3
+# session): the one fork registry of this module, see _after_fork_in_child.
+_live_suppliers: weakref.WeakSet[Boto3Supplier | WebIdentityTokenSupplier] = weakref.WeakSet()
 
 _shared_loaders: dict[str | None, Any] = {}
 _shared_loader_scope = threading.local()
@@ -210,6 +211,8 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
         self.description = description
         self._sts_client_factory = sts_client_factory
         self._caller_arn: str | None = None
+        self._jwt_suppliers: dict[str, WebIdentityTokenSupplier] = {}
+        self._jwt_lock = threading.Lock()
         _live_suppliers.add(self)
 
     def __repr__(self) -> str:
@@ -410,23 +413,26 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
             else:  # a forked child leaving the block: the serving thread is the parent's (shutdown() would wait
                 server.socket.close()  # for it forever); only the child's copy of the socket is closed
 
+    # -- federation jwt --------------------------------------------------------------------------------------
+
+    def web_identity_token_supplier(self, audience: str) -> WebIdentityTokenSupplier:
+        """The one JWT supplier of this AWS identity for ``audience`` (shared, so a JWT is reused across
+        credentials and rebuilds after a fork until it nears its expiry)."""
+        with self._jwt_lock:
+            jwt = self._jwt_suppliers.get(audience)
+            if jwt is None:
+                jwt = self._jwt_suppliers[audience] = WebIdentityTokenSupplier(self, audience)
+            return jwt
+
     # -- fork ------------------------------------------------------------------------------------------------
 
     def _after_fork(self) -> None:
-        # Another thread of the parent may have held the lock, or been inside botocore's own credential refresh
+        # Another thread of the parent may have held a lock, or been inside botocore's own credential refresh
         # (whose lock the session's credentials hold), at the moment of the fork: the child gets fresh locks and
         # builds its own session (and with it its own connection pools).
         self._lock = threading.Lock()
+        self._jwt_lock = threading.Lock()
         self._session = None
-
-
-def _after_fork_in_child() -> None:
-    for supplier in list(_live_suppliers):
-        supplier._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
@@ -460,7 +466,8 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
         self._token: str | None = None
         self._reuse_until: datetime.datetime | None = None
         self.fetch_count = 0  # GetWebIdentityToken calls that returned a JWT (read by tests)
-        _live_jwt_suppliers.add(self)
+        _live_suppliers.add(self)
+        masking.redact_botocore_web_identity_tokens()  # botocore logs the answer (DEBUG) before we hold the JWT
 
     def __repr__(self) -> str:
         return f"WebIdentityTokenSupplier({self.aws.description}, audience={self.audience!r})"
@@ -502,11 +509,10 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
         # the shortest one, and only its refusal is the error below.
         too_short = duration is None
         duration = duration or MIN_JWT_DURATION_SECONDS
-        masking.redact_botocore_web_identity_tokens()  # botocore logs the answer (DEBUG) before we hold the JWT
         try:
             answer = self._call(client, duration)
         except Exception as err:  # noqa: BLE001 - botocore ClientError, endpoint errors: translated below
-            if too_short and expiry is not None and _aws_code(err) == "SessionDurationEscalationException":
+            if too_short and expiry is not None and aws_error_code(err) == "SessionDurationEscalationException":
                 raise WifExchangeError(
                     "aws_credentials",
                     f"the AWS credentials of {self.aws.description} expire at {expiry:%H:%M:%S} UTC, too soon for "
@@ -515,7 +521,7 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
                     "credential source hands out credentials that live under two minutes: lengthen them (the "
                     "role's maximum session duration, or the container credentials' lifetime).",
                 ) from None
-            if expiry is None and _aws_code(err) == "SessionDurationEscalationException" and duration > 60:
+            if expiry is None and aws_error_code(err) == "SessionDurationEscalationException" and duration > 60:
                 # Session credentials whose expiry botocore was not told (a bare AWS_SESSION_TOKEN): the shortest
                 # JWT is the one AWS accepts whenever any can be had.
                 try:
@@ -540,7 +546,7 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
 
     def _translated(self, err: BaseException, region: str) -> WifExchangeError:
         caller = None
-        if _aws_code(err) in ("AccessDenied", "AccessDeniedException"):
+        if aws_error_code(err) in ("AccessDenied", "AccessDeniedException"):
             try:  # names the role in the printed policy command; GetCallerIdentity needs no permission
                 caller = self.aws.caller_arn()
             except Exception:  # noqa: BLE001 - best effort
@@ -556,12 +562,6 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
         self._lock = threading.Lock()
 
 
-def _aws_code(err: BaseException) -> str:
-    response = getattr(err, "response", None)
-    error = response.get("Error", {}) if isinstance(response, dict) else {}
-    return str(error.get("Code", "")) if isinstance(error, dict) else ""
-
-
 def missing_operation_error() -> WifConfigError:
     """``federation: jwt`` under a botocore whose STS model lacks GetWebIdentityToken."""
     import botocore
@@ -575,13 +575,12 @@ def missing_operation_error() -> WifConfigError:
     )
 
 
-_live_jwt_suppliers: weakref.WeakSet[WebIdentityTokenSupplier] = weakref.WeakSet()
-
-
-def _jwt_suppliers_after_fork_in_child() -> None:
-    for supplier in list(_live_jwt_suppliers):
+def _after_fork_in_child() -> None:
+    # Registered when this module is imported, so before credentials.py's handler, which rebuilds credentials
+    # (and takes the suppliers' locks): os.register_at_fork runs child handlers in registration order.
+    for supplier in list(_live_suppliers):
         supplier._after_fork()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_jwt_suppliers_after_fork_in_child)
+    os.register_at_fork(after_in_child=_after_fork_in_child)

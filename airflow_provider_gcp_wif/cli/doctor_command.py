@@ -209,12 +209,12 @@ class Doctor:
         return Check("web identity token", OK, detail)
 
     def check_sts_exchange(self) -> Check:
-        from airflow_provider_gcp_wif.credentials import build_google_credentials
+        from airflow_provider_gcp_wif.credentials import build_chain
 
         assert self.source is not None
         settings = self.source.settings
-        self.credentials = build_google_credentials(settings, self.source.supplier)
-        federated = self.credentials._source_credentials if settings.impersonation_chain else self.credentials
+        chain = build_chain(settings, self.source.supplier)
+        self.credentials, federated = chain.final, chain.federated
         failure = self._refresh(federated, "STS exchange")
         if failure:
             return failure

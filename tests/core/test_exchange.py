@@ -12,7 +12,7 @@ import google.auth.transport.requests
 import pytest
 import requests
 
-from airflow_provider_gcp_wif.credentials import WifCredentials, build_google_credentials, get_credentials
+from airflow_provider_gcp_wif.credentials import WifCredentials, build_chain, get_credentials
 from airflow_provider_gcp_wif.errors import WifExchangeError
 
 REQUEST = google.auth.transport.requests.Request()
@@ -149,12 +149,12 @@ def test_broken_chain_names_each_hop_to_grant(emulator, settings_for, role_suppl
 def test_requested_scopes_reach_generate_access_token_and_sts_gets_cloud_platform(settings_for, role_supplier):
     scope = "https://www.googleapis.com/auth/devstorage.read_only"
     credentials = get_credentials(settings_for(scope=scope), role_supplier())
-    inner = credentials._inner
+    inner = credentials.chain.final
     assert inner._target_scopes == [scope]
-    # google-auth re-scopes the federated source to what IAM Credentials needs, never to the narrow scope.
-    assert inner._source_credentials._scopes in (["https://www.googleapis.com/auth/cloud-platform"],
+    # The federated source may call IAM Credentials, never only the narrow scope.
+    assert credentials.chain.federated.scopes in (["https://www.googleapis.com/auth/cloud-platform"],
                                                  ["https://www.googleapis.com/auth/iam"])
-    assert inner._source_credentials._wif_settings == credentials.settings
+    assert credentials.chain.federated.wif.settings == credentials.settings
     credentials.refresh(REQUEST)
     assert credentials.token
 
@@ -177,7 +177,7 @@ def test_federated_token_lifetime_comes_from_sts(emulator, settings_for, role_su
 
 def test_subject_token_signs_the_audience_header(settings_for, role_supplier):
     settings = settings_for()
-    federated = build_google_credentials(settings, role_supplier())._source_credentials
+    federated = build_chain(settings, role_supplier()).federated
     token = json.loads(urllib.parse.unquote(federated.retrieve_subject_token(REQUEST)))
     headers = {h["key"].lower(): h["value"] for h in token["headers"]}
     assert headers["x-goog-cloud-target-resource"] == settings.audience
@@ -194,7 +194,7 @@ def test_a_strict_provider_accepts_our_signed_subject_tokens(emulator, settings_
 
 
 def test_each_exchange_signs_a_fresh_subject_token(settings_for, role_supplier):
-    federated = build_google_credentials(settings_for(), role_supplier())._source_credentials
+    federated = build_chain(settings_for(), role_supplier()).federated
     first = federated.retrieve_subject_token(REQUEST)
     time.sleep(1.1)
     assert federated.retrieve_subject_token(REQUEST) != first

@@ -40,7 +40,7 @@ def test_each_partition_signs_for_its_regional_sts_host(region, host, emulator, 
         with pytest.raises(WifExchangeError, match="InvalidClientTokenId"):
             credentials.refresh(REQUEST)
     assert sts_host(region) == host
-    subject = json.loads(urllib.parse.unquote(credentials._inner.retrieve_subject_token(REQUEST)))
+    subject = json.loads(urllib.parse.unquote(credentials.chain.federated.retrieve_subject_token(REQUEST)))
     assert subject["url"].startswith(f"https://{host}?Action=GetCallerIdentity")
     assert {"key": "host", "value": host} in [{"key": h["key"].lower(), "value": h["value"]}
                                              for h in subject["headers"]]

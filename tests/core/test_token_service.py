@@ -143,7 +143,7 @@ def test_no_secret_in_logs_at_debug_errors_or_reprs(emulator, settings_for, role
     request = google.auth.transport.requests.Request()
     credentials.before_request(request, "GET", "http://x.invalid", headers)
     aws = supplier.get_aws_security_credentials(None, None)
-    federated = credentials._inner._source_credentials
+    federated = credentials.chain.federated
     subject_token = federated.retrieve_subject_token(request)
     emulator.control.remove_bindings(aws_env["service_account"])
     with pytest.raises(WifExchangeError) as caught:

@@ -88,7 +88,7 @@ def test_an_echoed_iam_request_leaves_no_federated_token_in_the_error(emulator, 
         credentials = get_credentials(settings_for(iam_endpoint=endpoint), role_supplier())
         with pytest.raises(WifExchangeError) as caught:
             credentials.refresh(google.auth.transport.requests.Request())
-    federated = credentials._inner._source_credentials.token
+    federated = credentials.chain.federated.token
     printed = str(caught.value) + "".join(traceback.format_exception(caught.value))
     assert "Bearer" not in printed.replace("Bearer ***", "")
     if federated:

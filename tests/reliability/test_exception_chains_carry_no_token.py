@@ -89,7 +89,7 @@ def test_the_oracle_finds_a_token_that_is_there(emulator, settings_for, role_sup
     """``tokens_in`` can fail: the real traceback of google-auth's exception names the token."""
     emulator.control.inject_faults("iam.generateAccessToken", kinds=["bad_expiry"], count=1)
     credentials = get_credentials(settings_for(), role_supplier())
-    inner = credentials._inner
+    inner = credentials.chain.final
     with pytest.raises(Exception) as caught:
         google.auth.impersonated_credentials.Credentials.refresh(inner, google.auth.transport.requests.Request())
     text = "".join(traceback.format_exception(caught.value))

@@ -24,7 +24,7 @@ def test_a_child_forked_while_the_jwt_supplier_lock_is_held_builds_jwt_credentia
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with wif_credentials._jwt_suppliers_lock:
+        with supplier._jwt_lock:  # the lock of the supplier's shared JWT suppliers
             held.set()
             release.wait(30)
 

@@ -78,7 +78,7 @@ def literal_secrets(hook) -> dict[str, str]:
     credentials = binding.credentials()
     credentials.refresh(Request())
     aws = binding.supplier.get_aws_security_credentials(None, None)
-    federated = credentials._inner._source_credentials
+    federated = credentials.chain.federated
     return {"Google token": credentials.token, "federated token": federated.token,
             "AWS secret key": aws.secret_access_key, "AWS session token": aws.session_token,
             "subject token": federated.retrieve_subject_token(Request())}

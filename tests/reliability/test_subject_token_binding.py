@@ -15,7 +15,7 @@ import pytest
 import requests
 from google.auth import aws
 
-from airflow_provider_gcp_wif.credentials import AWS_SUBJECT_TOKEN_TYPE, build_google_credentials
+from airflow_provider_gcp_wif.credentials import AWS_SUBJECT_TOKEN_TYPE, build_chain
 
 OTHER_PROVIDER = "other-provider"
 
@@ -50,8 +50,7 @@ def with_target_resource(subject_token: str, audience: str) -> str:
 
 
 def our_subject_token(settings, supplier, google_request) -> str:
-    built = build_google_credentials(settings, supplier)
-    federated = getattr(built, "_source_credentials", built)  # the STS leg, with or without impersonation
+    federated = build_chain(settings, supplier).federated  # the STS leg, with or without impersonation
     return federated.retrieve_subject_token(google_request)
 
 

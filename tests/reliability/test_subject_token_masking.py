@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_gcp_wif import masking
-from airflow_provider_gcp_wif.credentials import AWS_SUBJECT_TOKEN_TYPE, build_google_credentials
+from airflow_provider_gcp_wif.credentials import AWS_SUBJECT_TOKEN_TYPE, build_chain
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
 
 from .test_subject_token_binding import exchange_by_hand
@@ -85,8 +85,7 @@ def secret_forms(session_token: str, secret_key: str, signature: str) -> dict[st
 
 
 def subject_token_of(settings_for, supplier: Boto3Supplier) -> tuple[str, str]:
-    built = build_google_credentials(settings_for(), supplier)
-    federated = getattr(built, "_source_credentials", built)
+    federated = build_chain(settings_for(), supplier).federated
     return federated.retrieve_subject_token(Request()), federated._token_url
 
 
