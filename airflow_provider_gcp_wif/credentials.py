@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import tenacity
-from google.auth import aws, identity_pool, impersonated_credentials
+from google.auth import aws, external_account, identity_pool, impersonated_credentials
 from google.auth import credentials as google_credentials
 from google.auth import exceptions as google_exceptions
 
@@ -133,16 +133,25 @@ class _FederatedCredentials(_NamedStep, aws.Credentials):
 
     step = "sts_exchange"
 
+    def __init__(self, *args: Any, audience: str, subject_token_type: str,
+                 aws_security_credentials_supplier: aws.AwsSecurityCredentialsSupplier, **kwargs: Any) -> None:
+        super().__init__(*args, audience=audience, subject_token_type=subject_token_type,
+                         aws_security_credentials_supplier=aws_security_credentials_supplier, **kwargs)
+        # Our own copies of what signing needs (google-auth's copies pass these arguments again): nothing below
+        # reads google-auth's private attributes.
+        self.signed_audience = audience
+        self.aws_supplier = aws_security_credentials_supplier
+        self.supplier_context = external_account.SupplierContext(subject_token_type, audience)
+
     def retrieve_subject_token(self, request: Any) -> str:
-        supplier = self._aws_security_credentials_supplier
-        context = self._supplier_context
+        supplier, context = self.aws_supplier, self.supplier_context
         region = supplier.get_aws_region(context, request)
         aws_credentials = supplier.get_aws_security_credentials(context, request)
         signed = aws.RequestSigner(region).get_request_options(
             aws_credentials,
             GET_CALLER_IDENTITY_URL.format(host=sts_host(region)),
             "POST",
-            additional_headers={TARGET_RESOURCE_HEADER: self._audience},
+            additional_headers={TARGET_RESOURCE_HEADER: self.signed_audience},
         )
         serialized = {
             "url": signed["url"],
