@@ -271,6 +271,9 @@ class GoogleCloudServer:
         try:
             payload = request.get_json(silent=True) if request.get_data() else None
             payload = payload if payload is not None else {}
+            if not isinstance(payload, dict):  # every control takes a JSON object (or no body)
+                raise ConfigError(f"the body of {method} /_emulator/{action} must be a JSON object, "
+                                  f"not {type(payload).__name__}")
             return self._control_action(action, method, payload, request.args)
         except (ConfigError, KeyError, TypeError, ValueError) as error:
             return _json(400, {"error": str(error)})

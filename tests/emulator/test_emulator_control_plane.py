@@ -7,6 +7,8 @@ import time
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from wif_chain import (
     assume_role,
     exchange,
@@ -18,6 +20,7 @@ from wif_chain import (
 
 from airflow_provider_gcp_wif.testing import DEFAULT_CONFIG, EmulatorControl, EmulatorControlError
 from airflow_provider_gcp_wif.testing.defaults import aws_jwt_provider
+from airflow_provider_gcp_wif.testing.server import _CONTROLS
 
 
 def _subject_token(info):
@@ -204,3 +207,26 @@ def test_injected_iam_403_looks_like_a_binding_still_propagating(emulator):
     assert denied.status_code == 403
     assert denied.json()["error"]["details"][0]["reason"] == "IAM_PERMISSION_DENIED"
     assert generate_access_token(info, token, info["service_account"]).status_code == 200
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
+                                                                               max_size=4), max_leaves=12)
+
+
+# Keys the controls read (and the configuration's top level), so that objects reach the handlers' own checks.
+_KEYS = ["advance_seconds", "offset_seconds", "endpoint", "statuses", "rate", "kinds", "count", "delay_seconds",
+         "seed", "email", "access_key_id", "account_id", "enabled", *DEFAULT_CONFIG]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(control=st.sampled_from(_CONTROLS),
+       body=_JSON | st.dictionaries(st.sampled_from(_KEYS), _JSON, min_size=1, max_size=4))
+def test_any_json_body_to_any_control_is_answered_without_a_server_error(emulator, control, body):
+    """A control given a JSON value of the wrong shape (a list where an object belongs, a string as a fault spec)
+    answers a 4xx saying so, never a 500: a test driving the emulator must see its own mistake."""
+    action, method, _ = control
+    response = requests.request(method, f"{emulator.info['control_url']}/{action}", data=json.dumps(body),
+                                headers={"Content-Type": "application/json"}, timeout=10)
+    emulator.control.reset()
+    assert response.status_code < 500, (action, method, body, response.text)
