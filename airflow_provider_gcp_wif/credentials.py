@@ -67,15 +67,20 @@ MANDATORY_REFRESH_SECONDS = 225
 
 class _StatusRecorder:
     """Passes requests through to google-auth's transport and remembers the last HTTP status, which google-auth
-    drops from the exceptions it raises for error answers."""
+    drops from the exceptions it raises for error answers, and an error answer's body, which it can drop too (its
+    OAuth error handler raises a bare ``TypeError`` for a JSON body that is not an object). A successful answer's
+    body (it carries the token) is never kept."""
 
     def __init__(self, request: Any) -> None:
         self._request = request
         self.status: int | None = None
+        self.error_body: bytes | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         response = self._request(*args, **kwargs)
         self.status = getattr(response, "status", None)
+        failed = isinstance(self.status, int) and self.status >= 400
+        self.error_body = getattr(response, "data", None) if failed else None
         return response
 
 
@@ -120,7 +125,8 @@ class _NamedStep:
         except (WifExchangeError, WifConfigError):
             raise  # an earlier step failed (or the AWS side cannot serve a setting): already named
         except Exception as exc:  # noqa: BLE001 - re-raised below as a WifExchangeError
-            error = translate_exception(self.step, exc, self.wif.settings, self.wif.caller, status=recorder.status)
+            error = translate_exception(self.step, exc, self.wif.settings, self.wif.caller, status=recorder.status,
+                                        body=recorder.error_body)
             cause = sanitized_cause(exc, self._secrets())
         else:
             masking.announce(self.token)  # before the next step sends it (and google-auth logs it)

@@ -716,12 +716,14 @@ def _body_of(exc: BaseException) -> str | bytes | None:
 
 def translate_exception(
     step: Step, exc: BaseException, settings: WifSettings, caller: Caller = UNKNOWN_CALLER, *,
-    status: int | None = None,
+    status: int | None = None, body: str | bytes | None = None,
 ) -> WifExchangeError:
     """Translate whatever google-auth raised during ``step``; unknown failures keep their text and name the step.
 
     ``status`` is the HTTP status of the failed call when the caller saw it (google-auth drops it from its
-    exceptions); it is what names the likeliest fix when the body is empty, HTML, truncated or unknown.
+    exceptions); it is what names the likeliest fix when the body is empty, HTML, truncated or unknown. ``body`` is
+    that failed answer's body when the caller saw it: Google's text when google-auth raised something that does
+    not carry it (a ``TypeError`` for a JSON body that is not an object).
     """
     if isinstance(exc, WifExchangeError):
         return exc
@@ -735,14 +737,16 @@ def translate_exception(
             "is a Google endpoint you trust (and allowed by [gcp_wif] allowed_endpoint_hosts if it is not Google's).",
             status=exc.status,
         )
-    answer = answer_from_exception(exc)
+    carries_body = isinstance(exc, google_exceptions.GoogleAuthError)  # google-auth's own: the body is an argument
+    answer = answer_from_exception(exc) if carries_body or body is None else parse_google_answer(body)
     if answer is not None:
         if answer.status is None and status is not None:
             answer = GoogleAnswer(status, answer.code, answer.message, answer.reasons)
         return translate(step, answer, settings, caller)
     if status is not None and step != "aws_credentials" and status >= 400:
         retryable = status == 429 or status >= 500
-        return _unknown(step, status, redact(describe_body(_body_of(exc))), settings, caller, retryable=retryable)
+        shown = _body_of(exc) if carries_body or body is None else body
+        return _unknown(step, status, redact(describe_body(shown)), settings, caller, retryable=retryable)
     # Resets and timeouts (TransportError) and malformed answers (a 200 that is not JSON, or lacks the token)
     # are worth another attempt; google-auth lets them escape without a status.
     retryable = (

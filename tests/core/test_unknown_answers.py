@@ -33,7 +33,9 @@ RPC_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_
               501: "NOT_IMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
 # OAuth error codes that no catalogue rule keys on.
 OAUTH_CODES = ["server_error", "temporarily_unavailable", "access_denied", "invalid_client", "slow_down"]
-SHAPES = ["json_oauth", "json_api", "empty", "html", "truncated_json", "random_text"]
+# json_scalar: a JSON value that is not an object (google-auth's OAuth error handler raises a TypeError for it,
+# without the body).
+SHAPES = ["json_oauth", "json_api", "empty", "html", "truncated_json", "random_text", "json_scalar"]
 
 # What the likeliest fix must say, per step and status (class).
 EXPECTED = {
@@ -78,6 +80,9 @@ def answers(draw):
         full = json.dumps({"error": {"code": status, "message": text, "status": RPC_STATUS.get(status, "X")}})
         body = full[: draw(st.integers(1, len(full) - 1))]
         google_text = "truncated"
+    elif shape == "json_scalar":
+        body = draw(st.sampled_from([json.dumps(text), "42", "true", "null", "3.5"]))
+        google_text = " ".join(body.split())
     else:
         body, google_text = text, " ".join(text.split())
     return step, status, shape, body, google_text
@@ -107,7 +112,7 @@ def check(error: WifExchangeError, step: str, status: int, shape: str, google_te
     assert message.startswith(f"{STEP_TITLES[step]} failed ({step}): ")
     assert f"HTTP {status}" in message
     assert error.status == status
-    if shape in ("json_oauth", "json_api", "random_text"):
+    if shape in ("json_oauth", "json_api", "random_text", "json_scalar"):
         assert google_text[:40].strip() in message, (google_text, message)
     else:
         assert google_text in message, message
@@ -123,7 +128,8 @@ def check(error: WifExchangeError, step: str, status: int, shape: str, google_te
 @given(answers())
 def test_every_generated_answer_names_step_status_text_and_the_status_specific_fix(answer):
     step, status, shape, body, google_text = answer
-    error = translate_exception(step, google_auth_exception(step, body), CONTEXT, status=status)
+    # The exchange hands the translator the failed answer's body too (google-auth can drop it: json_scalar).
+    error = translate_exception(step, google_auth_exception(step, body), CONTEXT, status=status, body=body)
     check(error, step, status, shape, google_text)
 
 
