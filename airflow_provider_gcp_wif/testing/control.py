@@ -86,6 +86,7 @@ class EmulatorControl:
                                              "seed": seed, "body": body, "content_type": content_type})
 
     def clear_faults(self) -> None:
+        """Inject no more faults; requests held by an injected delay are answered now."""
         self._call("DELETE", "faults")
 
     # -- time ----------------------------------------------------------------------------------------------

@@ -172,13 +172,14 @@ class GoogleCloudServer:
             "user_agent": request.headers.get("User-Agent"), "fault": None,
         }
         body = request.get_data()
+        released = self.state.release_held
         fault = self.state.next_fault(endpoint)
         reply: Response | None = None
         if fault is not None:
             kind, status, delay, rule = fault
             log["fault"] = kind
             if delay > 0:
-                time.sleep(delay)
+                released.wait(delay)  # clearing the faults lets it go early
             if kind == "status":
                 reply = self._error_reply(self._injected_error(endpoint, status))
             elif kind == "malformed":

@@ -192,6 +192,8 @@ class EmulatorState:
         self.log: list[dict[str, Any]] = []
         self.next_log_id = 1
         self.faults: list[FaultRule] = []
+        # Set (and replaced) when the faults are cleared: requests an injected delay holds then go on at once.
+        self.release_held = threading.Event()
         self.buckets: dict[str, StoredBucket] = {}
         self.uploads: dict[str, dict[str, Any]] = {}
         self.id_token_signer = IdTokenSigner()
@@ -224,7 +226,7 @@ class EmulatorState:
             self.config = copy.deepcopy(self.startup_config)
             self.clock_offset = 0.0
             self.log.clear()
-            self.faults.clear()
+            self._clear_faults()
             self.buckets.clear()
             self.uploads.clear()
             self._create_configured_buckets()
@@ -340,5 +342,11 @@ class EmulatorState:
         return None
 
     def clear_faults(self) -> None:
+        """No more faults; requests held by an injected delay go on now."""
         with self.lock:
-            self.faults.clear()
+            self._clear_faults()
+
+    def _clear_faults(self) -> None:
+        self.faults.clear()
+        self.release_held.set()
+        self.release_held = threading.Event()

@@ -28,6 +28,7 @@ def test_fork_while_a_thread_is_mid_exchange_child_uses_the_same_hook(wif_env, e
         return True
 
     outcome, seconds = fork_and_exchange(child)
+    emulator.control.clear_faults()  # the child is done: let the parent's held request go
     parent_call.join(HELD_SECONDS + 30)
     assert outcome == "ok", f"child {outcome} after {seconds:.1f}s"
     assert any(name.startswith("from-child-") for name in gcs_hook(gcp_conn_id="gcp_wif_default").list(wif_env["bucket"]))

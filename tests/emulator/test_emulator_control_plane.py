@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -230,3 +231,18 @@ def test_any_json_body_to_any_control_is_answered_without_a_server_error(emulato
                                 headers={"Content-Type": "application/json"}, timeout=10)
     emulator.control.reset()
     assert response.status_code < 500, (action, method, body, response.text)
+
+
+def test_clearing_the_faults_answers_a_request_held_by_an_injected_delay(emulator):
+    info = emulator.info
+    subject_token = _subject_token(info)
+    emulator.control.inject_faults("sts", kinds=["delay"], delay_seconds=120, count=1)
+    answers: list[int] = []
+    held = threading.Thread(target=lambda: answers.append(exchange(info, subject_token).status_code))
+    held.start()
+    deadline = time.monotonic() + 30
+    while not requests.get(info["control_url"] + "/faults", timeout=10).json()[0]["fired"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    emulator.control.clear_faults()
+    held.join(60)  # far below the 120 s hold: only the release can end it in time
+    assert answers == [200]

@@ -36,6 +36,7 @@ def test_fork_while_a_thread_is_mid_exchange_child_exchanges_with_the_same_crede
         return bool(credentials.valid and shared.valid)
 
     outcome, seconds = fork_and_exchange(child)
+    emulator.control.clear_faults()  # the child is done: let the parent's held request go
     parent_exchange.join(HELD_SECONDS + 30)
     assert outcome == "ok", f"child {outcome} after {seconds:.1f}s"
     assert credentials.valid, "the parent's own exchange completed too"
