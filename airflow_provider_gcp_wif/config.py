@@ -5,8 +5,8 @@ Inputs, all funnelled through :meth:`WifSettings.from_extras`:
 * a ``gcp_wif`` connection's extras (every key of DESIGN.md's table, also in the legacy ``extra__gcp_wif__<key>``
   form; the plain key wins when both are present, as on Airflow's Google Cloud connection);
 * a credential-config JSON written by ``gcloud iam workload-identity-pools create-cred-config --aws`` or the Cloud
-  console (extra ``credential_config``, or :meth:`WifSettings.from_credential_config`): its audience, token URL,
-  impersonation URL, token lifetime, quota project and universe domain are used, its AWS ``credential_source`` is
+  console (extra ``credential_config``): its audience, token URL, impersonation URL, token lifetime, quota project
+  and universe domain are used, its AWS ``credential_source`` is
   replaced by the AWS connection; explicit extras win over values from the file, except that an audience that
   disagrees with the file's is an error;
 * the seed package's environment variables (:meth:`WifSettings.from_env`).
@@ -330,8 +330,8 @@ def _listed(host: str, allowed: tuple[str, ...]) -> bool:
 
 @dataclass(frozen=True)
 class WifSettings:
-    """A validated description of one AWS → Google exchange. Build it with :meth:`from_extras`, :meth:`from_env`
-    or :meth:`from_credential_config`; all fields are already checked and normalised.
+    """A validated description of one AWS → Google exchange. Build it with :meth:`from_extras` or :meth:`from_env`;
+    all fields are already checked and normalised.
 
     Attributes:
         audience: ``//iam.googleapis.com/projects/N/locations/global/workloadIdentityPools/P/providers/X``.
@@ -434,20 +434,6 @@ class WifSettings:
             WifConfigError: naming the first field that is wrong, and the fix.
         """
         return _Parser(extras or {}, conn_id, allowed_endpoint_hosts).settings()
-
-    @classmethod
-    def from_credential_config(
-        cls,
-        info: str | Mapping[str, Any],
-        *,
-        conn_id: str | None = None,
-        allowed_endpoint_hosts: str | Iterable[str] | None = None,
-        **extras: Any,
-    ) -> WifSettings:
-        """Settings from a downloaded credential-config JSON (text or parsed), with ``extras`` on top."""
-        return cls.from_extras(
-            {**extras, "credential_config": info}, conn_id=conn_id, allowed_endpoint_hosts=allowed_endpoint_hosts
-        )
 
     @classmethod
     def from_env(
