@@ -700,8 +700,11 @@ class WifBinding:
         impossible because stock callers spawn the children.
         """
         self.external_account_config()  # fails on a delegate chain before anything is started
-        region = self.supplier.get_aws_region(None, None)
-        self.supplier.get_aws_security_credentials(None, None)  # an AWS failure is the parent's error, named
+        # The process-wide credentials' AWS identity source (the hooks of one connection share it, and with it one
+        # AWS session and one cached JWT), not this hook's own: no AssumeRole or JWT per hook and context.
+        supplier = self.credentials().supplier
+        region = supplier.get_aws_region(None, None)
+        supplier.get_aws_security_credentials(None, None)  # an AWS failure is the parent's error, named
         jwt = self._web_identity_token()
         if jwt is not None:
             jwt()  # likewise GetWebIdentityToken's (feature disabled, permission, botocore too old)
@@ -709,7 +712,7 @@ class WifBinding:
         path = os.path.join(directory, "external-account.json")
         owner = os.getpid()
         try:
-            with self.supplier.credential_endpoint(self._web_identity_token()) as credentials_url:
+            with supplier.credential_endpoint(self._web_identity_token()) as credentials_url:
                 descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(descriptor, "w") as handle:
                     json.dump(self.external_account_config(credentials_url), handle)
@@ -742,7 +745,7 @@ class WifBinding:
             return None
         from airflow_provider_gcp_wif.credentials import web_identity_token_supplier
 
-        jwt = web_identity_token_supplier(self.settings, self.supplier)
+        jwt = web_identity_token_supplier(self.settings, self.credentials().supplier)
         return lambda: jwt.get_subject_token(None, None)
 
     @contextlib.contextmanager

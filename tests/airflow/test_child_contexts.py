@@ -13,6 +13,7 @@ import textwrap
 import threading
 import time
 
+import google.auth.transport.requests
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -54,7 +55,7 @@ def test_overlapping_contexts_in_two_threads_keep_identities_apart_and_leave_not
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIADECOYDECOYDECOY1")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "decoy-secret-of-the-deployment-0123456789")
     hook_a, hook_b = gcs_hook(gcp_conn_id="gcp_a"), gcs_hook(gcp_conn_id="gcp_b")
-    secret_a = hook_a._gcp_wif.supplier.get_aws_security_credentials(None, None)
+    secret_a = hook_a._gcp_wif.credentials().supplier.get_aws_security_credentials(None, None)
     secrets = {secret_a.secret_access_key, secret_a.session_token, wif_env["aws_secret_access_key"],
                wif_env["untrusted_aws_secret_access_key"], wif_env["untrusted_aws_access_key_id"],
                "decoy-secret-of-the-deployment-0123456789"}
@@ -173,3 +174,34 @@ def test_real_gcloud_gets_a_token_through_the_loopback_credential_source(wif_env
         token = subprocess.run(["gcloud", "auth", "print-access-token"], capture_output=True, text=True, timeout=180)
     assert token.returncode == 0, token.stderr
     assert emulator.control.requests("iam.generateAccessToken"), "gcloud exchanged through the emulator"
+
+
+def _served_access_key_id(path: str) -> str:
+    """The AWS access key id the credential file's loopback endpoint serves a child (as google-auth's aws1 asks)."""
+    import requests
+
+    from airflow_provider_gcp_wif.supplier import ENDPOINT_ROLE_NAME
+
+    with open(path) as handle:
+        url = json.load(handle)["credential_source"]["url"]
+    return str(requests.get(f"{url}/{ENDPOINT_ROLE_NAME}", timeout=10).json()["AccessKeyId"])
+
+
+def test_every_hook_of_one_connection_serves_its_children_the_process_wide_aws_session(wif_env, emulator,
+                                                                                        monkeypatch):
+    """Two hooks of one connection (two operators in a task, a hook per call) share the process's credentials, and
+    with them one AWS session: their child processes get that session's keys (one AssumeRole for the process),
+    not a new AssumeRole per hook."""
+    set_conn(monkeypatch, "aws_shared", "aws",
+             {"region_name": wif_env["aws_region"], "endpoint_url": wif_env["aws_endpoint"],
+              "role_arn": wif_env["role_arn"]},
+             login=wif_env["aws_access_key_id"], password=wif_env["aws_secret_access_key"])
+    set_conn(monkeypatch, "gcp_shared", "gcp_wif", wif_extra(wif_env, aws_conn_id="aws_shared"))
+    first, second = gcs_hook(gcp_conn_id="gcp_shared"), gcs_hook(gcp_conn_id="gcp_shared")
+    first.get_credentials().refresh(google.auth.transport.requests.Request())
+    shared = first._gcp_wif.credentials().supplier.get_aws_security_credentials(None, None).access_key_id
+    served = []
+    for hook in (first, second):
+        with hook.provide_gcp_credential_file_as_context() as path:
+            served.append(_served_access_key_id(path))
+    assert served == [shared, shared]

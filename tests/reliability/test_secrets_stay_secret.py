@@ -129,7 +129,7 @@ def test_the_credential_file_for_child_processes_is_private_secret_free_and_remo
         content = file.read_text()
         config = json.loads(content)
         assert config["type"] == "external_account"
-        aws = hook._gcp_wif.supplier.get_aws_security_credentials(None, None)
+        aws = hook._gcp_wif.credentials().supplier.get_aws_security_credentials(None, None)  # what is served
         secrets = {aws.secret_access_key, aws.session_token}
         assert not any(secret in content for secret in secrets), "no AWS secret in the file"
         assert not secrets & set(os.environ.values()), "no AWS secret in the environment (children read an endpoint)"
