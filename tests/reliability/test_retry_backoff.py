@@ -58,3 +58,18 @@ def test_generate_id_token_backs_off_from_half_a_second(emulator, settings_for, 
     emulator.control.inject_faults("iam.generateIdToken", statuses=[503, 429, 500, 503, 502])
     assert id_tokens.get_id_token(credentials, "https://service.example")
     assert pauses == expected(0.5, draw, 5)
+
+
+def test_each_retry_is_logged_with_its_number_and_pause(emulator, settings_for, role_supplier, monkeypatch, pauses,
+                                                        caplog):
+    # The first attempt runs before tenacity takes over (retry_transient): the numbering and pauses must not shift.
+    monkeypatch.setattr(random, "random", lambda: 0.5)
+    emulator.control.inject_faults("sts", statuses=[503] * 3)
+    credentials = WifCredentials(settings_for(num_retries=4), role_supplier(), retry_initial_delay=1.0)
+    with caplog.at_level("INFO", logger="airflow_provider_gcp_wif.credentials"):
+        credentials.refresh(REQUEST)
+    lines = [r.getMessage() for r in caplog.records if "failed transiently" in r.getMessage()]
+    # min(8 s, 1 s * 2**n) * (0.5 + 0.5 / 2) for n = 0, 1, 2
+    assert [line.split("; ", 1)[1] for line in lines] == ["retry 1 of 4 in 0.75s", "retry 2 of 4 in 1.50s",
+                                                          "retry 3 of 4 in 3.00s"]
+    assert pauses == expected(1.0, 0.5, 3)
