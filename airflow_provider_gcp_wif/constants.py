@@ -14,6 +14,9 @@ LEGACY_PREFIX = f"extra__{CONN_TYPE}__"
 #: Google's defaults: the universe and the scope of tokens when a connection names none.
 DEFAULT_UNIVERSE_DOMAIN = "googleapis.com"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+#: The scope of the federated token when it is only used to impersonate (google-auth's ``_IAM_SCOPE``): enough for
+#: IAM Credentials, nothing else.
+IAM_SCOPE = "https://www.googleapis.com/auth/iam"
 
 #: ``subject_token_type`` of the two routes: a signed GetCallerIdentity request (sigv4, an AWS provider) and a JWT
 #: from AWS STS GetWebIdentityToken (jwt, an OIDC provider; credential configs may also say ``id_token``).

@@ -44,8 +44,8 @@ from airflow_provider_gcp_wif import masking
 from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.constants import (
     AWS_SUBJECT_TOKEN_TYPE,
-    CLOUD_PLATFORM_SCOPE,
     GET_CALLER_IDENTITY_URL,
+    IAM_SCOPE,
     JWT_SUBJECT_TOKEN_TYPE,
     TARGET_RESOURCE_HEADER,
 )
@@ -257,9 +257,11 @@ def build_chain(settings: WifSettings, supplier: Boto3Supplier) -> CredentialCha
     common: dict[str, Any] = dict(
         audience=settings.audience,
         token_url=settings.sts_endpoint,
-        # Impersonation needs a federated token that may call IAM Credentials; the requested scopes go to
-        # generateAccessToken instead (ERRORS.md: iamcredentials_scope_insufficient_on_federated_token).
-        scopes=[CLOUD_PLATFORM_SCOPE] if impersonating else list(settings.scopes),
+        # Impersonation needs a federated token that may call IAM Credentials, and nothing more (as google-auth
+        # re-scopes an impersonation's source): a leaked federated token is then no key to other Google APIs. The
+        # requested scopes go to generateAccessToken instead (ERRORS.md:
+        # iamcredentials_scope_insufficient_on_federated_token).
+        scopes=[IAM_SCOPE] if impersonating else list(settings.scopes),
         quota_project_id=None if impersonating else settings.quota_project_id,
         universe_domain=settings.universe_domain,
         wif=wif,

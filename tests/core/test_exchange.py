@@ -146,14 +146,14 @@ def test_broken_chain_names_each_hop_to_grant(emulator, settings_for, role_suppl
             f"--member=serviceAccount:{aws_env['service_account']} --role=roles/iam.serviceAccountTokenCreator") in fix
 
 
-def test_requested_scopes_reach_generate_access_token_and_sts_gets_cloud_platform(settings_for, role_supplier):
+def test_requested_scopes_reach_generate_access_token_and_sts_gets_the_iam_scope(settings_for, role_supplier):
     scope = "https://www.googleapis.com/auth/devstorage.read_only"
     credentials = get_credentials(settings_for(scope=scope), role_supplier())
     inner = credentials.chain.final
     assert inner._target_scopes == [scope]
-    # The federated source may call IAM Credentials, never only the narrow scope.
-    assert credentials.chain.federated.scopes in (["https://www.googleapis.com/auth/cloud-platform"],
-                                                 ["https://www.googleapis.com/auth/iam"])
+    # The federated token may call IAM Credentials and nothing else (google-auth's re-scoping of an impersonation's
+    # source): never the narrow requested scope, never cloud-platform.
+    assert credentials.chain.federated.scopes == ["https://www.googleapis.com/auth/iam"]
     assert credentials.chain.federated.wif.settings == credentials.settings
     credentials.refresh(REQUEST)
     assert credentials.token
