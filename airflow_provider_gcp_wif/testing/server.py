@@ -172,11 +172,10 @@ class GoogleCloudServer:
             "user_agent": request.headers.get("User-Agent"), "fault": None,
         }
         body = request.get_data()
-        released = self.state.release_held
         fault = self.state.next_fault(endpoint)
         reply: Response | None = None
         if fault is not None:
-            kind, status, delay, rule = fault
+            kind, status, delay, rule, released = fault
             log["fault"] = kind
             if delay > 0:
                 released.wait(delay)  # clearing the faults lets it go early

@@ -331,13 +331,15 @@ class EmulatorState:
                 "remaining": None if rule.remaining == float("inf") else int(rule.remaining),
                 "fired": rule.fired}
 
-    def next_fault(self, endpoint: str) -> tuple[str, int, float, FaultRule] | None:
+    def next_fault(self, endpoint: str) -> tuple[str, int, float, FaultRule, threading.Event] | None:
+        """The fault to inject on this request, if any: kind, status, delay, its rule, and the event that ends
+        the delay early (the one of the faults it was taken from, read under the same lock)."""
         with self.lock:
             for rule in self.faults:
                 if rule.matches(endpoint) and rule.remaining > 0:
                     fault = rule.next_fault()
                     if fault is not None:
-                        return fault[0], fault[1], rule.delay_seconds, rule
+                        return fault[0], fault[1], rule.delay_seconds, rule, self.release_held
             self.faults = [r for r in self.faults if r.remaining > 0]
         return None
 
