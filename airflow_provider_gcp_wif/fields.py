@@ -51,7 +51,6 @@ class Field(NamedTuple):
             derived from other fields).
         form_default: whether the form is prefilled with ``default`` (``schema["default"]``).
         minimum, maximum: the limits of an integer field.
-        attribute: the ``WifSettings`` attribute it sets (``None``: several, or none).
         parser: the parser step of ``config._Parser`` that validates it (keys sharing a step are parsed together).
         rechecks: other fields whose parser steps run again when this one changes (``WifSettings.replace``).
         seed_env: the seed package's environment variable feeding it (``WifSettings.from_env``).
@@ -73,7 +72,6 @@ class Field(NamedTuple):
     form_default: bool = False
     minimum: int | None = None
     maximum: int | None = None
-    attribute: str | None = None
     rechecks: tuple[str, ...] = ()
     seed_env: str | None = None
     seed_argument: str | None = None
@@ -108,24 +106,24 @@ FIELDS: tuple[Field, ...] = (
         "aws_conn_id", "AWS Connection Id",
         "The Airflow AWS connection whose identity is exchanged (on MWAA: aws_default, the execution role). Its "
         "keys, role_arn, profile or the ambient role are used as the Amazon provider would.",
-        _STRING, parser="aws_conn_id", default="aws_default", form_default=True, attribute="aws_conn_id",
+        _STRING, parser="aws_conn_id", default="aws_default", form_default=True,
         marks_wif=True,
     ),
     Field(
         "project_number", "Pool Project Number",
         "Number (digits, not the project ID) of the project that owns the workload identity pool.",
         {"type": ["string", "null"], "pattern": "^[0-9]*$"}, parser="audience", placeholder="123456789012",
-        attribute="project_number", seed_env="GCP_PROJECT_NUMBER", seed_argument="gcp_project_number",
+        seed_env="GCP_PROJECT_NUMBER", seed_argument="gcp_project_number",
         setup_flag="--project-number", marks_wif=True,
     ),
     Field(
         "pool_id", "Workload Identity Pool Id", "The pool id (4-32 lowercase letters, digits, hyphens).",
-        _STRING, parser="audience", placeholder="aws-pool", attribute="pool_id", seed_env="GCP_WORKLOAD_ID",
+        _STRING, parser="audience", placeholder="aws-pool", seed_env="GCP_WORKLOAD_ID",
         seed_argument="gcp_workload_id", setup_flag="--pool-id", marks_wif=True,
     ),
     Field(
         "provider_id", "Workload Identity Provider Id", "The AWS provider's id in that pool.",
-        _STRING, parser="audience", placeholder="aws-provider", attribute="provider_id",
+        _STRING, parser="audience", placeholder="aws-provider",
         seed_env="GCP_WORKLOAD_PROVIDER", seed_argument="gcp_workload_provider", setup_flag="--provider-id",
         marks_wif=True,
     ),
@@ -136,7 +134,7 @@ FIELDS: tuple[Field, ...] = (
         _STRING, parser="audience",
         placeholder="//iam.googleapis.com/projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/"
         "PROVIDER",
-        attribute="audience", marks_wif=True,
+        marks_wif=True,
     ),
     Field(
         "credential_config", "Credential Configuration JSON (optional)",
@@ -153,40 +151,40 @@ FIELDS: tuple[Field, ...] = (
         "the last one's token is used. Empty: the federated identity is used directly. An operator's "
         "impersonation_chain replaces it.",
         _STRING, parser="impersonation_chain", placeholder="airflow@PROJECT_ID.iam.gserviceaccount.com",
-        default=(), attribute="impersonation_chain", seed_env="GCP_SERVICE_ACCOUNT_EMAIL",
+        default=(), seed_env="GCP_SERVICE_ACCOUNT_EMAIL",
         seed_argument="gcp_service_account_email", setup_flag="--service-account",
     ),
     Field(
         "project", "Project Id", "Default project for operators that do not name one.",
-        _STRING, parser="project", placeholder="my-project", attribute="project", setup_flag="--project-id",
+        _STRING, parser="project", placeholder="my-project", setup_flag="--project-id",
     ),
     Field(
         "scope", "Scopes (comma separated)", f"OAuth scopes; default {CLOUD_PLATFORM_SCOPE}.",
         _STRING, parser="scopes", placeholder=CLOUD_PLATFORM_SCOPE, default=(CLOUD_PLATFORM_SCOPE,),
-        attribute="scopes", seed_env="TOKEN_SCOPES", seed_argument="gcp_token_scopes",
+        seed_env="TOKEN_SCOPES", seed_argument="gcp_token_scopes",
     ),
     Field(
         "lifetime_seconds", "Token Lifetime (seconds)",
         f"Lifetime of the impersonated token, 1-{MAX_LIFETIME_SECONDS}; over 3600 needs the org policy "
         "iam.allowServiceAccountCredentialLifetimeExtension.",
         _INTEGER, parser="lifetime", default=3600, form_default=True, minimum=1, maximum=MAX_LIFETIME_SECONDS,
-        attribute="lifetime_seconds", seed_env="TOKEN_LIFETIME", seed_argument="gcp_token_lifetime",
+        seed_env="TOKEN_LIFETIME", seed_argument="gcp_token_lifetime",
     ),
     Field(
         "quota_project_id", "Quota Project Id", "Project billed for API quota, if not the resource's own.",
-        _STRING, parser="quota_project_id", attribute="quota_project_id",
+        _STRING, parser="quota_project_id",
     ),
     Field(
         "aws_region", "AWS Region",
         "Region of the signed GetCallerIdentity request (sigv4) or of the GetWebIdentityToken call (jwt); "
         "default: the AWS connection's region, then AWS_REGION.",
-        _STRING, parser="region", placeholder="us-east-1", attribute="aws_region", seed_env="AWS_REGION",
+        _STRING, parser="region", placeholder="us-east-1", seed_env="AWS_REGION",
         seed_argument="aws_region",
     ),
     Field(
         "universe_domain", "Universe Domain",
         f"Google universe; default {DEFAULT_UNIVERSE_DOMAIN}. Others must be allowed by the deployment.",
-        _STRING, parser="universe_domain", default=DEFAULT_UNIVERSE_DOMAIN, attribute="universe_domain",
+        _STRING, parser="universe_domain", default=DEFAULT_UNIVERSE_DOMAIN,
         rechecks=("audience", "sts_endpoint", "iam_endpoint"), setup_flag="--universe-domain",
     ),
     Field(
@@ -194,18 +192,17 @@ FIELDS: tuple[Field, ...] = (
         f"Token URL; default https://sts.{DEFAULT_UNIVERSE_DOMAIN}/v1/token. Hosts other than Google's need "
         "[gcp_wif] allowed_endpoint_hosts.",
         _URL, parser="sts_endpoint", default=f"https://sts.{DEFAULT_UNIVERSE_DOMAIN}/v1/token",
-        attribute="sts_endpoint", seed_env="GCP_WIF_STS_ENDPOINT", seed_argument="sts_endpoint", seed_keyword=True,
+        seed_env="GCP_WIF_STS_ENDPOINT", seed_argument="sts_endpoint", seed_keyword=True,
     ),
     Field(
         "iam_endpoint", "IAM Credentials Endpoint (Private Service Connect)",
         f"Base URL; default https://iamcredentials.{DEFAULT_UNIVERSE_DOMAIN}.",
         _URL, parser="iam_endpoint", default=f"https://iamcredentials.{DEFAULT_UNIVERSE_DOMAIN}",
-        attribute="iam_endpoint", seed_env="GCP_WIF_IAM_ENDPOINT", seed_argument="iam_endpoint", seed_keyword=True,
+        seed_env="GCP_WIF_IAM_ENDPOINT", seed_argument="iam_endpoint", seed_keyword=True,
     ),
     Field(
         "num_retries", "Number of Retries", "Retries of transient failures, as on the Google Cloud connection.",
         _INTEGER, parser="num_retries", default=5, form_default=True, minimum=0, maximum=MAX_RETRIES,
-        attribute="num_retries",
     ),
     Field(
         "federation", "Federation Route",
@@ -213,7 +210,7 @@ FIELDS: tuple[Field, ...] = (
         "AWS STS GetWebIdentityToken (IAM outbound identity federation, botocore 1.41.0+), for an OIDC provider "
         "trusting the AWS account's issuer.",
         {"type": ["string", "null"], "enum": [*FEDERATION_ROUTES, None]}, parser="federation",
-        default=FEDERATION_ROUTES[0], form_default=True, attribute="federation", seed_env="GCP_WIF_FEDERATION",
+        default=FEDERATION_ROUTES[0], form_default=True, seed_env="GCP_WIF_FEDERATION",
         seed_argument="federation", seed_keyword=True, marks_wif=True,
     ),
 )

@@ -66,7 +66,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BASE_GOOGLE = "airflow.providers.google.common.hooks.base_google"
-_WIF_KEYS = WIF_MARKER_KEYS
 _lock = threading.Lock()
 
 
@@ -431,7 +430,7 @@ def looks_like_wif(extras: Mapping[str, Any] | None) -> bool:
     """True when the extras carry a key only ``gcp_wif`` connections have (no lookup, no I/O)."""
     if not extras:
         return False
-    return any(key in _WIF_KEYS or key.startswith(LEGACY_PREFIX) for key in extras)
+    return any(key in WIF_MARKER_KEYS or key.startswith(LEGACY_PREFIX) for key in extras)
 
 
 def _attach(hook: Any, lookups: Mapping[Any, Any]) -> None:
