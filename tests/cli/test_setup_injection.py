@@ -292,8 +292,8 @@ def resources(document: dict) -> dict[tuple[str, str], dict]:
 def check_terraform(text: str, plan) -> None:
     document = hcl2.loads(text)
     assert set(document) <= {"resource", "output", "__comments__"}
-    (output,) = document["output"]
-    assert list(output) == ['"gcp_wif_connection"']
+    assert [list(output) for output in document["output"]] == [['"gcp_wif_connection"']]
+    output = document["output"][0]
     connection = json.loads(hcl_text(output['"gcp_wif_connection"']["value"]))
     assert connection == {"conn_type": "gcp_wif", "extra": plan.connection_extra()}
     found = resources(document)
