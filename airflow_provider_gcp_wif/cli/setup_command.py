@@ -53,17 +53,36 @@ SERVICES = (
 )
 
 
-_AWS_ACCOUNT = re.compile(r"^[0-9]{12}$")
-_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+# The grammars setup accepts, each used with ``fullmatch`` (a ``$`` also matches before a trailing newline) and
+# ASCII only (``\w`` would take any Unicode letter). They are what Google and AWS accept, or narrower.
+_AWS_ACCOUNT = re.compile(r"[0-9]{12}")
+#: IAM role names: 1-64 of letters, digits and +=,.@_- (AWS IAM API reference, CreateRole).
+_ROLE_NAME = re.compile(r"[A-Za-z0-9+=,.@_-]{1,64}")
+#: IAM paths: ``/`` or ``/``-separated segments of printable ASCII, at most 512 characters (CreateRole's Path).
+_IAM_PATH = re.compile(r"/(?:[!-.0-~]+/)*")
+_IAM_PATH_MAX = 512
 _ROLE_ARN = re.compile(
-    r"^arn:(?P<partition>aws|aws-us-gov|aws-cn):iam::(?P<account>[0-9]{12}):role(?P<path>/(?:[^/]+/)*)(?P<name>[^/]+)$"
+    r"arn:(?P<partition>aws|aws-us-gov|aws-cn):iam::(?P<account>[0-9]{12}):role(?P<path>/(?:[!-.0-~]+/)*)"
+    r"(?P<name>[!-.0-~]+)"
 )
-_ORG_ID = re.compile(r"^[0-9]{1,20}$")
-_SA_NAME = re.compile(r"^[a-z]([-a-z0-9]{4,28}[a-z0-9])$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
-_ROLE = re.compile(r"^(roles|projects/[^/]+/roles|organizations/[0-9]+/roles)/[A-Za-z0-9_.]+$")
+_ORG_ID = re.compile(r"[1-9][0-9]{0,19}")
+#: A plain Google Cloud project id (6-30 lowercase letters, digits, hyphens; a letter first, no hyphen last).
+_PROJECT = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
+#: Service accounts setup creates: user-managed ones, ``NAME@PROJECT_ID.iam.gserviceaccount.com``.
+_SA_NAME = re.compile(_PROJECT)
+_SA_EMAIL = re.compile(rf"(?P<name>{_PROJECT})@(?P<project>{_PROJECT})\.iam\.gserviceaccount\.com")
+#: Cloud Storage bucket names: 3-63 characters, or up to 222 in dot-separated parts of at most 63.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+#: A predefined role, or a custom one of a project or an organization (IAM's ``roles/ID`` grammar).
+_ROLE = re.compile(rf"roles/[A-Za-z0-9_.]{{1,128}}|projects/(?:[a-z0-9.-]+:)?{_PROJECT}/roles/[A-Za-z0-9_.]{{3,64}}"
+                   r"|organizations/[1-9][0-9]{0,19}/roles/[A-Za-z0-9_.]{3,64}")
 #: IAM role paths setup writes into CEL string literals and IAM members: the characters paths use in practice.
-_ROLE_PATH = re.compile(r"^/(?:[\w+=,.@-]+/)*$")
+_ROLE_PATH = re.compile(r"/(?:[A-Za-z0-9+=,.@_-]+/)*")
+#: What no value of setup's contains, refused before any value is parsed (besides whitespace, control and non-ASCII
+#: characters): the shell's metacharacters, quotes and expansions. (Braces, which start Terraform templates and
+#: brace expansions, only after ``$``/``%`` or unquoted: no grammar below admits them, except IAM paths, which the
+#: jwt route holds to letters, digits and +=,.@_- and the sigv4 route never prints.)
+_REFUSED_CHARACTERS = frozenset("\"'`$\\;&|<>()")
 #: The namespace of the AWS-specific claims of a GetWebIdentityToken JWT.
 AWS_CLAIMS = "https://sts.amazonaws.com/"
 #: What the role's IAM policy lets it ask GetWebIdentityToken for: the provider's own audience only, RS256 (which
@@ -302,15 +321,61 @@ def _setup_value(args: SetupArgs, name: str) -> Any:
     return value
 
 
+def setup_flag(name: str) -> str:
+    """The command-line flag of a :class:`SetupArgs` field."""
+    return "--bucket" if name == "buckets" else "--" + name.replace("_", "-")
+
+
+#: What each text flag names, for the one-line refusal.
+_WHAT = {"project_id": "a Google Cloud project id", "project_number": "a project number", "pool_id": "a pool id",
+         "provider_id": "a provider id", "aws_account_id": "a 12-digit AWS account id",
+         "aws_role_name": "an IAM role name", "service_account": "a service-account email",
+         "buckets": "a Cloud Storage bucket name", "bucket_role": "an IAM role", "universe_domain": "a domain name",
+         "organization_id": "an organization id", "issuer_uri": "an https issuer URL"}
+
+
+def _refuse_code(args: SetupArgs) -> None:
+    """Refuse, before any value is parsed, a value with a character no Google or AWS name has and a shell,
+    Terraform or YAML would read as code (what setup prints is pasted into a shell or applied): whitespace,
+    control and non-ASCII characters, quotes, ``$``, ``;``, ``|``, braces... (:data:`_REFUSED_CHARACTERS`). The seed's
+    environment variables that stand in for flags are held to the same rule."""
+    from airflow_provider_gcp_wif.config import shown
+    from airflow_provider_gcp_wif.errors import WifConfigError
+
+    given: list[tuple[str, str, str]] = []
+    for spec in dataclasses.fields(SetupArgs):
+        value = getattr(args, spec.name)
+        for item in value if isinstance(value, tuple) else (value,):
+            if isinstance(item, str):
+                given.append((spec.name, item, ""))
+        if value is None and spec.name in SETUP_ENV_DEFAULTS and os.environ.get(SETUP_ENV_DEFAULTS[spec.name]):
+            given.append((spec.name, os.environ[SETUP_ENV_DEFAULTS[spec.name]],
+                          f" (from ${SETUP_ENV_DEFAULTS[spec.name]})"))
+    for name, value, source in given:
+        bad = next((ch for ch in value if ch in _REFUSED_CHARACTERS or not ch.isascii() or not ch.isprintable()
+                    or ch.isspace()), None)
+        if bad is not None:
+            what = _WHAT.get(name, "a value setup accepts")
+            raise WifConfigError(setup_flag(name), f"{shown(value)}{source} is not {what}: "
+                                 f"it contains {bad!r}, which no such name has and a shell or Terraform would "
+                                 "read as code.", "give the value as Google or AWS print it, without quotes, spaces "
+                                 "or control characters.")
+
+
 def build_setup_plan(args: SetupArgs | argparse.Namespace) -> SetupPlan:
     """Validate the inputs (through ``WifSettings`` where it has the field); raises ``WifConfigError`` naming the
     command-line flag. Flags left out fall back to the seed's environment variables (:data:`SETUP_ENV_DEFAULTS`).
-    A parsed command line (``argparse.Namespace``) is read as :class:`SetupArgs`."""
+    A parsed command line (``argparse.Namespace``) is read as :class:`SetupArgs`.
+
+    Every value is checked against the grammar Google or AWS accept (whole-string matches, ASCII), after
+    :func:`_refuse_code` has refused the characters that would make what setup prints run code; the plan holds
+    the normalised values, which are what setup prints."""
     from airflow_provider_gcp_wif.config import WifSettings
     from airflow_provider_gcp_wif.errors import WifConfigError
 
     if isinstance(args, argparse.Namespace):
         args = SetupArgs.from_namespace(args)
+    _refuse_code(args)
     account = _setup_value(args, "aws_account_id")
     role = _setup_value(args, "aws_role_name")
     project_number = _setup_value(args, "project_number")
@@ -324,7 +389,10 @@ def build_setup_plan(args: SetupArgs | argparse.Namespace) -> SetupPlan:
     if not project_number:
         raise WifConfigError("--project-number", "is required (or set GCP_PROJECT_NUMBER).",
                              "find it with `gcloud projects describe PROJECT_ID --format='value(projectNumber)'`.")
-    arn = _ROLE_ARN.match(role)
+    if partition is not None and partition not in AWS_PARTITIONS:
+        raise WifConfigError("--aws-partition", f"{partition!r} is not an AWS partition.",
+                             f"give one of {', '.join(AWS_PARTITIONS)}.")
+    arn = _ROLE_ARN.fullmatch(role)
     if arn:
         if account and account != arn.group("account"):
             raise WifConfigError("--aws-account-id", f"{account!r} disagrees with the role ARN's account "
@@ -342,16 +410,22 @@ def build_setup_plan(args: SetupArgs | argparse.Namespace) -> SetupPlan:
         path, _, role = role.rstrip("/").rpartition("/")  # an IAM path is not part of the assumed-role ARN
         role_path = "/" + path.strip("/") + "/" if path.strip("/") else "/"
     partition = partition or "aws"
-    if not account or not _AWS_ACCOUNT.match(account):
+    if not account or not _AWS_ACCOUNT.fullmatch(account):
         raise WifConfigError("--aws-account-id", f"{account!r} is not a 12-digit AWS account id.",
                              "find it with `aws sts get-caller-identity --query Account`.")
-    if not _ROLE_NAME.match(role):
+    if not _ROLE_NAME.fullmatch(role):
         raise WifConfigError("--aws-role-name", f"{role!r} is not an IAM role name.",
                              "give the role's name (e.g. the MWAA execution role's), or its ARN.")
+    if not _IAM_PATH.fullmatch(role_path) or len(role_path) > _IAM_PATH_MAX:
+        raise WifConfigError("--aws-role-name", f"the IAM path {role_path!r} is not an IAM path.",
+                             "give the role's ARN as `aws iam get-role --role-name NAME --query Role.Arn` prints it.")
     federation = args.federation
+    if federation not in FEDERATIONS:
+        raise WifConfigError("--federation", f"{federation!r} is not a federation route.",
+                             f"give one of {', '.join(FEDERATIONS)}.")
     issuer_uri = args.issuer_uri
     if federation == "jwt":
-        if not _ROLE_PATH.match(role_path):
+        if not _ROLE_PATH.fullmatch(role_path):
             raise WifConfigError("--aws-role-name", f"the IAM path {role_path!r} has characters setup does not "
                                  "write into CEL and IAM members.", "use a role whose path has letters, digits and "
                                  "+=,.@_- only.")
@@ -370,42 +444,52 @@ def build_setup_plan(args: SetupArgs | argparse.Namespace) -> SetupPlan:
     if not args.direct_access:
         service_account = (_setup_value(args, "service_account")
                            or f"airflow-wif@{args.project_id}.iam.gserviceaccount.com")
-        if "@" not in service_account:
-            service_account = f"{service_account}@{args.project_id}.iam.gserviceaccount.com"
         if "," in service_account:
             raise WifConfigError("--service-account", "takes one service account.", "give a single email.")
+        if "@" not in service_account and _SA_NAME.fullmatch(service_account):
+            service_account = f"{service_account}@{args.project_id}.iam.gserviceaccount.com"
     elif args.service_account:
         raise WifConfigError("--direct-access", "and --service-account exclude each other.",
                              "direct resource access grants roles to the AWS role itself; drop one of them.")
     elif args.lifetime_over_hour:
         raise WifConfigError("--lifetime-over-hour", "applies to service-account tokens only.",
                              "drop it: federated tokens for direct access live as long as Google STS says.")
-    if args.organization_id and not _ORG_ID.match(args.organization_id):
+    if args.organization_id and not _ORG_ID.fullmatch(args.organization_id):
         raise WifConfigError("--organization-id", f"{args.organization_id!r} is not an organization id.",
                              "find it with `gcloud organizations list`.")
+    buckets = []
     for bucket in args.buckets:
-        if not _BUCKET.match(bucket.removeprefix("gs://")):
+        name = bucket.removeprefix("gs://").rstrip("/")
+        if not _BUCKET.fullmatch(name) or any(len(part) > 63 for part in name.split(".")):
             raise WifConfigError("--bucket", f"{bucket!r} is not a Cloud Storage bucket name.",
                                  "give the bucket's name, e.g. my-data-bucket.")
-    if not _ROLE.match(args.bucket_role):
+        buckets.append(name)
+    if not _ROLE.fullmatch(args.bucket_role):
         raise WifConfigError("--bucket-role", f"{args.bucket_role!r} is not an IAM role.",
-                             "e.g. roles/storage.objectAdmin or roles/storage.objectViewer.")
+                             "e.g. roles/storage.objectAdmin or roles/storage.objectViewer, or a custom role "
+                             "projects/PROJECT_ID/roles/ID or organizations/ORG_ID/roles/ID.")
     extras = {"project_number": project_number, "pool_id": pool_id, "provider_id": provider_id,
               "project": args.project_id, "universe_domain": args.universe_domain}
     if service_account:
         extras["impersonation_chain"] = service_account
     try:
         # setup only prints: the universe the user names is the one to validate the names against.
-        WifSettings.from_extras(extras, allowed_endpoint_hosts=args.universe_domain or "")
+        settings = WifSettings.from_extras(extras, allowed_endpoint_hosts=args.universe_domain or "")
     except WifConfigError as err:
         raise WifConfigError(_SETUP_FLAGS.get(err.field, err.field), err.problem, err.fix) from None
+    assert settings.project is not None
+    if service_account and not _SA_EMAIL.fullmatch(service_account):
+        raise WifConfigError("--service-account", f"{service_account!r} is not a service account setup can "
+                             "create.", "give NAME@PROJECT_ID.iam.gserviceaccount.com or NAME (6-30 lowercase "
+                             "letters, digits and hyphens, a letter first).")
+    # WifSettings' normalised values (a universe domain in lowercase, without a trailing dot) are the ones printed.
     plan = SetupPlan(
-        project_id=args.project_id, project_number=project_number, pool_id=pool_id, provider_id=provider_id,
-        aws_account_id=account, aws_role_name=role, service_account=service_account,
+        project_id=settings.project, project_number=settings.project_number, pool_id=settings.pool_id,
+        provider_id=settings.provider_id, aws_account_id=account, aws_role_name=role,
+        service_account=settings.impersonation_chain[-1] if service_account else None,
         organization_id=args.organization_id, lifetime_over_hour=args.lifetime_over_hour,
-        org_restrictions=args.org_restrictions, aws_partition=partition,
-        universe_domain=args.universe_domain or DEFAULT_UNIVERSE_DOMAIN,
-        buckets=tuple(b.removeprefix("gs://").rstrip("/") for b in args.buckets), bucket_role=args.bucket_role,
+        org_restrictions=args.org_restrictions, aws_partition=partition, universe_domain=settings.universe_domain,
+        buckets=tuple(buckets), bucket_role=args.bucket_role,
         federation=federation, issuer_uri=issuer_uri, role_path=role_path,
     )
     notes = []
@@ -432,20 +516,21 @@ def build_setup_plan(args: SetupArgs | argparse.Namespace) -> SetupPlan:
 
 
 def _check_issuer_uri(value: str) -> str:
-    """An https URL (Google fetches the issuer's discovery document and keys); http only on loopback, for the
-    emulated AWS issuer."""
-    from urllib.parse import urlsplit
-
+    """An https URL in the endpoint grammar (Google fetches the issuer's discovery document and keys); http only on
+    loopback, for the emulated AWS issuer. Returns it normalised: scheme and host in lowercase, no default port, no
+    trailing slash."""
+    from airflow_provider_gcp_wif.config import _BadEndpoint, parse_endpoint
     from airflow_provider_gcp_wif.errors import WifConfigError
 
-    parts = urlsplit(value)
-    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
-    if not parts.hostname or parts.scheme not in ("https", "http") or (parts.scheme == "http" and not loopback) \
-            or parts.query or parts.fragment or any(c in value for c in "\"'` $"):
+    try:
+        scheme, host, port, path = parse_endpoint(value)
+    except _BadEndpoint:
+        scheme, host, port, path = "", "", None, ""
+    if scheme not in ("https", "http") or (scheme == "http" and host not in ("127.0.0.1", "localhost", "[::1]")):
         raise WifConfigError("--issuer-uri", f"{value!r} is not an https issuer URL.",
                              "give the IssuerIdentifier `aws iam get-outbound-web-identity-federation-info` prints "
                              "(https://<id>.tokens.sts.global.api.aws).")
-    return value.rstrip("/")
+    return f"{scheme}://{host}{f':{port}' if port else ''}{path}"
 
 
 @functools.cache
@@ -470,71 +555,128 @@ def _fill(template_file: str, section: str, **values: Any) -> str:
     return _sections(template_file)[section].substitute(values)
 
 
+class _Text(str):
+    """Text setup composed itself, for the place it goes: constants, and values already quoted or escaped by the
+    writer of that language (:func:`shell_word`, :func:`hcl_string`, :func:`_yaml_scalar`). Filled in as is."""
+
+
+def _single_line(value: str) -> str:
+    """``value``, which must not end a comment, a heredoc line or a command: no line break or other control
+    character (the values were refused before they got here; this is the writers' own guard)."""
+    if not value.isprintable():
+        raise ValueError(f"setup would print a control character: {value[:80]!r}")
+    return value
+
+
+def shell_word(value: str) -> str:
+    """``value`` as exactly one word of a POSIX shell (bash, zsh, sh), as :func:`shlex.quote` writes it: bare when
+    it has only characters no shell reads, else in single quotes."""
+    return shlex.quote(_single_line(str(value)))
+
+
+def _shell_dq(value: str) -> _Text:
+    """One shell word in double quotes (how a reader expects CEL, member and URL arguments), or
+    :func:`shell_word`'s single quotes if it has a character double quotes leave to the shell (``$``, a backtick,
+    a backslash, ``"``, ``!``)."""
+    value = _single_line(value)
+    if value and not any(ch in '$`\\"!' for ch in value):
+        return _Text(f'"{value}"')
+    return _Text(shell_word(value))
+
+
+def _shell_words(values: Any) -> _Text:
+    return _Text(" ".join(shell_word(v) for v in values))
+
+
+def _comment(text: str) -> _Text:
+    """Text for the rest of a ``#`` comment line (shell or Terraform): one line, whatever it says."""
+    return _Text(_single_line(text))
+
+
+def _heredoc(text: str, end: str = "EOF") -> _Text:
+    """The body of a quoted heredoc (``<<'EOF'``: nothing in it is expanded), which no line of may end early."""
+    if any(line == end for line in text.split("\n")):
+        raise ValueError(f"a line of the heredoc would end it: {end!r}")
+    return _Text(text)
+
+
 def _sh(section: str, **values: Any) -> list[str]:
-    """Lines of the gcloud script."""
-    return _fill("setup.sh.tmpl", section, **values).split("\n")
+    """Lines of the gcloud script. Every value is one shell word (:func:`shell_word`) unless it is :class:`_Text`
+    that was written for its place."""
+    words = {key: value if isinstance(value, _Text) else shell_word(str(value)) for key, value in values.items()}
+    return _fill("setup.sh.tmpl", section, **words).split("\n")
+
+
+def _tf_text(section: str, **values: Any) -> _Text:
+    """A piece of the Terraform: :class:`_Text` values are HCL written for their place (:func:`hcl_string`, blocks
+    made of those); any other value is the text of a ``#`` comment and must be one line."""
+    pieces = {key: value if isinstance(value, _Text) else _comment(str(value)) for key, value in values.items()}
+    return _Text(_fill("setup.tf.tmpl", section, **pieces))
 
 
 def _tf(section: str, **values: Any) -> str:
     """A Terraform block (ends with a newline)."""
-    return _fill("setup.tf.tmpl", section, **values) + "\n"
+    return _tf_text(section, **values) + "\n"
 
 
 def render_gcloud(plan: SetupPlan) -> str:
     p = plan
     mapping = ",".join(f"{key}={value}" for key, value in p.attribute_mapping.items())
-    pool_flags = f"--project={p.project_id} --location=global"
+    pool_flags = _Text(f"--project={shell_word(p.project_id)} --location=global")
     who = "the AWS role itself (direct resource access)" if p.direct_access else f"service account {p.service_account}"
     lines = _sh("header", role=p.iam_role_arn if p.jwt else p.role_arn, project_id=p.project_id,
-                project_number=p.project_number, who=who,
-                route=" through AWS outbound identity federation (JWT)" if p.jwt else "")
+                project_number=p.project_number, who=_comment(who),
+                route=_comment(" through AWS outbound identity federation (JWT)" if p.jwt else ""))
     if p.jwt:
         lines += _aws_cli_jwt_side(p)
-    lines += _sh("services", services=" ".join(SERVICES), project_id=p.project_id)
+    lines += _sh("services", services=_shell_words(SERVICES), project_id=p.project_id)
     lines += _gcloud_org_policies(p)
     lines += _sh("pool", pool_id=p.pool_id, pool_flags=pool_flags)
     provider = {"aws_account_id": p.aws_account_id, "aws_role_name": p.aws_role_name, "provider_id": p.provider_id,
-                "pool_flags": pool_flags, "pool_id": p.pool_id, "mapping": mapping, "condition": p.condition}
+                "pool_flags": pool_flags, "pool_id": p.pool_id, "mapping": _shell_dq(mapping),
+                "condition": _shell_dq(p.condition)}
     if p.jwt:
-        lines += _sh("provider_oidc", jwt_audience=p.jwt_audience, **provider)
+        lines += _sh("provider_oidc", jwt_audience=_shell_dq(p.jwt_audience), **provider)
     else:
         lines += _sh("provider_aws", **provider)
     if p.service_account:
         sa_name, sa_project = p.service_account.split("@", 1)[0], p.service_account.split("@", 1)[1].split(".")[0]
         lines += _sh("service_account", sa_name=sa_name, sa_project=sa_project, service_account=p.service_account,
-                     member=p.member)
+                     member=_shell_dq(p.member))
     lines += _sh("grants_service_account" if p.service_account else "grants_direct",
-                 colon=":" if p.buckets else ", for example:")
+                 colon=_Text(":" if p.buckets else ", for example:"))
     for bucket in p.buckets:
-        lines += _sh("bucket", bucket=bucket, grantee=p.grantee, bucket_role=p.bucket_role)
+        lines += _sh("bucket", bucket=f"gs://{bucket}", grantee=_shell_dq(p.grantee), bucket_role=p.bucket_role)
     if not p.buckets:
-        lines += _sh("bucket_example", grantee=p.grantee)
+        lines += _sh("bucket_example", grantee=_shell_dq(p.grantee))
     if p.direct_access:
         lines += _sh("direct_access_note")
-    lines += _sh("connection", connection=shlex.quote(_connection_json(p)))
+    lines += _sh("connection", connection=_connection_json(p))
     for note in p.notes:
-        lines += _sh("note", note=note)
+        lines += _sh("note", note=_comment(note))
     return "\n".join(lines) + "\n"
 
 
 def _aws_cli_jwt_side(p: SetupPlan) -> list[str]:
     """AWS CLI steps of ``--federation jwt``: the feature, the issuer URL (into ``$ISSUER_URI``), the role's
     policy."""
-    return _sh("aws_jwt_side", aws_account_id=p.aws_account_id, aws_role_name=p.aws_role_name,
-               issuer=p.issuer_uri or _fill("setup.sh.tmpl", "issuer_from_aws_cli"),
+    issuer = (_shell_dq(p.issuer_uri) if p.issuer_uri
+              else _Text(f'"{_fill("setup.sh.tmpl", "issuer_from_aws_cli")}"'))
+    return _sh("aws_jwt_side", aws_account_id=p.aws_account_id, aws_role_name=p.aws_role_name, issuer=issuer,
                algorithm=JWT_SIGNING_ALGORITHM, max_duration=JWT_MAX_DURATION_SECONDS, policy_name=JWT_POLICY_NAME,
-               policy_json=json.dumps(p.web_identity_token_policy(), indent=2))
+               policy_json=_heredoc(json.dumps(p.web_identity_token_policy(), indent=2)))
 
 
 def _gcloud_org_policies(p: SetupPlan) -> list[str]:
     lines: list[str] = []
     for file_name, constraint, values in p.org_policies():
-        common = {"constraint": constraint, "why": _POLICY_WHY[constraint], "values": " ".join(values)}
+        common = {"constraint": constraint, "why": _comment(_POLICY_WHY[constraint]), "values": _shell_words(values)}
         if p.organization_id:
             lines += _sh("org_policy_organization", organization_id=p.organization_id, **common)
         else:
             lines += _sh("org_policy_project", project_id=p.project_id, file_name=file_name,
-                         policy_yaml="\n".join(_policy_yaml(p.policy_parent, constraint, values)), **common)
+                         policy_yaml=_heredoc("\n".join(_policy_yaml(p.policy_parent, constraint, values))),
+                         **common)
     return lines
 
 
@@ -546,40 +688,59 @@ _POLICY_WHY = {
 }
 
 
+def _yaml_scalar(value: str) -> str:
+    """``value`` as a YAML double-quoted scalar: YAML 1.2 is a superset of JSON, and a JSON string (ASCII, its
+    escapes a subset of YAML's) is read back as the same string, whatever it holds."""
+    return json.dumps(value)
+
+
 def _policy_yaml(parent: str, constraint: str, values: list[str]) -> list[str]:
-    policy = _fill("org-policy.yaml.tmpl", "policy", parent=parent, constraint=constraint)
-    return [*policy.split("\n"), *[_fill("org-policy.yaml.tmpl", "value", value=value) for value in values]]
+    """An org policy as YAML: the template's keys, every value a :func:`_yaml_scalar`."""
+    policy = _fill("org-policy.yaml.tmpl", "policy", name=_yaml_scalar(f"{parent}/policies/{constraint}"))
+    return [*policy.split("\n"), *[_fill("org-policy.yaml.tmpl", "value", value=_yaml_scalar(value))
+                                   for value in values]]
 
 
 def _connection_json(plan: SetupPlan) -> str:
     return json.dumps({"conn_type": CONN_TYPE, "extra": plan.connection_extra()})
 
 
-def _hcl(value: str) -> str:
-    """A Terraform string literal (``${`` and ``%{`` would start templates)."""
-    escaped = json.dumps(value)
-    return escaped.replace("${", "$${").replace("%{", "%%{")
+def hcl_string(value: str) -> _Text:
+    """``value`` as a Terraform (HCL) quoted string literal that Terraform reads back as exactly ``value``: JSON's
+    string syntax is HCL's, except that ``${`` and ``%{`` start a template there (``$${`` and ``%%{`` are their
+    escapes) and that HCL has no ``\b`` and ``\f`` (``\u0008``, ``\u000c``). Non-ASCII text is written as is:
+    JSON's surrogate-pair escapes are not code points in HCL."""
+    escaped = re.sub(r"\\(.)", lambda m: _HCL_FOR_JSON_ESCAPE.get(m.group(1), m.group(0)),
+                     json.dumps(value, ensure_ascii=False))
+    return _Text(escaped.replace("${", "$${").replace("%{", "%%{"))
 
 
-def _tf_name(text: str) -> str:
-    return re.sub(r"[^a-z0-9_]", "_", text.lower()).strip("_") or "x"
+_HCL_FOR_JSON_ESCAPE = {"b": "\\u0008", "f": "\\u000c"}
+
+
+_hcl = hcl_string
+
+
+def _tf_name(text: str) -> _Text:
+    """A Terraform resource name (an identifier) made from ``text``."""
+    return _Text(re.sub(r"[^a-z0-9_]", "_", text.lower()).strip("_") or "x")
 
 
 def render_terraform(plan: SetupPlan) -> str:
     p = plan
     mapping_rules = p.attribute_mapping
     width = max(len(key) for key in mapping_rules) + 2
-    mapping = "\n".join(_fill("setup.tf.tmpl", "mapping_rule", key=_hcl(key).ljust(width), value=_hcl(value))
-                        for key, value in mapping_rules.items())
+    mapping = _Text("\n".join(_tf_text("mapping_rule", key=_Text(_hcl(key).ljust(width)), value=_hcl(value))
+                              for key, value in mapping_rules.items()))
     policies = _terraform_policies(p)
-    depends = ""
+    depends = _Text("")
     if policies:
-        depends = _fill("setup.tf.tmpl", "depends_on",
-                        policies=", ".join(f"google_org_policy_policy.{name}" for name, _ in policies))
+        depends = _tf_text("depends_on", policies=_Text(", ".join(f"google_org_policy_policy.{name}"
+                                                                   for name, _ in policies)))
     blocks = [
         _tf("header", role=p.iam_role_arn if p.jwt else p.role_arn, project_id=p.project_id,
             project_number=p.project_number, route=" through AWS outbound identity federation (JWT)" if p.jwt else ""),
-        _tf("services", services=", ".join(_hcl(s) for s in SERVICES), project_id=_hcl(p.project_id)),
+        _tf("services", services=_Text(", ".join(_hcl(s) for s in SERVICES)), project_id=_hcl(p.project_id)),
         *_terraform_aws_jwt_side(p),
         *[block for _, block in policies],
         _tf("pool", project_id=_hcl(p.project_id), pool_id=_hcl(p.pool_id)),
@@ -602,12 +763,12 @@ def render_terraform(plan: SetupPlan) -> str:
 AWS_FEDERATION_RESOURCE = "aws_iam_outbound_web_identity_federation.gcp_wif"
 
 
-def _terraform_trust(p: SetupPlan) -> str:
+def _terraform_trust(p: SetupPlan) -> _Text:
     """The provider's ``aws {}`` block, or (``jwt``) its ``oidc {}`` block."""
     if not p.jwt:
-        return _fill("setup.tf.tmpl", "trust_aws", aws_account_id=_hcl(p.aws_account_id))
-    issuer = _hcl(p.issuer_uri) if p.issuer_uri else f"{AWS_FEDERATION_RESOURCE}.issuer_identifier"
-    return _fill("setup.tf.tmpl", "trust_oidc", issuer=issuer, jwt_audience=_hcl(p.jwt_audience))
+        return _tf_text("trust_aws", aws_account_id=_hcl(p.aws_account_id))
+    issuer = _hcl(p.issuer_uri) if p.issuer_uri else _Text(f"{AWS_FEDERATION_RESOURCE}.issuer_identifier")
+    return _tf_text("trust_oidc", issuer=issuer, jwt_audience=_hcl(p.jwt_audience))
 
 
 def _terraform_aws_jwt_side(p: SetupPlan) -> list[str]:
@@ -636,13 +797,14 @@ def _terraform_policies(p: SetupPlan) -> list[tuple[str, str]]:
                                                    "lifetime_extension")
         resource = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
         parent = f"projects/{p.project_id}"
-        org_note = ""
+        org_note = _Text("")
         if p.organization_id:
-            org_note = _fill("setup.tf.tmpl", "org_policy_organization_note", constraint=constraint,
-                             values=" ".join(values), organization_id=p.organization_id) + "\n"
-        result.append((resource, _tf("org_policy", why=_POLICY_WHY[constraint], org_note=org_note, resource=resource,
-                                     name=_hcl(f"{parent}/policies/{constraint}"), parent=_hcl(parent),
-                                     allowed=", ".join(_hcl(v) for v in values))))
+            org_note = _Text(_tf_text("org_policy_organization_note", constraint=shell_word(constraint),
+                                      values=_shell_words(values), organization_id=shell_word(p.organization_id))
+                             + "\n")
+        result.append((resource, _tf("org_policy", why=_POLICY_WHY[constraint], org_note=org_note,
+                                     resource=_tf_name(resource), name=_hcl(f"{parent}/policies/{constraint}"),
+                                     parent=_hcl(parent), allowed=_Text(", ".join(_hcl(v) for v in values)))))
     return result
 
 
