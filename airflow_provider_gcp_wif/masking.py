@@ -155,6 +155,58 @@ def redact_botocore_web_identity_tokens() -> None:
 
 #: The SigV4 signature in an ``Authorization`` header (64 lowercase hex digits: the same text in every encoding).
 _SIGV4_SIGNATURE = re.compile(r"Signature=([0-9a-f]{64})")
+#: botocore's loggers that print a request's SigV4 signature at DEBUG: ``botocore.auth`` while signing
+#: (``Signature:\n<hex>``), ``botocore.endpoint`` the prepared request (``Authorization: ... Signature=<hex>``).
+BOTOCORE_SIGNING_LOGGERS = ("botocore.auth", "botocore.endpoint")
+# ``Signature:\n<hex>``, ``Signature=<hex>`` (Authorization header) and ``X-Amz-Signature=<hex>`` (presigned URLs).
+_LOGGED_SIGNATURE = re.compile(r"(Signature(?:=|:\s*))([0-9a-f]{64})(?![0-9a-f])")
+
+
+class BotocoreSignatureRedactor(logging.Filter):
+    """Replaces every SigV4 signature in botocore's signing and request DEBUG records with ``***``.
+
+    A logged request whose signature survives can be replayed to AWS for the ~15 minutes of its ``X-Amz-Date``:
+    a ``GetWebIdentityToken`` mints a fresh JWT for the provider's audience, an ``AssumeRole`` the role's
+    credentials, and with long-term IAM-user keys there is no session token whose masking would spoil the replay.
+    Announcing cannot come first: ``botocore.auth`` logs the signature while computing it, before any botocore event
+    hands the signed request out. So the records themselves are rewritten, on the loggers (before any handler,
+    Airflow's masker or a plain stderr one). Every request of the process is covered, the Amazon provider's
+    included: a signature is a secret whoever signed. Nothing else in the record changes (the canonical request and
+    string to sign hold hashes, not the key)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted is the logging module's to report
+            return True
+        if "Signature" not in text:
+            return True
+        redacted = _LOGGED_SIGNATURE.sub(lambda match: match.group(1) + _REDACTED, text)
+        if redacted != text:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+_signature_redactor = BotocoreSignatureRedactor()
+
+
+def redact_botocore_signatures() -> None:
+    """Install :class:`BotocoreSignatureRedactor` on botocore's signing and request loggers (once)."""
+    install_filter(_signature_redactor, BOTOCORE_SIGNING_LOGGERS)
+
+
+def announce_request_signature(request: Any, **_: Any) -> None:
+    """botocore ``request-created`` handler, registered after the client's signer: announces the signature of the
+    request just signed, so that a host masker knows it before botocore logs the request (``Sending http
+    request``) or anything else renders it. The record of ``botocore.auth``, written during signing, is
+    :class:`BotocoreSignatureRedactor`'s."""
+    authorization = request.headers.get("Authorization") if getattr(request, "headers", None) is not None else None
+    if isinstance(authorization, bytes):
+        authorization = authorization.decode("ascii", "replace")
+    if authorization:
+        match = _SIGV4_SIGNATURE.search(authorization)
+        if match:
+            announce(match.group(1))
 
 
 def signed_request_secrets(authorization: str, session_token: str | None) -> list[str]:

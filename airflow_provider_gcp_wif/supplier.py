@@ -214,6 +214,7 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
         self._jwt_suppliers: dict[str, WebIdentityTokenSupplier] = {}
         self._jwt_lock = threading.Lock()
         _live_suppliers.add(self)
+        masking.redact_botocore_signatures()  # botocore.auth logs each signature (DEBUG) while computing it
 
     def __repr__(self) -> str:
         return f"Boto3Supplier({self.description}, region={self._region!r})"
@@ -308,7 +309,7 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
         host = urllib.parse.urlsplit(str(client.meta.endpoint_url)).hostname or ""
         if host in GLOBAL_STS_HOSTS:
             client = session.client("sts", region_name=region, endpoint_url=f"https://{sts_host(region)}")
-        return client
+        return _announcing_signatures(client)
 
     # -- who am I (error messages, connection tests) ---------------------------------------------------------
 
@@ -321,7 +322,7 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
                 client = self._sts_client_factory(session, region)
             else:
                 client = session.client("sts", region_name=region)
-            self._caller_arn = str(client.get_caller_identity()["Arn"])
+            self._caller_arn = str(_announcing_signatures(client).get_caller_identity()["Arn"])
         return self._caller_arn
 
     # -- child processes -------------------------------------------------------------------------------------
@@ -433,6 +434,16 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
         self._lock = threading.Lock()
         self._jwt_lock = threading.Lock()
         self._session = None
+
+
+def _announcing_signatures(client: Any) -> Any:
+    """``client`` (an AWS STS client this module calls), its requests' signatures announced to the secrets masker
+    once signed (a handler after the client's signer: see :func:`masking.announce_request_signature`)."""
+    events = getattr(getattr(client, "meta", None), "events", None)
+    if events is not None:
+        events.register_last("request-created.sts", masking.announce_request_signature,
+                             unique_id="gcp-wif-announce-signature")
+    return client
 
 
 class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):

@@ -11,7 +11,8 @@ What MWAA does, and what this does the same way:
 * The install: ``gcp-wif mwaa-bundle`` writes ``plugins.zip`` + ``requirements.txt``; ``plugins.zip`` is unpacked
   into the plugins folder and ``requirements.txt`` installed by ``pip`` with ``-c <the image's constraints>`` added
   (the file carries none), as MWAA's entrypoint does. MWAA's folder ``/usr/local/airflow`` is ``AIRFLOW_HOME``
-  here; that path in ``requirements.txt`` is rewritten accordingly. A failed pip install is logged, not fatal.
+  here; that path in ``requirements.txt`` (the wheel's ``file://`` direct reference, with its sha256) is rewritten
+  accordingly. A failed pip install is logged, not fatal.
 * The environment: ``AIRFLOW_CONN_AWS_DEFAULT=aws://``, ``AWS_REGION``/``AWS_DEFAULT_REGION``,
   ``AWS_EXECUTION_ENV=Amazon_MWAA_<version>``, a new interpreter per task, MWAA's secrets lookup pattern in the
   config; no AWS key in any process's environment, in ``airflow.cfg`` or in a file under ``AIRFLOW_HOME``

@@ -104,8 +104,11 @@ Write plugins.zip and requirements.txt for Amazon MWAA (its documented route for
 wheels in plugins.zip, which MWAA unpacks to {MWAA_PLUGINS_DIR}, and requirements.txt pointing pip there).
 
 plugins.zip holds the provider's wheel and {PLUGIN_MODULE_NAME} (the plugins-folder route to the plugin; the
-wheel's own airflow.plugins entry point does the same, Airflow registers it once). requirements.txt says
-`--find-links {MWAA_PLUGINS_DIR}` and pins `{DISTRIBUTION}==<version>`.
+wheel's own airflow.plugins entry point does the same, Airflow registers it once). requirements.txt references
+that wheel by path and sha256:
+    {DISTRIBUTION} @ file://{MWAA_PLUGINS_DIR}/<wheel>#sha256=<hex>
+never by name and version: the name is not on PyPI, anyone can publish it, and pip would prefer such a wheel (a
+build tag, a higher version) on any index.
 
 Dependencies: by default pip fetches the provider's dependencies (apache-airflow-providers-google/-amazon,
 google-auth) from PyPI under MWAA's constraints, which needs an environment with PyPI access. For a private
@@ -208,8 +211,8 @@ def _parser() -> argparse.ArgumentParser:
     bundle.add_argument("--output", required=True, help="folder to write plugins.zip and requirements.txt to")
     bundle.add_argument("--wheel", help=f"the {DISTRIBUTION} wheel to ship (default: build it from the source tree)")
     bundle.add_argument("--merge", metavar="PLUGINS_ZIP", help="an existing plugins.zip whose files are kept")
-    bundle.add_argument("--constraints", help="a constraints URL, or a file shipped in plugins.zip (default: MWAA "
-                        "applies its own constraints for its Airflow version)")
+    bundle.add_argument("--constraints", help="an https:// constraints URL, or a file shipped in plugins.zip "
+                        "(default: MWAA applies its own constraints for its Airflow version)")
     bundle.add_argument("--no-index", action="store_true",
                         help="private network without PyPI: pip installs only from plugins.zip (needs "
                         "--airflow-version or --dependency-wheels)")

@@ -1,9 +1,25 @@
 """``gcp-wif mwaa-bundle``: write the ``plugins.zip`` + ``requirements.txt`` pair with which Amazon MWAA installs
-this provider from a wheel (MWAA's documented route for packages that are not on PyPI)."""
+this provider from a wheel (MWAA's documented route for packages that are not on PyPI).
+
+The provider's requirement is a PEP 508 direct reference to the bundled wheel's path with its sha256 in the URL
+(``airflow-provider-gcp-wif @ file:///usr/local/airflow/plugins/<wheel>#sha256=<hex>``), never a name and version
+that pip would look up: the package is not on PyPI, so anyone can publish that name there, and a wheel of the same
+version with a build tag (or a higher version) on any index would beat the bundled one. pip installs a direct
+reference from its URL alone, whatever the indexes offer, and refuses a file whose sha256 differs.
+
+Why a URL hash and not ``--hash=sha256:...``: a ``--hash`` option puts pip in hash-checking mode for the *whole*
+install, and MWAA's install is not ours alone. The images run ``safe-pip-install -r requirements.txt`` (plus
+``-c $AIRFLOW_CONSTRAINTS_FILE`` when the file has no constraint line), and ``safe-pip-install`` adds the image's own
+required packages (``apache-airflow[celery,statsd]==X``, the Amazon provider, ...) by name, without hashes, to the
+same pip command (aws/amazon-mwaa-docker-images, ``mwaa/utils/user_requirements.py`` and the bootstrap scripts);
+the provider's dependencies from PyPI have none either. Hash-checking mode would fail all of them. A hash in the
+URL is checked for that one requirement and does not turn the mode on (pip's ``InstallRequirement.hashes``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 import shutil
 import subprocess
@@ -13,7 +29,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 try:
     import tomllib
@@ -205,6 +221,13 @@ def download_dependency_wheels(image: MwaaImage, wheel: Path, into: Path) -> lis
     return missing
 
 
+def bundled_wheel_requirement(wheel_name: str, wheel_bytes: bytes) -> str:
+    """The requirement line installing exactly these bytes from the plugins folder: a direct reference to the wheel's
+    path there, its sha256 in the URL (see the module docstring for why not ``--hash``)."""
+    digest = hashlib.sha256(wheel_bytes).hexdigest()
+    return f"{DISTRIBUTION} @ file://{MWAA_PLUGINS_DIR}/{quote(wheel_name)}#sha256={digest}"
+
+
 def cmd_mwaa_bundle(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         written = write_mwaa_bundle(args)
@@ -235,6 +258,10 @@ def write_mwaa_bundle(args: argparse.Namespace) -> tuple[Path, Path, list[str]]:
         raise UsageError(f"--constraints {args.constraints}: with --no-index the environment has no network to "
                          "fetch a constraints URL (pip would fail on every container start); pass the "
                          "constraints FILE instead, it is shipped in plugins.zip.")
+    if args.constraints and urlsplit(args.constraints).scheme == "http":
+        raise UsageError(f"--constraints {args.constraints}: pip would fetch it in clear text on every container "
+                         "start, and whoever is on the path could loosen the pins; give an https:// URL or a FILE "
+                         "(shipped in plugins.zip).")
     image = mwaa_image(args) if args.airflow_version else None
     if image and not args.constraints:
         args.constraints = str(image.constraints)
@@ -260,7 +287,7 @@ def write_mwaa_bundle(args: argparse.Namespace) -> tuple[Path, Path, list[str]]:
                 entries[dependency.name] = dependency.read_bytes()
         constraint_line = None
         if args.constraints:
-            if urlsplit(args.constraints).scheme in ("http", "https"):
+            if urlsplit(args.constraints).scheme == "https":
                 constraint_line = f'--constraint "{args.constraints}"'
             elif Path(args.constraints).is_file():
                 entries["constraints.txt"] = Path(args.constraints).read_bytes()
@@ -280,10 +307,10 @@ def write_mwaa_bundle(args: argparse.Namespace) -> tuple[Path, Path, list[str]]:
     ]
     if constraint_line:
         lines.append(constraint_line)
-    lines.append(f"--find-links {MWAA_PLUGINS_DIR}")
     if args.no_index:
+        lines.append(f"--find-links {MWAA_PLUGINS_DIR}")
         lines.append("--no-index")
-    lines.append(f"{DISTRIBUTION}=={version}")
+    lines.append(bundled_wheel_requirement(wheel.name, entries[wheel.name]))
     requirements = output / "requirements.txt"
     requirements.write_text("\n".join(lines) + "\n")
     return plugins, requirements, sorted(entries)

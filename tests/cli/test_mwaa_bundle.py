@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.parser
+import hashlib
 import zipfile
 from pathlib import Path
 
@@ -70,11 +71,20 @@ def test_the_bundle_holds_the_provider_wheel_and_the_plugin_module(built_bundle,
     assert namespace["GcpWifPlugin"] is GcpWifPlugin
 
 
-def test_requirements_point_pip_at_the_plugins_folder_and_pin_the_version(built_bundle):
+def bundled_wheel_reference(plugins: Path) -> str:
+    """The direct reference to the wheel in plugins.zip, at its MWAA path, with the sha256 of its bytes."""
+    [name] = [n for n in wheel_names(plugins) if n.startswith("airflow_provider_gcp_wif-")]
+    with zipfile.ZipFile(plugins) as bundle:
+        digest = hashlib.sha256(bundle.read(name)).hexdigest()
+    return f"airflow-provider-gcp-wif @ file:///usr/local/airflow/plugins/{name}#sha256={digest}"
+
+
+def test_requirements_reference_the_bundled_wheel_by_path_and_sha256(built_bundle):
+    """No name==version for pip to look up on an index (see test_mwaa_bundle_impostor.py for the install itself)."""
     output, printed = built_bundle
     lines = [line for line in (output / "requirements.txt").read_text().splitlines() if not line.startswith("#")]
-    assert lines == ["--find-links /usr/local/airflow/plugins", f"airflow-provider-gcp-wif=={__version__}"]
-    assert "--no-index" not in lines
+    assert lines == [bundled_wheel_reference(output / "plugins.zip")]
+    assert f"_wif-{__version__}-py3-none-any.whl#sha256=" in lines[0]
     assert "aws mwaa update-environment" in printed
 
 
@@ -107,7 +117,17 @@ def test_no_index_with_dependency_wheels_bundles_them_all(provider_wheel, tmp_pa
              if not line.startswith("#")]
     assert lines == [
         '--constraint "/usr/local/airflow/plugins/constraints.txt"',
-        "--find-links /usr/local/airflow/plugins", "--no-index", f"airflow-provider-gcp-wif=={__version__}"]
+        "--find-links /usr/local/airflow/plugins", "--no-index",
+        bundled_wheel_reference(tmp_path / "out" / "plugins.zip")]
+
+
+def test_a_plain_http_constraints_url_is_refused(provider_wheel, tmp_path):
+    """pip would fetch it in clear text on every container start: whoever is on the path could loosen the pins."""
+    url = "http://raw.githubusercontent.com/apache/airflow/constraints-3.0.6/constraints-3.12.txt"
+    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(provider_wheel),
+                           "--constraints", url)
+    assert code == 2 and "clear text" in err and "https://" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_constraints_url_without_no_index_is_kept(provider_wheel, tmp_path):
