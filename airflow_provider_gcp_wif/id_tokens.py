@@ -146,13 +146,16 @@ def _call(request: Any, url: str, bearer: str, body: dict[str, Any], settings: W
         raise translate("impersonation", answer, settings, caller)
     try:
         token = json.loads(data)["token"]
+        if isinstance(token, str):
+            # A secret whatever its shape: announced before it is decoded (an unreadable one must not show
+            # unmasked in the error's chain or a log of this answer either).
+            masking.announce(token)
         claims = jwt.decode(token, verify=False)  # our own fresh token: only its expiry is read
         expires_at = float(claims["exp"])
     except (ValueError, KeyError, TypeError) as err:
         raise WifExchangeError("impersonation", "generateIdToken answered 200 without a readable ID token.",
                                "retry; if it persists, check iam_endpoint.", status=status,
                                retryable=True) from err
-    masking.announce(token)
     return str(token), expires_at
 
 
