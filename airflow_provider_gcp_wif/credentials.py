@@ -50,7 +50,14 @@ from airflow_provider_gcp_wif.constants import (
     TARGET_RESOURCE_HEADER,
 )
 from airflow_provider_gcp_wif.diagnosis import UNKNOWN_CALLER, Caller, translate_exception
-from airflow_provider_gcp_wif.errors import RedirectRefused, Step, WifConfigError, WifExchangeError, sanitized_cause
+from airflow_provider_gcp_wif.errors import (
+    AnswerTooLarge,
+    RedirectRefused,
+    Step,
+    WifConfigError,
+    WifExchangeError,
+    sanitized_cause,
+)
 from airflow_provider_gcp_wif.host_cache import HostTokenCache, SharedToken
 from airflow_provider_gcp_wif.resource_names import https_audience, sts_host
 from airflow_provider_gcp_wif.supplier import Boto3Supplier, WebIdentityTokenSupplier
@@ -308,6 +315,10 @@ def caller_of(settings: WifSettings, supplier: Boto3Supplier | None) -> Caller:
 # The exchange's own transport
 # ---------------------------------------------------------------------------------------------------------------
 
+#: The most of an STS or IAM Credentials answer the exchange's transport reads (a real one is under a kilobyte).
+MAX_ANSWER_BYTES = 1024 * 1024
+_ANSWER_CHUNK_BYTES = 64 * 1024
+
 _transport: Any = None
 _transport_lock = threading.Lock()
 
@@ -342,6 +353,14 @@ def _no_redirect_transport() -> Any:
         def get_redirect_target(self, resp: Any) -> str | None:
             return None  # never follow, whatever allow_redirects says
 
+        def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
+            # Streamed, then read here up to MAX_ANSWER_BYTES (decoded): an endless or huge answer is not read
+            # into memory whole.
+            kwargs["stream"] = True
+            response = super().request(method, url, *args, **kwargs)
+            _read_capped(response, str(url))
+            return response
+
     class NoRedirectRequest(google.auth.transport.requests.Request):
         def __call__(self, url: str, method: str = "GET", body: Any = None, headers: Any = None,
                      timeout: Any = None, **kwargs: Any) -> Any:
@@ -357,6 +376,26 @@ def _no_redirect_transport() -> Any:
     # Shared by every connection's exchange in the process: no state may pass from one answer to the next request.
     session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     return NoRedirectRequest(session)
+
+
+def _read_capped(response: Any, url: str) -> None:
+    """Read a streamed ``requests`` answer into ``response.content``, or raise :class:`AnswerTooLarge` (after
+    closing the connection) once it passes :data:`MAX_ANSWER_BYTES`, declared or not."""
+    try:
+        declared = str(response.headers.get("content-length") or "").strip()
+        if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+            raise AnswerTooLarge(MAX_ANSWER_BYTES, int(response.status_code), url)
+        chunks, size = [], 0
+        for chunk in response.iter_content(_ANSWER_CHUNK_BYTES):
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise AnswerTooLarge(MAX_ANSWER_BYTES, int(response.status_code), url)
+            chunks.append(chunk)
+    except BaseException:
+        response.close()  # not consumed: the connection is dropped, not returned to the pool
+        raise
+    response._content = b"".join(chunks)  # what .content returns from now on (requests' own cache of the body)
+    response.close()  # consumed: returns the connection to the pool (keep-alive)
 
 
 def _forget_transport_in_child() -> None:

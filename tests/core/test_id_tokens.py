@@ -11,9 +11,9 @@ import time
 
 import google.auth.transport.requests
 import pytest
+from google.oauth2 import id_token as google_id_token
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from google.oauth2 import id_token as google_id_token
 
 from airflow_provider_gcp_wif import id_tokens, masking
 from airflow_provider_gcp_wif.credentials import get_credentials
