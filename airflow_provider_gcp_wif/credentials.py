@@ -50,7 +50,14 @@ from airflow_provider_gcp_wif.constants import (
     TARGET_RESOURCE_HEADER,
 )
 from airflow_provider_gcp_wif.diagnosis import UNKNOWN_CALLER, Caller, translate_exception
-from airflow_provider_gcp_wif.errors import RedirectRefused, Step, WifConfigError, WifExchangeError, sanitized_cause
+from airflow_provider_gcp_wif.errors import (
+    AnswerTooLarge,
+    RedirectRefused,
+    Step,
+    WifConfigError,
+    WifExchangeError,
+    sanitized_cause,
+)
 from airflow_provider_gcp_wif.host_cache import HostTokenCache, SharedToken
 from airflow_provider_gcp_wif.resource_names import https_audience, sts_host
 from airflow_provider_gcp_wif.supplier import Boto3Supplier, WebIdentityTokenSupplier
@@ -63,6 +70,8 @@ T = TypeVar("T")
 ADVISORY_REFRESH_SECONDS = 300
 #: ... and never later than this (the "mandatory" window; google-auth's own threshold is 225 s).
 MANDATORY_REFRESH_SECONDS = 225
+#: The longest a federated (STS) token lives; an impersonated one lives at most the settings' lifetime_seconds.
+FEDERATED_TOKEN_MAX_SECONDS = 3600
 
 
 class _StatusRecorder:
@@ -308,6 +317,10 @@ def caller_of(settings: WifSettings, supplier: Boto3Supplier | None) -> Caller:
 # The exchange's own transport
 # ---------------------------------------------------------------------------------------------------------------
 
+#: The most of an STS or IAM Credentials answer the exchange's transport reads (a real one is under a kilobyte).
+MAX_ANSWER_BYTES = 1024 * 1024
+_ANSWER_CHUNK_BYTES = 64 * 1024
+
 _transport: Any = None
 _transport_lock = threading.Lock()
 
@@ -342,6 +355,14 @@ def _no_redirect_transport() -> Any:
         def get_redirect_target(self, resp: Any) -> str | None:
             return None  # never follow, whatever allow_redirects says
 
+        def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
+            # Streamed, then read here up to MAX_ANSWER_BYTES (decoded): an endless or huge answer is not read
+            # into memory whole.
+            kwargs["stream"] = True
+            response = super().request(method, url, *args, **kwargs)
+            _read_capped(response, str(url))
+            return response
+
     class NoRedirectRequest(google.auth.transport.requests.Request):
         def __call__(self, url: str, method: str = "GET", body: Any = None, headers: Any = None,
                      timeout: Any = None, **kwargs: Any) -> Any:
@@ -357,6 +378,26 @@ def _no_redirect_transport() -> Any:
     # Shared by every connection's exchange in the process: no state may pass from one answer to the next request.
     session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     return NoRedirectRequest(session)
+
+
+def _read_capped(response: Any, url: str) -> None:
+    """Read a streamed ``requests`` answer into ``response.content``, or raise :class:`AnswerTooLarge` (after
+    closing the connection) once it passes :data:`MAX_ANSWER_BYTES`, declared or not."""
+    try:
+        declared = str(response.headers.get("content-length") or "").strip()
+        if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+            raise AnswerTooLarge(MAX_ANSWER_BYTES, int(response.status_code), url)
+        chunks, size = [], 0
+        for chunk in response.iter_content(_ANSWER_CHUNK_BYTES):
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise AnswerTooLarge(MAX_ANSWER_BYTES, int(response.status_code), url)
+            chunks.append(chunk)
+    except BaseException:
+        response.close()  # not consumed: the connection is dropped, not returned to the pool
+        raise
+    response._content = b"".join(chunks)  # what .content returns from now on (requests' own cache of the body)
+    response.close()  # consumed: returns the connection to the pool (keep-alive)
 
 
 def _forget_transport_in_child() -> None:
@@ -479,9 +520,9 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         self._clock = clock
         self._advisory_at: datetime.datetime | None = None
         self._mandatory_at: datetime.datetime | None = None
+        self._issued_at: datetime.datetime | None = None
         self.exchange_count = 0  # successful refreshes (read by the load tests)
         self._host_cache = host_cache
-        self._host_key = HostTokenCache.key_for(cache_key(settings, supplier)) if host_cache is not None else ""
 
     def __repr__(self) -> str:
         return (
@@ -574,7 +615,7 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         # The federated token (the impersonation's source) is a bearer credential too.
         masking.announce(self.token, self.chain.federated.token)
         self.exchange_count += 1
-        now = self._clock()
+        now = self._issued_at = self._clock()
         expiry = self.expiry or now + datetime.timedelta(seconds=3600)
         lifetime = max(0.0, (expiry - now).total_seconds())
         advisory = min(ADVISORY_REFRESH_SECONDS, lifetime * 0.25)
@@ -608,13 +649,23 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
 
     def _exchange_through_host(self, request: Any, *, reuse: bool) -> None:
         """Under the host-wide lock: take the token another process left while it is fresh; else exchange (if
-        that fails while the left token is still before its mandatory window, keep using it) and leave ours."""
-        host, key = self._host_cache, self._host_key
+        that fails while the left token is still before its mandatory window, keep using it) and leave ours.
+
+        The file is keyed by the settings, the AWS identity source *and* the AWS identity this process's session
+        resolves now (a keyed digest, see :meth:`HostTokenCache.identity_digest`): a keyless AWS connection names
+        no identity, and two processes of one user can resolve it to different ones."""
+        host = self._host_cache
         assert host is not None
+        identity = host.identity_digest(self.supplier.identity_material())
+        if identity is None:  # the directory is refused: this process's own exchange
+            self._exchange(request, shared=False)
+            return
+        key = HostTokenCache.key_for((*cache_key(self.settings, self.supplier), identity))
         principal = self.settings.service_account or self.settings.audience
+        lifetime = self.settings.lifetime_seconds if self.chain.impersonating else FEDERATED_TOKEN_MAX_SECONDS
         with host.locked(key):
-            left = host.read(key, principal) if reuse else None
             now = self._clock()
+            left = host.read(key, principal, now=now, max_lifetime_seconds=lifetime) if reuse else None
             if left is not None and now < left.advisory_at:
                 self._take(left)
                 return
@@ -625,9 +676,10 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
                 assert left is not None
                 self._take(left)
                 return
-            assert self.token is not None and self.expiry is not None
+            assert self.token is not None and self.expiry is not None and self._issued_at is not None
             assert self._advisory_at is not None and self._mandatory_at is not None
-            host.write(key, SharedToken(self.token, self.expiry, principal, self._advisory_at, self._mandatory_at))
+            host.write(key, SharedToken(self.token, self.expiry, principal, self._advisory_at, self._mandatory_at,
+                                        self._issued_at))
 
     def _take(self, left: SharedToken) -> None:
         """Use a token another process exchanged (this process's masker learns it too)."""

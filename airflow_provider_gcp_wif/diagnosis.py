@@ -22,6 +22,7 @@ from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.constants import JWT_POLICY_NAME, JWT_SIGNING_ALGORITHM
 from airflow_provider_gcp_wif.errors import (
     PROPAGATION_NOTE,
+    AnswerTooLarge,
     RedirectRefused,
     Step,
     WifExchangeError,
@@ -735,6 +736,15 @@ def translate_exception(
             f"{'subject token' if step == 'sts_exchange' else 'federated Bearer token'} to another host).",
             f"point {setting} at the final URL, the one the endpoint redirects to, once you have checked that it "
             "is a Google endpoint you trust (and allowed by [gcp_wif] allowed_endpoint_hosts if it is not Google's).",
+            status=exc.status,
+        )
+    if isinstance(exc, AnswerTooLarge):
+        setting = "sts_endpoint (or credential_config's token_url)" if step == "sts_exchange" else "iam_endpoint"
+        return WifExchangeError(
+            step,
+            f"{exc}; the provider stopped reading it there (a Google token answer is under a kilobyte).",
+            f"check that {setting} is Google's endpoint, or a proxy that passes its answers through unchanged: "
+            "something else answered in its place.",
             status=exc.status,
         )
     carries_body = isinstance(exc, google_exceptions.GoogleAuthError)  # google-auth's own: the body is an argument

@@ -121,6 +121,26 @@ class RedirectRefused(google_exceptions.GoogleAuthError):
         super().__init__(f"the endpoint answered HTTP {status}, {where}")
 
 
+class AnswerTooLarge(google_exceptions.GoogleAuthError):
+    """An STS or IAM Credentials answer longer than the exchange's transport reads (a real one is under a kilobyte):
+    the transport stopped reading at ``limit`` bytes and dropped the connection, so an endless or huge body does not
+    fill the process's memory.
+
+    Attributes:
+        limit: the cap, in bytes.
+        status: the answer's HTTP status.
+        host: ``host[:port]`` of the endpoint.
+    """
+
+    def __init__(self, limit: int, status: int, url: str) -> None:
+        self.limit = limit
+        self.status = status
+        self.host = _host_of(url)
+        size = f"{limit // (1024 * 1024)} MiB" if limit % (1024 * 1024) == 0 else f"{limit} bytes"
+        super().__init__(f"the endpoint {self.host or '(unknown host)'} answered HTTP {status} with a body over "
+                         f"{size}")
+
+
 def _host_of(url: str) -> str | None:
     try:
         parts = urllib.parse.urlsplit(url)

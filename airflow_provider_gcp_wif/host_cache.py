@@ -6,15 +6,22 @@ the *final* access token of one (settings, AWS identity) pair through a small fi
 
 What is stored, and where:
 
-* only the access token, its expiry, the principal it belongs to and the refresh windows — never AWS credentials,
-  subject tokens or federated tokens;
-* one 0600 file per (settings, AWS identity) digest, in a 0700 directory owned by the current (effective) user:
+* only the access token, when it was issued, its expiry, the principal it belongs to and the refresh windows —
+  never AWS credentials, subject tokens or federated tokens;
+* one 0600 file per (settings, AWS identity) digest, in a 0700 directory owned by the current (effective) user.
+  The AWS identity is the one the AWS session resolves in the reading process (:meth:`identity_digest`: an
+  HMAC-SHA256, under a random per-directory key kept there in a 0600 file, of e.g. the resolved access key id), not
+  only the AWS connection's content: two processes whose keyless connection (``aws://``) resolves to different
+  identities (container credentials, ``AWS_PROFILE``, ``AWS_ROLE_ARN``, environment keys) never share a file. The
+  directory is
   ``$XDG_RUNTIME_DIR/airflow-gcp-wif`` when the session has a runtime directory, else
   ``<tempdir>/airflow-gcp-wif-<uid>`` (``[gcp_wif] token_cache_dir`` chooses another one);
 * a directory that is a symlink or belongs to another user is refused (the process cache alone is used, with a
   warning); one of ours with a looser mode is made 0700 again;
-* a file that is not a regular file of ours with mode 0600 (or stricter), that does not parse, or that names another
-  key or principal is ignored, and replaced by the next exchange; files are opened with ``O_NOFOLLOW`` relative to
+* a file that is not a regular file of ours with mode 0600 (or stricter), that does not parse, that names another
+  key or principal, or that claims more than a token can be (an expiry beyond its issue time + the token's
+  lifetime + :data:`CLAIM_SKEW_SECONDS`, an issue time in the future, refresh windows outside
+  [issue time, expiry]) is ignored, and replaced by the next exchange; files are opened with ``O_NOFOLLOW`` relative to
   the directory's descriptor and written atomically (temporary file + ``os.replace`` in the same directory).
 
 A lock file per key (``fcntl.flock``) makes processes that start together wait for one exchange, then read its
@@ -29,6 +36,7 @@ import datetime
 import errno
 import fcntl
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -44,8 +52,12 @@ log = logging.getLogger(__name__)
 
 #: Token cache modes of ``[gcp_wif] token_cache``.
 PROCESS, HOST = "process", "host"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: How far a file's claims may pass what the reader computes from its own clock (the processes share the host's).
+CLAIM_SKEW_SECONDS = 60
 _MAX_FILE_BYTES = 64 * 1024
+_IDENTITY_KEY_FILE = ".identity-key"
+_IDENTITY_KEY_BYTES = 32
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
@@ -60,6 +72,7 @@ class SharedToken:
         principal: whom it belongs to (the service account email, or the workload identity provider's audience).
         advisory_at: from this moment a process refreshes ahead of expiry.
         mandatory_at: from this moment the token is not used any more.
+        issued_at: when the process that exchanged for it got it.
     """
 
     token: str = field(repr=False)
@@ -67,6 +80,7 @@ class SharedToken:
     principal: str
     advisory_at: datetime.datetime
     mandatory_at: datetime.datetime
+    issued_at: datetime.datetime
 
 
 def default_directory() -> str:
@@ -100,6 +114,7 @@ class HostTokenCache:
         self.directory = os.path.abspath(directory or default_directory())
         self.lock_wait_seconds = lock_wait_seconds
         self._warned = False
+        self._identity_key: bytes | None = None
 
     def __repr__(self) -> str:
         return f"HostTokenCache({self.directory!r})"
@@ -114,6 +129,69 @@ class HostTokenCache:
             for part in identity
         )
         return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+    def identity_digest(self, material: str) -> str | None:
+        """The keyed digest (HMAC-SHA256 under this directory's random key) of what an AWS session resolved to
+        (:meth:`~airflow_provider_gcp_wif.supplier.Boto3Supplier.identity_material`), for the file's key: the
+        material itself (an access key id, a token's digest) is never written anywhere. ``None`` when the
+        directory is refused (the process cache alone is used)."""
+        key = self._identity_key
+        if key is None:
+            with self._directory() as directory:
+                if directory is None:
+                    return None
+                key = self._identity_key = self._load_identity_key(directory)
+            if key is None:
+                return None
+        return hmac.new(key, material.encode(), hashlib.sha256).hexdigest()
+
+    def _load_identity_key(self, directory: int) -> bytes | None:
+        """The directory's identity key: created once (atomically, never replacing another process's), read by
+        every process; one that is not a private regular file of ours of the right size is replaced."""
+        for _ in range(3):
+            try:
+                descriptor = os.open(_IDENTITY_KEY_FILE, os.O_RDONLY | _O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory)
+            except FileNotFoundError:
+                self._create_identity_key(directory)
+                continue
+            except OSError:  # a symlink (ELOOP), a FIFO...: not ours to read
+                with contextlib.suppress(OSError):
+                    os.unlink(_IDENTITY_KEY_FILE, dir_fd=directory)
+                continue
+            try:
+                info = os.fstat(descriptor)
+                private = stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and not info.st_mode & 0o077
+                data = os.read(descriptor, _IDENTITY_KEY_BYTES + 1) if private else b""
+            except OSError:
+                data = b""
+            finally:
+                os.close(descriptor)
+            if len(data) == _IDENTITY_KEY_BYTES:
+                return data
+            log.info("gcp_wif: replacing a host token cache identity key that is not this user's alone")
+            with contextlib.suppress(OSError):
+                os.unlink(_IDENTITY_KEY_FILE, dir_fd=directory)
+        log.warning("gcp_wif: the host token cache %s has no usable identity key; this process exchanges on its own",
+                    self.directory)
+        return None
+
+    def _create_identity_key(self, directory: int) -> None:
+        temporary = f".identity-key.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o600,
+                                 dir_fd=directory)
+            try:
+                os.fchmod(descriptor, 0o600)
+                os.write(descriptor, secrets.token_bytes(_IDENTITY_KEY_BYTES))
+            finally:
+                os.close(descriptor)
+            with contextlib.suppress(FileExistsError):  # another process's came first: that one is used
+                os.link(temporary, _IDENTITY_KEY_FILE, src_dir_fd=directory, dst_dir_fd=directory)
+        except OSError as err:
+            log.warning("gcp_wif: could not create the host token cache's identity key in %s: %s", self.directory, err)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=directory)
 
     # -- the directory ---------------------------------------------------------------------------------------
 
@@ -187,9 +265,11 @@ class HostTokenCache:
 
     # -- files -----------------------------------------------------------------------------------------------
 
-    def read(self, key: str, principal: str) -> SharedToken | None:
+    def read(self, key: str, principal: str, *, now: datetime.datetime, max_lifetime_seconds: float
+             ) -> SharedToken | None:
         """The token another process left for ``key`` and ``principal``, or ``None`` (missing, foreign, too open,
-        corrupt, or for another key or principal: such a file is ignored)."""
+        corrupt, for another key or principal, or claiming more than a token of at most ``max_lifetime_seconds``
+        issued by ``now`` can be: such a file is ignored)."""
         with self._directory() as directory:
             if directory is None:
                 return None
@@ -214,18 +294,25 @@ class HostTokenCache:
             token = data["token"]
             if not isinstance(token, str) or not token:
                 return None
-            return SharedToken(token, _utc(data["expiry"]), principal, _utc(data["advisory_at"]),
-                               _utc(data["mandatory_at"]))
+            shared = SharedToken(token, _utc(data["expiry"]), principal, _utc(data["advisory_at"]),
+                                 _utc(data["mandatory_at"]), _utc(data["issued_at"]))
         except (ValueError, KeyError, TypeError, OverflowError, OSError):
             log.info("gcp_wif: ignoring a corrupt host token cache file")
             return None
+        skew = datetime.timedelta(seconds=CLAIM_SKEW_SECONDS)
+        if not (shared.issued_at <= now + skew
+                and shared.expiry <= shared.issued_at + datetime.timedelta(seconds=max_lifetime_seconds) + skew
+                and shared.issued_at <= shared.advisory_at <= shared.mandatory_at <= shared.expiry):
+            log.info("gcp_wif: ignoring a host token cache file that claims more than its token can be")
+            return None
+        return shared
 
     def write(self, key: str, shared: SharedToken) -> None:
         """Leave ``shared`` for the other processes (atomically; failures are logged, never raised)."""
         body = json.dumps({
             "version": FORMAT_VERSION, "key": key, "principal": shared.principal, "token": shared.token,
             "expiry": _epoch(shared.expiry), "advisory_at": _epoch(shared.advisory_at),
-            "mandatory_at": _epoch(shared.mandatory_at),
+            "mandatory_at": _epoch(shared.mandatory_at), "issued_at": _epoch(shared.issued_at),
         }).encode()
         with self._directory() as directory:
             if directory is None:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_gcp_wif import masking
 from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.diagnosis import Caller, parse_google_answer, translate, translate_exception
-from airflow_provider_gcp_wif.errors import RedirectRefused, WifConfigError, WifExchangeError
+from airflow_provider_gcp_wif.errors import AnswerTooLarge, RedirectRefused, WifConfigError, WifExchangeError
 
 if TYPE_CHECKING:
     from airflow_provider_gcp_wif.credentials import WifCredentials
@@ -129,7 +129,7 @@ def _call(request: Any, url: str, bearer: str, body: dict[str, Any], settings: W
         # The provider's own transport refuses redirects: the federated token goes to the allowed IAM endpoint
         # and nowhere else.
         response = request(url=url, method="POST", body=json.dumps(body).encode(), headers=headers)
-    except RedirectRefused as err:
+    except (RedirectRefused, AnswerTooLarge) as err:
         raise translate_exception("impersonation", err, settings, caller) from None
     except google_exceptions.TransportError as err:
         raise WifExchangeError("impersonation", f"generateIdToken could not reach {url}: {err}.",
@@ -146,13 +146,16 @@ def _call(request: Any, url: str, bearer: str, body: dict[str, Any], settings: W
         raise translate("impersonation", answer, settings, caller)
     try:
         token = json.loads(data)["token"]
+        if isinstance(token, str):
+            # A secret whatever its shape: announced before it is decoded (an unreadable one must not show
+            # unmasked in the error's chain or a log of this answer either).
+            masking.announce(token)
         claims = jwt.decode(token, verify=False)  # our own fresh token: only its expiry is read
         expires_at = float(claims["exp"])
     except (ValueError, KeyError, TypeError) as err:
         raise WifExchangeError("impersonation", "generateIdToken answered 200 without a readable ID token.",
                                "retry; if it persists, check iam_endpoint.", status=status,
                                retryable=True) from err
-    masking.announce(token)
     return str(token), expires_at
 
 

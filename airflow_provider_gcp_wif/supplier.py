@@ -287,6 +287,28 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
             )
         return region
 
+    def identity_material(self) -> str:
+        """Which AWS identity the session resolves to now, for the host token cache's key (which holds only a keyed
+        digest of it: the text names an access key id, so it is never logged or written as it is). No request to
+        AWS for the usual sources: environment keys, profiles' static keys, container and instance credentials
+        are what botocore already resolved; a role assumed by botocore (a ``role_arn`` profile, the roles of
+        :func:`~airflow_provider_gcp_wif.token_service.assume_role_session`, ``AWS_ROLE_ARN`` with a web identity
+        token file, the Amazon provider's ``role_arn`` connections) is named by the role, its parameters and the
+        identity that assumes it (the source credentials, or the web identity token's digest), so every process
+        assuming it the same way shares one key (each assumption has a new access key id). Anything else: the
+        access key id botocore resolves.
+
+        Raises:
+            WifExchangeError: step ``aws_credentials``, when no AWS credentials can be resolved.
+        """
+        session = self.session()
+        try:
+            return _credentials_identity(session.get_credentials())
+        except WifExchangeError:
+            raise
+        except Exception as err:  # botocore: NoCredentialsError, ClientError on AssumeRole, endpoint errors...
+            raise self._error(f"AWS refused or failed to provide credentials from {self.description}: {err}") from err
+
     def credentials_expiry(self) -> datetime.datetime | None:
         """When the session's current AWS credentials expire (aware UTC), or ``None`` when botocore does not know
         (long-term keys, or a session token given without its expiry)."""
@@ -444,6 +466,37 @@ def _announcing_signatures(client: Any) -> Any:
         events.register_last("request-created.sts", masking.announce_request_signature,
                              unique_id="gcp-wif-announce-signature")
     return client
+
+
+def _credentials_identity(credentials: Any, depth: int = 0) -> str:
+    """See :meth:`Boto3Supplier.identity_material`."""
+    from botocore.credentials import AssumeRoleCredentialFetcher, AssumeRoleWithWebIdentityCredentialFetcher
+
+    if credentials is None:
+        raise LookupError("no AWS credentials were found")
+    fetcher = getattr(getattr(credentials, "_refresh_using", None), "__self__", None)
+    if depth < 8:
+        if isinstance(fetcher, AssumeRoleCredentialFetcher):
+            parameters = json.dumps(fetcher._assume_kwargs, sort_keys=True, default=str)
+            return f"assume-role {parameters} by ({_credentials_identity(fetcher._source_credentials, depth + 1)})"
+        if isinstance(fetcher, AssumeRoleWithWebIdentityCredentialFetcher):
+            parameters = json.dumps(fetcher._assume_kwargs, sort_keys=True, default=str)
+            token = str(fetcher._web_identity_token_loader())
+            return f"web-identity {parameters} token sha256:{hashlib.sha256(token.encode()).hexdigest()}"
+        connection: Any = getattr(fetcher, "conn", None)
+        role_arn = getattr(connection, "role_arn", None)
+        basic_session: Any = getattr(fetcher, "basic_session", None)
+        if role_arn and basic_session is not None:
+            # The Amazon provider's session factory (an AWS connection with role_arn, assume_role or SAML): the
+            # role and how it is assumed, by the connection's own base identity (found by shape: no Airflow import).
+            parameters = json.dumps([role_arn, getattr(connection, "assume_role_method", None),
+                                     getattr(connection, "assume_role_kwargs", None)], sort_keys=True, default=str)
+            base = _credentials_identity(basic_session.get_credentials(), depth + 1)
+            return f"airflow-assume-role {parameters} by ({base})"
+    frozen = credentials.get_frozen_credentials()
+    if not frozen.access_key:
+        raise LookupError("no AWS credentials were found")
+    return f"access-key {frozen.access_key}"
 
 
 class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):

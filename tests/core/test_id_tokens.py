@@ -5,12 +5,15 @@ of expiry, shares the STS exchange, refuses redirects and says what to do withou
 from __future__ import annotations
 
 import http.server
+import json
 import threading
 import time
 
 import google.auth.transport.requests
 import pytest
 from google.oauth2 import id_token as google_id_token
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from airflow_provider_gcp_wif import id_tokens, masking
 from airflow_provider_gcp_wif.credentials import get_credentials
@@ -197,4 +200,49 @@ def test_the_id_token_is_announced_to_the_secrets_masker(emulator, settings_for,
         token = get_id_token(get_credentials(settings_for(), role_supplier()), AUDIENCE)
     finally:
         masking._listeners.remove(heard.append)
+    assert token in heard
+
+
+class _OneAnswer(http.server.BaseHTTPRequestHandler):
+    """Answers every POST with HTTP 200 and the server's ``answer`` body (an IAM Credentials endpoint gone odd)."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = self.server.answer
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@settings(max_examples=10, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(token=st.one_of(
+    st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=60),
+    # JWT-shaped but not one whose expiry can be read
+    st.builds(lambda a, b, c: f"{a}.{b}.{c}", *[st.text("abcXYZ019-_", min_size=1, max_size=12)] * 3),
+))
+def test_a_200_whose_token_is_not_a_readable_jwt_is_still_announced_to_the_masker(emulator, settings_for,
+                                                                                  role_supplier, token):
+    """Whatever Google (or what answers in its place) called the token in a 200 is a secret, readable or not: it is
+    announced before it is decoded, so the error that follows and any log of the answer cannot show it."""
+    id_tokens.clear_cache()
+    heard: list[str] = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OneAnswer)
+    server.answer = json.dumps({"token": token}).encode()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    masking.add_listener(heard.append)
+    try:
+        settings = settings_for(iam_endpoint=f"http://127.0.0.1:{server.server_address[1]}")
+        with pytest.raises(WifExchangeError, match="without a readable ID token") as caught:
+            get_id_token(get_credentials(settings, role_supplier()), AUDIENCE)
+    finally:
+        masking._listeners.remove(heard.append)
+        server.shutdown()
+        server.server_close()
+    assert caught.value.step == "impersonation"
     assert token in heard

@@ -12,7 +12,7 @@ TOKEN = "ya29.a-live-access-token-that-must-never-be-printed"
 
 def test_a_shared_token_repr_holds_no_token():
     now = datetime.datetime(2030, 1, 1)
-    shared = host_cache.SharedToken(TOKEN, now, "sa@p.iam.gserviceaccount.com", now, now)
+    shared = host_cache.SharedToken(TOKEN, now, "sa@p.iam.gserviceaccount.com", now, now, now)
 
     assert TOKEN not in repr(shared)
     assert TOKEN not in str(shared)

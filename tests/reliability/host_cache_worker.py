@@ -2,7 +2,9 @@
 identity), optionally wait for a common start moment, authorize one request, print one JSON line.
 
 Run as ``python -m tests.reliability.host_cache_worker '<json>'`` with the keys: ``info`` (the emulator's info),
-``identity`` (``"role"`` or ``"user"``), ``extras`` (settings overrides), ``cache_dir`` (``null`` = process cache),
+``identity`` (``"role"``, ``"user"``, or ``"ambient"``: boto3's default chain behind a fixed identity source, as a
+keyless AWS connection ``aws://`` is), ``aws_env`` (the process's own ``AWS_*`` variables instead of the
+inherited ones), ``extras`` (settings overrides), ``cache_dir`` (``null`` = process cache),
 ``barrier_dir`` (wait there for the file ``go`` after writing ``ready-<pid>``, or ``null``), ``airflow`` (true: through a stock ``GCSHook`` and the deployment's
 ``[gcp_wif]`` settings in the environment, instead of the core API).
 """
@@ -24,6 +26,10 @@ def _fingerprint(token: str) -> str:
 def main() -> None:
     spec = json.loads(sys.argv[1])
     info = spec["info"]
+    if spec.get("aws_env") is not None:  # this process's own identity source, alone
+        for name in [name for name in os.environ if name.startswith("AWS_")]:
+            del os.environ[name]
+        os.environ.update(spec["aws_env"])
     import google.auth.transport.requests
 
     from airflow_provider_gcp_wif import masking
@@ -51,6 +57,13 @@ def main() -> None:
             arn = info["role_arn"]
             supplier = Boto3Supplier(lambda: assume_role_session(arn, region=info["aws_region"]),
                                      identity_key=f"role:{arn}", description=f"role {arn}")
+        elif spec["identity"] == "ambient":
+            import boto3
+
+            # What integration.aws_connection_supplier builds for aws_default = aws://: the key names the
+            # connection's content, which says nothing of the identity boto3 resolves.
+            supplier = Boto3Supplier(lambda: boto3.session.Session(), identity_key="aws-conn:aws_default:keyless",
+                                     description="AWS connection 'aws_default'")
         else:
             supplier = Boto3Supplier.default_chain()
         host = HostTokenCache(spec["cache_dir"]) if spec.get("cache_dir") else None
@@ -69,11 +82,21 @@ def main() -> None:
         waited = time.monotonic() - started
     headers: dict[str, str] = {}
     shared = credentials()
-    shared.before_request(request, "GET", "http://storage.invalid/", headers)
+    own: dict[str, str] = {}
+    if spec.get("report_arn"):  # who this process is, asked of AWS itself (the oracle of the identity tests)
+        own["arn"] = shared.supplier.session().client("sts").get_caller_identity()["Arn"]
+    try:
+        shared.before_request(request, "GET", "http://storage.invalid/", headers)
+    except Exception as err:
+        if not spec.get("report_errors"):
+            raise
+        print(json.dumps({"error": getattr(err, "step", type(err).__name__), "exchanges": shared.exchange_count,
+                          **own}))
+        return
     token = headers["authorization"].removeprefix("Bearer ")
     print(json.dumps({"token": _fingerprint(token), "announced": _fingerprint(token) in announced,
                       "exchanges": shared.exchange_count, "waited": waited,
-                      "imported_boto3": "boto3" in sys.modules}))
+                      "imported_boto3": "boto3" in sys.modules, **own}))
 
 
 if __name__ == "__main__":

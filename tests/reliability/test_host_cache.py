@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from airflow_provider_gcp_wif.host_cache import HostTokenCache
 from airflow_provider_gcp_wif.testing.state import fingerprint
@@ -23,7 +25,7 @@ from tests.fixtures import endpoint_counts
 
 ROOT = Path(__file__).resolve().parents[2]
 FOREIGN_UID = 12345
-STORED_FIELDS = {"version", "key", "principal", "token", "expiry", "advisory_at", "mandatory_at"}
+STORED_FIELDS = {"version", "key", "principal", "token", "expiry", "advisory_at", "mandatory_at", "issued_at"}
 
 
 def start(spec: dict[str, Any]) -> subprocess.Popen[str]:
@@ -124,6 +126,41 @@ def test_a_group_or_world_readable_file_is_ignored_and_replaced(emulator, aws_en
                                      b' "advisory_at": null, "mandatory_at": []}'])
 def test_a_corrupt_file_is_ignored_and_replaced(emulator, aws_env, cache_dir, content):
     _tamper_and_expect_a_new_exchange(emulator, aws_env, cache_dir, lambda path: path.write_bytes(content))
+
+
+DAY = 86400.0
+
+
+def _forge(change):
+    """Rewrite a real token file (its key, principal and live token kept) to claim more than the token can be."""
+    def tamper(path: Path) -> None:
+        data = json.loads(path.read_text())
+        data.setdefault("issued_at", data["expiry"] - 3600)
+        change(data)
+        path.write_text(json.dumps(data))
+    return tamper
+
+
+FORGERIES = {
+    # a life far beyond issue time + lifetime, with windows to match: served for a day
+    "long-life": lambda d: d.update(expiry=d["expiry"] + DAY, advisory_at=d["advisory_at"] + DAY,
+                                    mandatory_at=d["mandatory_at"] + DAY),
+    # refresh windows after the expiry: never refreshed
+    "windows-after-expiry": lambda d: d.update(advisory_at=d["expiry"] + DAY, mandatory_at=d["expiry"] + DAY),
+    # used past its expiry when a renewal fails (the last window after the expiry)
+    "mandatory-after-expiry": lambda d: d.update(mandatory_at=d["expiry"] + DAY),
+    # issued tomorrow, every claim shifted with it
+    "issued-in-the-future": lambda d: d.update(issued_at=d["issued_at"] + DAY, expiry=d["expiry"] + DAY,
+                                               advisory_at=d["advisory_at"] + DAY,
+                                               mandatory_at=d["mandatory_at"] + DAY),
+}
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+def test_a_file_claiming_more_than_its_token_can_be_is_ignored_and_replaced(emulator, aws_env, cache_dir, forgery):
+    """Expiry at most issue time + lifetime (+ CLAIM_SKEW_SECONDS), issued no later than now, refresh windows
+    inside [issue time, expiry]: a file claiming more is not served."""
+    _tamper_and_expect_a_new_exchange(emulator, aws_env, cache_dir, _forge(FORGERIES[forgery]))
 
 
 def test_a_symlink_in_place_of_the_file_is_not_followed(emulator, aws_env, cache_dir, tmp_path):
@@ -249,8 +286,9 @@ def test_through_airflow_the_deployment_opts_in(emulator, aws_env, cache_dir):
     results = _airflow_tasks(aws_env, env, 2)
     assert endpoint_counts(emulator) == (1, 1)
     assert results[0]["token"] == results[1]["token"] and results[1]["announced"]
-    # a task that finds the token needs no AWS session: botocore is not even imported
-    assert [r["imported_boto3"] for r in results] == [True, False]
+    # a task that finds the token still resolves its own AWS identity (the cache's key), so both import boto3
+    assert [r["imported_boto3"] for r in results] == [True, True]
+    assert [r["exchanges"] for r in results] == [1, 0]
     assert len(token_files(cache_dir)) == 1
 
 
@@ -261,3 +299,55 @@ def test_a_connection_cannot_opt_in(emulator, aws_env, cache_dir):
     _airflow_tasks(aws_env, _airflow_env(aws_env, AIRFLOW_CONN_GCP_WIF_DEFAULT=json.dumps(conn)), 2)
     assert endpoint_counts(emulator) == (2, 2)
     assert not cache_dir.exists()
+
+
+# -- the AWS identity a keyless connection resolves to (#20 item 2) ---------------------------------------------
+
+IDENTITY_SOURCES = ["user", "untrusted", "ecs", "ec2_imds", "eks_irsa", "profile"]
+#: Sources whose identity is the same in every process (static keys; a role assumed the same way by the same
+#: identity): two processes of one of them must still share one exchange.
+STABLE_SOURCES = {"user", "eks_irsa", "profile"}
+
+
+def identity_env(info: dict[str, Any], source: str) -> dict[str, str]:
+    """The ``AWS_*`` variables of a task process whose ambient AWS identity comes from ``source``."""
+    env = {"AWS_REGION": info["aws_region"], "AWS_DEFAULT_REGION": info["aws_region"],
+           "AWS_ENDPOINT_URL_STS": info["aws_endpoint"], "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+           "AWS_CONFIG_FILE": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true"}
+    if source == "user":
+        env.update(AWS_ACCESS_KEY_ID=info["aws_access_key_id"], AWS_SECRET_ACCESS_KEY=info["aws_secret_access_key"])
+    elif source == "untrusted":
+        env.update(AWS_ACCESS_KEY_ID=info["untrusted_aws_access_key_id"],
+                   AWS_SECRET_ACCESS_KEY=info["untrusted_aws_secret_access_key"])
+    else:
+        env.update({k: v for k, v in info["aws_identity_sources"][source]["env"].items() if k.startswith("AWS_")})
+    return env
+
+
+@settings(max_examples=4, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+@given(pair=st.tuples(st.sampled_from(IDENTITY_SOURCES), st.sampled_from(IDENTITY_SOURCES)))
+@example(pair=("user", "untrusted"))  # the untrusted identity must not get the trusted one's token
+@example(pair=("ecs", "eks_irsa"))  # two roles' sessions of one keyless connection
+@example(pair=("profile", "profile"))  # one identity: still one exchange
+def test_a_token_read_from_the_host_cache_was_minted_for_the_readers_own_aws_identity(emulator, tmp_path_factory,
+                                                                                       pair):
+    """Two task processes of one OS user, one after the other, with the same keyless AWS connection (``aws://``:
+    its content names no identity) and the same settings, each with its own ambient AWS identity. Oracle: the
+    emulated STS logs which AWS caller each token was minted for, and each process asks AWS who it is; every
+    token a process ends up with was minted for that process's own caller (a process whose identity Google does
+    not trust fails, it never borrows another's token)."""
+    info = emulator.info
+    cache_dir = tmp_path_factory.mktemp("host-cache")
+    results = [task(info, cache_dir, identity="ambient", aws_env=identity_env(info, source), report_arn=True,
+                    report_errors=True, extras={"impersonation_chain": None}) for source in pair]
+    minted_for: dict[str, set[str]] = {}
+    for entry in emulator.control.requests("sts"):
+        if entry.get("status") == 200 and entry.get("token_fingerprint"):
+            minted_for.setdefault(entry["token_fingerprint"], set()).add(entry["aws_arn"])
+    for source, result in zip(pair, results, strict=True):
+        if "token" not in result:
+            assert source == "untrusted" and result["error"] == "sts_exchange", (source, result)
+            continue
+        assert minted_for.get(result["token"]) == {result["arn"]}, (pair, source, result, minted_for)
+    if pair[0] == pair[1] and pair[0] in STABLE_SOURCES:
+        assert results[1]["exchanges"] == 0 and results[1]["token"] == results[0]["token"], results
