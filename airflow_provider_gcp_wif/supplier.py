@@ -190,6 +190,7 @@ class _BoundedThreadingHTTPServer(ThreadingHTTPServer):
     nothing else (further connections wait in the listen backlog)."""
 
     daemon_threads = True
+    request_queue_size = 64  # the connections that wait for a slot wait here, not in SYN retries (default 5)
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int) -> None:
         super().__init__(address, handler)
