@@ -15,11 +15,15 @@ Validation happens here, before any network call, and every failure is a :class:
 and the fix. Empty strings count as "not set" (Airflow's forms save them for untouched fields).
 
 Endpoint allow-list: STS and IAM Credentials endpoints must be Google's (hosts under ``googleapis.com``, which
-includes the ``*.p.googleapis.com`` Private Service Connect names), loopback (local emulators), or hosts the
-*deployment* allows through ``[gcp_wif] allowed_endpoint_hosts`` / ``AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS``
-(comma separated host names; ``.example.com`` allows sub-domains). A universe domain other than
-``googleapis.com`` must be allowed the same way. A connection editor cannot loosen this: the signed AWS request is a
-bearer credential and must reach Google's STS and nothing else.
+includes the ``*.p.googleapis.com`` Private Service Connect names) or hosts the *deployment* allows through
+``[gcp_wif] allowed_endpoint_hosts`` / ``AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS`` (comma separated host names or
+IP addresses; ``.example.com`` allows sub-domains). A universe domain other than ``googleapis.com`` must be allowed
+the same way. A connection editor cannot loosen this, loopback included: a loopback endpoint (an emulator, a local
+proxy) is admitted only when the deployment lists its host, because any local user can listen on a loopback port,
+and the signed AWS request (or the federated token) is a bearer credential that must reach Google and nothing
+else. An entry admits exactly the host it names: ``localhost`` does not admit ``127.0.0.1`` (nor the reverse), and
+``127.0.0.1`` admits no other address of 127.0.0.0/8; what a name resolves to is the resolver's business, the
+allow-list compares what the URL says. Plain http is admitted only for a listed loopback host.
 
 An endpoint must be a plain ``http(s)://HOST[:PORT][/PATH]``: HOST an ASCII DNS name or an IP literal; no
 backslash, whitespace, control or non-ASCII character, no percent-escape, no ``user:password@``, no query or
@@ -224,7 +228,7 @@ class EndpointRefused(ValueError):
     Attributes:
         reason: completes a sentence about the endpoint (the URL shown truncated and redacted, or its host).
         kind: ``grammar`` (not a plain URL the sending libraries read as it was checked), ``http`` (plain http to a
-            non-loopback host) or ``host`` (not Google's and not allowed by the deployment).
+            non-loopback host) or ``host`` (not Google's and not listed by the deployment; a loopback host too).
     """
 
     def __init__(self, reason: str, kind: str) -> None:
@@ -237,9 +241,10 @@ def checked_endpoint(raw: str, *, allowed: tuple[str, ...] | None, universe: str
     """``(base, path)`` of an endpoint that any credential may be sent to: the strict grammar
     (:func:`parse_endpoint`), the sending libraries' own reading of its host (urllib3, requests), https unless
     loopback, then the allow-list (``allowed``: the deployment's entries; ``None`` skips it for settings that were
-    already checked). ``base`` is the normalised ``scheme://host[:port]``. Every URL a token or signed request goes to
-    passes here: the settings' STS and IAM endpoints, the secrets backend's Secret Manager endpoint, the doctor's
-    API URL.
+    already checked). A loopback host passes the allow-list only when an entry lists it, so plain http reaches
+    only a loopback host the deployment listed. ``base`` is the normalised ``scheme://host[:port]``. Every URL a
+    token or signed request goes to passes here: the settings' STS and IAM endpoints, the secrets backend's Secret
+    Manager endpoint, the doctor's API URL.
 
     Raises:
         EndpointRefused: saying why.
@@ -258,7 +263,9 @@ def checked_endpoint(raw: str, *, allowed: tuple[str, ...] | None, universe: str
 
 
 def _loopback(host: str) -> bool:
-    """``localhost``, 127.0.0.0/8 or ``::1`` (brackets allowed); nothing else, not even IPv4-mapped forms."""
+    """``localhost``, 127.0.0.0/8 or ``::1`` (brackets allowed); nothing else, not even IPv4-mapped forms. ``host``
+    is :func:`parse_endpoint`'s normalised host: ``LOCALHOST`` and ``localhost.`` arrive as ``localhost``, and
+    ``127.1``, ``2130706433`` or ``0x7f.1`` never arrive (the grammar refuses them)."""
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if host == "localhost":
         return True
@@ -308,11 +315,11 @@ def parse_allowed_hosts(raw: str | Iterable[str] | None) -> tuple[str, ...]:
 
 
 def _host_allowed(host: str, allowed: tuple[str, ...], universe_domain: str) -> bool:
+    """Under the universe domain (googleapis.com, or another the deployment lists), or listed by the deployment.
+    Loopback is no exception: a connection editor could otherwise send the credential to any local user's port."""
     host = host.lower()
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if _loopback(host):
-        return True
     if host == universe_domain or host.endswith("." + universe_domain):
         return universe_domain == DEFAULT_UNIVERSE_DOMAIN or _listed(universe_domain, allowed)
     return _listed(host, allowed)
@@ -637,7 +644,8 @@ class _Parser:
         blame = "universe_domain" if given or not from_file else "credential_config"
         raw = given or from_file or DEFAULT_UNIVERSE_DOMAIN
         value = _dns_name(raw)
-        if value is None or "." not in value or not _HOSTNAME.match(value):
+        # An IP address is no domain: the default endpoints (sts.<universe>) would leave the endpoint grammar.
+        if value is None or "." not in value or not _HOSTNAME.match(value) or value.rpartition(".")[2].isdigit():
             self.fail(blame, f"{shown_url(raw)} is not a domain name.", "leave it empty for googleapis.com.")
         if value != DEFAULT_UNIVERSE_DOMAIN and not _listed(value, self.allowed):
             self.fail(blame, f"{value!r} is not allowed by this deployment.",

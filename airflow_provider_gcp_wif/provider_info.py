@@ -62,7 +62,8 @@ def get_provider_info() -> dict[str, Any]:
                 "options": {
                     "allowed_endpoint_hosts": {
                         "description": "Comma-separated hosts (or .suffixes) that gcp_wif connections may use as "
-                        "STS / IAM Credentials endpoints besides Google's own and loopback. Connection editors "
+                        "STS / IAM Credentials endpoints besides Google's own, loopback ones (an emulator, a local "
+                        "proxy) included: each exactly as written (localhost is not 127.0.0.1). Connection editors "
                         "cannot change it: the signed AWS request is a credential and goes only to these hosts.",
                         "version_added": "0.1.0",
                         "type": "string",

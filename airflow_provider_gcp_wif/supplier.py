@@ -68,6 +68,11 @@ def web_identity_token_duration(
 
 #: The role name the loopback credential endpoint reports (google-auth asks for it, then for its credentials).
 ENDPOINT_ROLE_NAME = "gcp-wif"
+#: Seconds the loopback credential endpoint waits for each read of a request before it closes the connection
+#: (google-auth, gcloud and the Java library send their request at once).
+ENDPOINT_READ_TIMEOUT_SECONDS = 10.0
+#: Connections the loopback credential endpoint serves at once, one thread each; more wait to be accepted.
+ENDPOINT_MAX_CONNECTIONS = 16
 
 # Every live AWS and JWT supplier, so that a forked child can give each one fresh locks (and the AWS ones no boto3
 # session): the one fork registry of this module, see _after_fork_in_child.
@@ -177,6 +182,56 @@ def _install_shared_handlers() -> None:
         get_session._gcp_wif_shared = True  # type: ignore[attr-defined]
         get_session.__wrapped__ = original  # type: ignore[attr-defined]
         botocore.session.get_session = get_session
+
+
+class _BoundedThreadingHTTPServer(ThreadingHTTPServer):
+    """A ``ThreadingHTTPServer`` that serves at most ``max_connections`` connections at once: the accepting
+    thread waits for a free slot before it starts a thread for the connection it accepted, and meanwhile accepts
+    nothing else (further connections wait in the listen backlog)."""
+
+    daemon_threads = True
+    request_queue_size = 64  # the connections that wait for a slot wait here, not in SYN retries (default 5)
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int) -> None:
+        super().__init__(address, handler)
+        self._max_connections = max(1, max_connections)
+        self._serving = 0
+        self._stopping = False
+        self._slots = threading.Condition()
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        # Runs on the accepting thread before process_request starts a thread: take a slot, or wait for one.
+        with self._slots:
+            while self._serving >= self._max_connections and not self._stopping:
+                self._slots.wait()
+            if self._stopping:
+                return False
+            self._serving += 1
+            return True
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._free_slot()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._free_slot()
+
+    def _free_slot(self) -> None:
+        with self._slots:
+            self._serving -= 1
+            self._slots.notify()
+
+    def stop_waiting_for_slots(self) -> None:
+        """Let an accepting thread that waits for a slot go (it closes that connection), so shutdown() returns."""
+        with self._slots:
+            self._stopping = True
+            self._slots.notify_all()
 
 
 class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
@@ -350,7 +405,9 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
     # -- child processes -------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def credential_endpoint(self, web_identity_token: Callable[[], str] | None = None) -> Iterator[str]:
+    def credential_endpoint(self, web_identity_token: Callable[[], str] | None = None, *,
+                            read_timeout: float = ENDPOINT_READ_TIMEOUT_SECONDS,
+                            max_connections: int = ENDPOINT_MAX_CONNECTIONS) -> Iterator[str]:
         """Serve this supplier's current AWS credentials to child processes, in the EC2 instance-metadata format
         that google-auth's (and gcloud's, and the Java library's) ``aws1`` credential source reads from its
         ``url``; yields that URL.
@@ -367,6 +424,12 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
         is read from the boto3 session at that moment, so a long child (a Dataflow launch, a gcloud session)
         keeps working across the session's own refresh of assumed-role credentials. Nothing is logged (the
         path holds the capability).
+
+        Any local user can connect, capability or not, so connections are bounded: each read of a request waits
+        at most ``read_timeout`` seconds before the connection is closed, and at most ``max_connections`` are
+        served at once (one thread each); further connections wait in the listen backlog until a slot frees, so
+        idle connections cost no more than ``max_connections`` threads, and each holds its slot for at most
+        ``read_timeout`` per read.
         """
         capability = secrets.token_urlsafe(32)
         supplier = self
@@ -421,8 +484,8 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
+        Handler.timeout = read_timeout  # StreamRequestHandler sets it on each connection's socket
+        server = _BoundedThreadingHTTPServer(("127.0.0.1", 0), Handler, max_connections)
         thread = threading.Thread(target=server.serve_forever, name="gcp-wif-credential-endpoint", daemon=True)
         thread.start()
         owner = os.getpid()
@@ -430,6 +493,7 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
             yield f"http://127.0.0.1:{server.server_port}{jwt_path if web_identity_token is not None else base}"
         finally:
             if os.getpid() == owner:
+                server.stop_waiting_for_slots()
                 server.shutdown()
                 server.server_close()
                 thread.join(timeout=5)

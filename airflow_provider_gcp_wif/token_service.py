@@ -10,6 +10,13 @@ Differences from the seed, all in the user's favour:
 * ``sts_endpoint=`` / ``iam_endpoint=`` (or ``GCP_WIF_STS_ENDPOINT`` / ``GCP_WIF_IAM_ENDPOINT``) reach Private
   Service Connect endpoints or the emulator; AWS calls honour boto3's ``AWS_ENDPOINT_URL`` variables.
 
+Endpoint allow-list without Airflow: the process environment is the deployment. An endpoint that is not Google's,
+loopback included, is admitted only when ``AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS`` lists its host: read from
+``os.environ`` for ``TokenService(...)`` (a keyword argument names an endpoint, it cannot allow one), and from the
+mapping :meth:`TokenService.from_env` reads (``os.environ`` by default), which stands for the environment in
+which ``GCP_WIF_STS_ENDPOINT`` is set. ``python -m airflow_provider_gcp_wif.testing`` prints that variable with the
+emulator's host.
+
 Like the seed, when ``aws_role_name`` is given the base AWS credentials (boto3's default chain: environment,
 ``AWS_PROFILE``, container or instance role) first assume ``arn:aws:iam::<aws_account_id>:role/<aws_role_name>``;
 botocore refreshes that role session before it expires.

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_gcp_wif.constants import ALLOWED_HOSTS_ENV
 from tests.airflow_process import Component
 
 # -- the core's emulated-cloud fixtures (tests/core, tests/cli, tests/reliability) ---------------------------------
@@ -37,8 +38,10 @@ def fresh_cache():
 
 @pytest.fixture
 def aws_env(emulator, monkeypatch):
-    """boto3's default chain = the fixture IAM user's static keys; AWS STS = moto (AWS_ENDPOINT_URL_STS)."""
+    """boto3's default chain = the fixture IAM user's static keys; AWS STS = moto (AWS_ENDPOINT_URL_STS); the
+    deployment's endpoint allow-list = the emulator's loopback host (loopback is admitted only when listed)."""
     info = emulator.info
+    monkeypatch.setenv(ALLOWED_HOSTS_ENV, emulator_hosts(info))
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONFIG_FILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", info["aws_access_key_id"])
@@ -49,6 +52,11 @@ def aws_env(emulator, monkeypatch):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     return info
+
+
+def emulator_hosts(info) -> str:
+    """What a deployment running the emulator lists in ``[gcp_wif] allowed_endpoint_hosts``: the emulator's host."""
+    return info["env"][ALLOWED_HOSTS_ENV]
 
 
 def make_settings(info, **extras) -> Any:
@@ -65,7 +73,8 @@ def make_settings(info, **extras) -> Any:
         "num_retries": 0,
     }
     base.update(extras)
-    return WifSettings.from_extras({k: v for k, v in base.items() if v is not None}, allowed_endpoint_hosts="")
+    return WifSettings.from_extras({k: v for k, v in base.items() if v is not None},
+                                   allowed_endpoint_hosts=emulator_hosts(info))
 
 
 @pytest.fixture

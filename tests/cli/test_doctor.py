@@ -159,14 +159,16 @@ def test_in_a_task_subprocess_on_airflow_3_an_unreadable_connection_gets_the_in_
 def test_the_sample_call_goes_to_resource_manager_psc_or_the_emulator(sts_endpoint, universe, expected):
     extras = {"project_number": "1234", "pool_id": "aws-pool", "provider_id": "aws-provider",
               "sts_endpoint": sts_endpoint, "universe_domain": universe}
-    settings = WifSettings.from_extras({k: v for k, v in extras.items() if v}, allowed_endpoint_hosts="")
+    settings = WifSettings.from_extras({k: v for k, v in extras.items() if v}, allowed_endpoint_hosts="127.0.0.1")
     assert api_base_url(settings) == expected
 
 
 @pytest.mark.parametrize("api_url", ["http://127.0.0.1:{port}\\.googleapis.com", "https://crm.attacker.example",
-                                     "http://user:pw@127.0.0.1:{port}", "http://127.0.0.1:{port}/x?key=1"])
+                                     "http://user:pw@127.0.0.1:{port}", "http://127.0.0.1:{port}/x?key=1",
+                                     "http://localhost:{port}"])
 def test_an_api_url_outside_the_allow_list_gets_no_token(emulator, seed_env, api_url):
-    """--api-url is where the doctor sends the access token: held to the endpoint grammar and allow-list."""
+    """--api-url is where the doctor sends the access token: held to the endpoint grammar and allow-list (the
+    deployment lists the emulator's 127.0.0.1, not ``localhost``: a local listener there gets nothing)."""
     from tests.fixtures import listening_decoy
 
     with listening_decoy() as (port, received):

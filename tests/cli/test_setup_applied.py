@@ -25,6 +25,7 @@ from airflow_provider_gcp_wif.supplier import Boto3Supplier
 from airflow_provider_gcp_wif.testing import cel
 from airflow_provider_gcp_wif.testing.aws import LONG_ROLE_NAME
 from tests.emulated_gcloud import ACCOUNTS_CONSTRAINT, EmulatedGcloud, empty_project, parse_arg_dict
+from tests.fixtures import emulator_hosts
 
 from .running import run_cli
 
@@ -53,8 +54,8 @@ def token_for(info, extra: dict, supplier: Boto3Supplier, **more) -> str:
     values = {k: v for k, v in extra.items() if k != "aws_conn_id"}
     values.update(sts_endpoint=info["sts_endpoint"], iam_endpoint=info["iam_endpoint"], num_retries=0, **more)
     wif_credentials.clear_cache()
-    credentials = wif_credentials.get_credentials(WifSettings.from_extras(values, allowed_endpoint_hosts=""),
-                                                  supplier)
+    settings = WifSettings.from_extras(values, allowed_endpoint_hosts=emulator_hosts(info))
+    credentials = wif_credentials.get_credentials(settings, supplier)
     credentials.refresh(REQUEST)
     return credentials.token
 

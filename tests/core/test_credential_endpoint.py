@@ -3,6 +3,8 @@ random capability, only while it is open, and with the supplier's current creden
 
 from __future__ import annotations
 
+import socket
+import threading
 import urllib.parse
 
 import pytest
@@ -31,3 +33,52 @@ def test_the_endpoint_serves_current_credentials_under_its_capability_only(role_
             assert response.status_code == 404 and expected.secret_access_key not in response.text, path
     with pytest.raises(requests.ConnectionError):
         requests.get(url, timeout=5)
+
+
+# -- idle connections cannot pile up threads -----------------------------------------------------------------------
+
+
+def _static_supplier():
+    """A supplier with static keys: serving them needs no network, and starts no thread of its own."""
+    import boto3
+
+    from airflow_provider_gcp_wif.supplier import Boto3Supplier
+
+    return Boto3Supplier(lambda: boto3.session.Session(aws_access_key_id="AKIDEXAMPLE", region_name="us-east-1",
+                                                       aws_secret_access_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+                         identity_key="static", description="static test keys")
+
+
+def test_idle_connections_are_closed_after_the_read_timeout_and_hold_a_bounded_number_of_threads():
+    """Any local user can connect (the capability only guards the answers): idle connections are closed after
+    the read timeout, at most ``max_connections`` are served at once (each by one thread; the others wait in the
+    listen backlog), and a request made behind a queue of idle connections still gets its answer."""
+    cap = 4
+    with _static_supplier().credential_endpoint(read_timeout=0.2, max_connections=cap) as url:
+        port = urllib.parse.urlsplit(url).port
+        before = set(threading.enumerate())
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(3 * cap)]
+        try:
+            assert requests.get(url, timeout=60).text == ENDPOINT_ROLE_NAME
+            # The idle connections were accepted before the request: every one that is still served has a thread.
+            serving = [thread for thread in set(threading.enumerate()) - before if thread.is_alive()]
+            assert len(serving) <= cap, serving
+            for connection in idle:  # the server closes each one (60 s is only the test's generous deadline)
+                assert connection.recv(1) == b""
+        finally:
+            for connection in idle:
+                connection.close()
+
+
+def test_a_request_is_answered_at_once_while_idle_connections_hold_fewer_than_the_cap():
+    """The cap bounds threads, it does not serialise: with idle connections held (and a read timeout far longer
+    than the client waits) a request still gets its answer."""
+    with _static_supplier().credential_endpoint(read_timeout=600, max_connections=4) as url:
+        port = urllib.parse.urlsplit(url).port
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(3)]
+        try:
+            answer = requests.get(f"{url}/{ENDPOINT_ROLE_NAME}", timeout=60).json()
+            assert answer["AccessKeyId"] == "AKIDEXAMPLE"
+        finally:
+            for connection in idle:
+                connection.close()

@@ -29,7 +29,7 @@ from tests.emulated_gcloud import (
     gcloud_commands,
     is_mutating,
 )
-from tests.fixtures import JWT_PROVIDER, jwt_provider
+from tests.fixtures import JWT_PROVIDER, emulator_hosts, jwt_provider
 
 REQUEST = google.auth.transport.requests.Request()
 ROLE = "arn:aws:sts::123456789012:assumed-role/wif-role"
@@ -284,7 +284,7 @@ def test_in_another_universe_the_printed_binding_is_the_one_that_works(emulator,
         "project_number": info["project_number"], "pool_id": info["pool_id"], "provider_id": info["provider_id"],
         "impersonation_chain": info["service_account"], "universe_domain": "example.test",
         "sts_endpoint": info["sts_endpoint"], "iam_endpoint": info["iam_endpoint"], "num_retries": 0,
-    }, allowed_endpoint_hosts="example.test")
+    }, allowed_endpoint_hosts=f"example.test,{emulator_hosts(info)}")
     assert settings.audience.startswith("//iam.example.test/projects/")
     with pytest.raises(errors.WifExchangeError) as caught:
         _fresh_token(settings, role_supplier())

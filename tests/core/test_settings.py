@@ -117,9 +117,49 @@ def test_private_service_connect_and_allowed_hosts_are_accepted():
     assert suffix.iam_endpoint == "https://iam.eu.corp.example"
 
 
-def test_loopback_emulator_endpoints_are_allowed_over_http():
-    s = settings(sts_endpoint="http://127.0.0.1:8765/v1/token", iam_endpoint="http://localhost:8765")
+def test_loopback_emulator_endpoints_are_allowed_over_http_when_the_deployment_lists_them():
+    s = WifSettings.from_extras({**BASE, "sts_endpoint": "http://127.0.0.1:8765/v1/token",
+                                 "iam_endpoint": "http://localhost:8765"}, allowed_endpoint_hosts="127.0.0.1,localhost")
     assert s.sts_endpoint == "http://127.0.0.1:8765/v1/token" and s.iam_endpoint == "http://localhost:8765"
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:8765/v1/token", "https://127.0.0.1:8765/v1/token",
+                                      "http://localhost:8765/v1/token", "http://[::1]:8765/v1/token",
+                                      "http://127.0.0.2/v1/token"])
+def test_a_loopback_endpoint_the_deployment_does_not_list_is_refused(endpoint):
+    """Any local user can listen on a loopback port: a connection editor must not be able to send the signed
+    request (replayable for ~15 minutes) or the federated token there."""
+    with pytest.raises(WifConfigError) as caught:
+        settings(sts_endpoint=endpoint)
+    assert caught.value.field == "sts_endpoint" and "allowed_endpoint_hosts" in caught.value.fix
+
+
+@pytest.mark.parametrize(("listed", "admitted", "refused"), [
+    ("127.0.0.1", ["http://127.0.0.1:1", "https://127.0.0.1"], ["http://127.0.0.2:1", "http://localhost:1",
+                                                              "http://[::1]:1", "http://127.1:1"]),
+    ("localhost", ["http://localhost:1", "http://LOCALHOST:1", "http://localhost.:1"],
+     ["http://127.0.0.1:1", "http://[::1]:1"]),
+    ("LOCALHOST.", ["http://localhost:1", "http://Localhost.:1"], ["http://127.0.0.1:1"]),
+    ("[::1]", ["http://[::1]:1", "http://[0:0:0:0:0:0:0:1]:1"], ["http://127.0.0.1:1", "http://localhost:1"]),
+    ("127.1", [], ["http://127.0.0.1:1", "http://127.1:1"]),  # not an address the grammar reads: ignored
+    ("2130706433,0x7f.1", [], ["http://127.0.0.1:1"]),
+])
+def test_a_loopback_entry_admits_exactly_the_host_it_names(listed, admitted, refused):
+    """``localhost`` is not ``127.0.0.1``: the allow-list compares what the URL says (lower case, no trailing dot),
+    never what a resolver would make of it."""
+    for url in admitted:
+        assert WifSettings.from_extras({**BASE, "iam_endpoint": url}, allowed_endpoint_hosts=listed).iam_endpoint
+    for url in refused:
+        with pytest.raises(WifConfigError) as caught:
+            WifSettings.from_extras({**BASE, "iam_endpoint": url}, allowed_endpoint_hosts=listed)
+        assert caught.value.field == "iam_endpoint", (listed, url)
+
+
+def test_plain_http_stays_refused_for_a_listed_host_that_is_not_loopback():
+    with pytest.raises(WifConfigError) as caught:
+        WifSettings.from_extras({**BASE, "sts_endpoint": "http://sts.corp.example/v1/token"},
+                                allowed_endpoint_hosts="sts.corp.example")
+    assert caught.value.field == "sts_endpoint" and "https" in caught.value.fix
 
 
 def test_allow_list_comes_from_the_airflow_environment_variable(monkeypatch):

@@ -15,7 +15,7 @@ from airflow_provider_gcp_wif import TokenService
 from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.credentials import get_credentials
 from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
-from tests.fixtures import listening_decoy
+from tests.fixtures import emulator_hosts, listening_decoy
 
 SEED_README_EXAMPLE = """
 from airflow_provider_gcp_wif import TokenService
@@ -114,7 +114,8 @@ def test_malformed_settings_send_no_request(emulator, aws_env, decoy):
                "provider_id": aws_env["provider_id"], "sts_endpoint": aws_env["sts_endpoint"],
                "iam_endpoint": f"http://127.0.0.1:{port}", **extras}
         with pytest.raises(WifConfigError) as caught:
-            WifSettings.from_extras({k: v for k, v in raw.items() if v is not None}, allowed_endpoint_hosts="")
+            WifSettings.from_extras({k: v for k, v in raw.items() if v is not None},
+                                    allowed_endpoint_hosts=emulator_hosts(aws_env))
         assert caught.value.field == field
     assert emulator.control.requests() == []
     assert received == []
@@ -128,6 +129,31 @@ def test_foreign_sts_endpoint_is_refused_before_anything_is_signed(emulator, aws
                      sts_endpoint=f"https://sts.attacker.example:{port}/v1/token")
     assert caught.value.field == "sts_endpoint" and "allowed_endpoint_hosts" in caught.value.fix
     assert received == [] and emulator.control.requests() == []
+
+
+def test_a_loopback_endpoint_is_the_process_environments_decision_not_the_callers(emulator, aws_env, decoy,
+                                                                                    monkeypatch):
+    """``TokenService`` has no Airflow: the process environment is the deployment, and its
+    ``AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS`` is the one switch that admits a loopback endpoint, for keyword
+    arguments and for ``GCP_WIF_STS_ENDPOINT`` alike (a local decoy port receives nothing until it is listed)."""
+    port, received = decoy
+    monkeypatch.setenv("AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS", "")
+    decoy_url = f"http://127.0.0.1:{port}/v1/token"
+    with pytest.raises(WifConfigError) as caught:
+        TokenService(aws_env["project_number"], aws_env["pool_id"], aws_env["provider_id"], None,
+                     sts_endpoint=decoy_url)
+    assert caught.value.field == "sts_endpoint" and "AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS" in caught.value.fix
+    seed = {"GCP_PROJECT_NUMBER": aws_env["project_number"], "GCP_WORKLOAD_ID": aws_env["pool_id"],
+            "GCP_WORKLOAD_PROVIDER": aws_env["provider_id"], "GCP_WIF_STS_ENDPOINT": decoy_url}
+    with pytest.raises(WifConfigError) as caught:
+        TokenService.from_env(seed)
+    assert caught.value.field == "GCP_WIF_STS_ENDPOINT"
+    assert received == [] and emulator.control.requests() == []
+    monkeypatch.setenv("AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS", "127.0.0.1")
+    assert TokenService(aws_env["project_number"], aws_env["pool_id"], aws_env["provider_id"], None,
+                        sts_endpoint=decoy_url).settings.sts_endpoint == decoy_url
+    listed = TokenService.from_env({**seed, "AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS": "127.0.0.1"})
+    assert listed.settings.sts_endpoint == decoy_url
 
 
 # -- secrets stay out of logs, errors and reprs ------------------------------------------------------------------

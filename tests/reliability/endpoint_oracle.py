@@ -1,10 +1,13 @@
 """The endpoint allow-list's differential oracle (test_endpoint_differential.py,
 test_secret_manager_endpoint_differential.py): endpoint strings generated from pieces known to split parsers, where
 urllib3, requests and the standard library would really connect for a URL, and a small reference predicate of the
-hosts the allow-list should allow, written independently of ``config.py``."""
+hosts the allow-list should allow, written independently of ``config.py``: Google's (the universe domain and its
+sub-domains) or listed by the deployment; loopback is no exception (a loopback host is admitted only when the
+deployment lists it, exactly as written: ``localhost`` is not ``127.0.0.1``)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from urllib.parse import urlsplit
@@ -20,14 +23,18 @@ AUDIENCE = "//iam.googleapis.com/projects/734501234567/locations/global/workload
 SA = "airflow-wif@wif-demo-project.iam.gserviceaccount.com"
 BASE = {"project_number": "734501234567", "pool_id": "aws-pool", "provider_id": "aws-provider",
         "impersonation_chain": SA}
-DEPLOYMENT_ALLOWS = "sts.corp.example, .psc.corp.example"  # what the deployment's [gcp_wif] allowed_endpoint_hosts says
+# What the deployment's [gcp_wif] allowed_endpoint_hosts says: two corporate names and two loopback addresses (an
+# emulator's, a local proxy's); other loopback hosts (127.9.9.9, localhost) are not listed.
+DEPLOYMENT_ALLOWS = "sts.corp.example, .psc.corp.example, 127.0.0.1, [::1]"
 
 ALLOWED_HOSTS = ["sts.googleapis.com", "iamcredentials.googleapis.com", "x.p.googleapis.com", "googleapis.com",
-                 "STS.GoogleAPIs.com", "sts.googleapis.com.", "127.0.0.1", "127.9.9.9", "localhost", "[::1]",
+                 "STS.GoogleAPIs.com", "sts.googleapis.com.", "127.0.0.1", "[::1]", "[0:0:0:0:0:0:0:1]",
                  "sts.corp.example", "a.psc.corp.example"]
 DISALLOWED_HOSTS = ["192.0.2.2", "evil.example", "tokens.attacker.example", "googleapis.com.evil.example",
                     "corp.example", "psc.corp.example.evil", "10.0.0.5", "[::ffff:192.0.2.2]", "[2001:db8::1]",
-                    "2130706433", "0x7f.1", "127.1", "evil", "xn--ggle-0nda.com", "gооgleapis.com"]
+                    "2130706433", "0x7f.1", "127.1", "evil", "xn--ggle-0nda.com", "gооgleapis.com",
+                    "127.9.9.9", "localhost", "LOCALHOST", "localhost.", "127.0.0.2", "[::ffff:127.0.0.1]",
+                    "127.000.000.001", "0x7f000001", "0177.0.0.1", "localhost.localdomain"]
 # Characters and escapes on which parsers disagree about where the authority ends (or which NFKC/IDNA rewrite).
 SEPARATORS = ["\\", "%5c", "%5C", "%2f", "%2F", "%2e", "%40", "%25", "%", "@", ":", "/", "//", "?", "#", ".",
               "\u3002", "\uff0e", "\uff61", "\uff0f", "\u2215", "\u2044", "\uff3c", "\uff20", "\uff03", "\uff1f",
@@ -73,18 +80,63 @@ def extras_for(route: str, endpoint: str) -> dict:
 
 # -- the independent reference ------------------------------------------------------------------------------------
 
-def reference_allows(host: str) -> bool:
-    """Google's domain (with its *.p. PSC names), loopback, or what the deployment lists; nothing else."""
+def reference_host(host: str) -> str | None:
+    """``host`` (as a URL names it, or as an allow-list entry writes it) the way the allow-list compares it:
+    lowercase, no trailing dot, an IPv6 literal compressed without brackets, an IPv4 address only as four plain
+    decimal octets; ``None`` when it is none of these (``127.1``, ``2130706433``, ``0x7f.1``, ``0177.0.0.1`` and
+    other forms resolvers read as addresses, or a Unicode name)."""
+    host = host.lower()
     if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if host == "::1" or host == "localhost":
-        return True
-    if re.fullmatch(r"127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}", host):
-        return all(int(octet) <= 255 for octet in host.split("."))
-    if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)*", host):
+        try:
+            return ipaddress.IPv6Address(host[1:-1]).compressed
+        except ValueError:
+            return None
+    host = host[:-1] if host.endswith(".") else host
+    labels = host.split(".")
+    if not all(re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", label) for label in labels):
+        if ":" in host:
+            try:
+                return ipaddress.IPv6Address(host).compressed
+            except ValueError:
+                return None
+        return None
+    if labels[-1].isdigit() or labels[-1].startswith("0x"):
+        quad = len(labels) == 4 and all(re.fullmatch(r"0|[1-9][0-9]{0,2}", label) for label in labels)
+        return host if quad and all(int(label) <= 255 for label in labels) else None
+    return host
+
+
+def reference_entries(allow_list: str) -> set[str]:
+    """An allow-list read the obvious way: comma separated, ``*.x`` = ``.x`` (``x`` and its sub-domains)."""
+    entries = set()
+    for item in allow_list.split(","):
+        item = item.strip().lower()
+        suffix = item.startswith(("*.", "."))
+        name = reference_host(item.lstrip("*").lstrip(".")) if item.strip("*.") else None
+        if name is not None:
+            entries.add("." + name if suffix else name)
+    return entries
+
+
+def reference_is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8, ::1 (of a host already through :func:`reference_host`)."""
+    return host == "localhost" or host == "::1" or (re.fullmatch(r"127(\.[0-9]{1,3}){3}", host) is not None)
+
+
+def reference_allows(host: str, allow_list: str = DEPLOYMENT_ALLOWS, universe: str = "googleapis.com") -> bool:
+    """Google's domain (the universe and its sub-domains, which include the *.p. PSC names; a universe other than
+    googleapis.com only when listed) or what the deployment lists; nothing else, loopback included."""
+    name = reference_host(host)
+    if name is None:
         return False
-    return (host == "googleapis.com" or host.endswith(".googleapis.com") or host == "sts.corp.example"
-            or host.endswith(".psc.corp.example"))
+    entries = reference_entries(allow_list)
+
+    def listed(value: str) -> bool:
+        return any(value == e or (e.startswith(".") and (value.endswith(e) or value == e[1:])) for e in entries)
+
+    if name == universe or name.endswith("." + universe):
+        return universe == "googleapis.com" or listed(universe)
+    return listed(name)
 
 
 FORBIDDEN = re.compile(r"[\\@?#%\s\x00-\x1f\x7f]|[^\x00-\x7f]")

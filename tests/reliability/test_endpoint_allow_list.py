@@ -1,7 +1,9 @@
 """An STS or IAM Credentials endpoint that is not Google's and not allowed by the deployment is refused before
 anything is signed: on the plain settings path and on the Airflow hook path (``WifBinding.for_hook``, and a stock
 ``GCSHook``). A decoy listens where the endpoint points (its host name resolves to it) and receives nothing; with
-the host allowed by the deployment, the same settings do reach it, so the decoy would have seen a leak.
+the host allowed by the deployment, the same settings do reach it, so the decoy would have seen a leak. The
+deployment lists the emulator's loopback host, which the other endpoint points at (loopback is admitted only when
+listed).
 (The STS endpoint through ``TokenService`` is covered in tests/core/test_token_service.py.)"""
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pytest
 from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.credentials import WifCredentials
 from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
-from tests.fixtures import listening_decoy
+from tests.fixtures import emulator_hosts, listening_decoy
 
 EVIL_HOST = "tokens.attacker.example"
 
@@ -45,7 +47,7 @@ def test_a_foreign_endpoint_is_refused_on_the_settings_path(emulator, aws_env, d
     port, received = decoy
     url = f"https://{EVIL_HOST}:{port}" + ("/v1/token" if field == "sts_endpoint" else "")
     with pytest.raises(WifConfigError) as caught:
-        WifSettings.from_extras(extras_for(aws_env, **{field: url}), allowed_endpoint_hosts="")
+        WifSettings.from_extras(extras_for(aws_env, **{field: url}), allowed_endpoint_hosts=emulator_hosts(aws_env))
     assert caught.value.field == field and "allowed_endpoint_hosts" in caught.value.fix
     assert received == [] and emulator.control.requests() == []
 
@@ -57,7 +59,7 @@ def test_a_foreign_endpoint_is_refused_on_the_hook_path_even_if_the_connection_a
     from airflow_provider_gcp_wif.integration import WifBinding
 
     port, received = decoy
-    monkeypatch.setenv("AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS", "")
+    monkeypatch.setenv("AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS", emulator_hosts(aws_env))
     url = f"https://{EVIL_HOST}:{port}" + ("/v1/token" if field == "sts_endpoint" else "")
     extras = extras_for(aws_env, **{field: url}, allowed_endpoint_hosts=EVIL_HOST)  # an editor cannot loosen it
     with pytest.raises(WifConfigError) as caught:
@@ -73,7 +75,7 @@ def test_a_stock_hook_on_a_connection_with_a_foreign_endpoint_fails_before_any_r
     (plugin,) = [ep for ep in entry_points(group="airflow.plugins") if ep.name == "gcp_wif"]
     plugin.load()
     port, received = decoy
-    monkeypatch.setenv("AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS", "")
+    monkeypatch.setenv("AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS", emulator_hosts(aws_env))
     for key, value in aws_env["env"].items():
         if key.startswith("AIRFLOW_CONN_"):
             monkeypatch.setenv(key, value)
@@ -92,7 +94,7 @@ def test_the_decoy_does_receive_the_exchange_once_the_deployment_allows_its_host
     """The control: were the allow-list missing, the signed exchange would reach the decoy."""
     port, received = decoy
     settings = WifSettings.from_extras(extras_for(aws_env, sts_endpoint=f"https://{EVIL_HOST}:{port}/v1/token"),
-                                       allowed_endpoint_hosts=EVIL_HOST)
+                                       allowed_endpoint_hosts=f"{EVIL_HOST},{emulator_hosts(aws_env)}")
     with pytest.raises(WifExchangeError):
         WifCredentials(settings, role_supplier(), retry_initial_delay=0.01).force_refresh(google_request)
     assert received and received[0], "the decoy saw the connection (a TLS hello carrying the exchange's host)"
@@ -131,6 +133,30 @@ def test_the_backslash_bypass_is_refused_and_the_decoy_it_points_at_receives_not
                                   f"/v1/projects/-/serviceAccounts/{aws_env['service_account']}:generateAccessToken")
         extras = {"credential_config": json.dumps(config), "num_retries": 0}
     with pytest.raises(WifConfigError) as caught:
-        WifSettings.from_extras(extras, allowed_endpoint_hosts="")
+        WifSettings.from_extras(extras, allowed_endpoint_hosts=emulator_hosts(aws_env))
     assert caught.value.field in (route, "credential_config") and "backslash" in caught.value.problem
     assert received == [] and emulator.control.requests() == []
+
+
+@pytest.mark.parametrize("field", ["sts_endpoint", "iam_endpoint"])
+def test_a_local_listener_the_deployment_does_not_list_receives_nothing_over_plain_http(
+    emulator, aws_env, decoy, monkeypatch, role_supplier, google_request, field
+):
+    """Another local user's listener (here ``http://localhost:<port>``, while the deployment lists only the
+    emulator's ``127.0.0.1``): refused on the hook path whatever the connection says; once the deployment lists
+    ``localhost``, the exchange does reach it (the control: it would have received the credential)."""
+    from airflow_provider_gcp_wif.integration import WifBinding
+
+    port, received = decoy
+    monkeypatch.setenv("AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS", emulator_hosts(aws_env))
+    url = f"http://localhost:{port}" + ("/v1/token" if field == "sts_endpoint" else "")
+    with pytest.raises(WifConfigError) as caught:
+        WifBinding.for_hook("gcp_wif_local", extras_for(aws_env, **{field: url}, allowed_endpoint_hosts="localhost"))
+    assert caught.value.field == field and "allowed_endpoint_hosts" in caught.value.fix
+    assert received == [] and emulator.control.requests() == []
+
+    listed = WifSettings.from_extras(extras_for(aws_env, **{field: url}),
+                                     allowed_endpoint_hosts=f"localhost,{emulator_hosts(aws_env)}")
+    with pytest.raises(WifExchangeError):
+        WifCredentials(listed, role_supplier(), retry_initial_delay=0.01).force_refresh(google_request)
+    assert received and received[0].startswith(b"POST ")

@@ -13,7 +13,6 @@ around allowed and disallowed hosts. ``derandomize=True`` keeps ``make test`` de
 from __future__ import annotations
 
 import ipaddress
-import re
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -36,6 +35,8 @@ from .endpoint_oracle import (
     endpoints,
     extras_for,
     reference_allows,
+    reference_host,
+    reference_is_loopback,
 )
 
 
@@ -62,25 +63,8 @@ UNIVERSES = ["googleapis.com", "GOOGLEAPIS.COM", "googleapis.com.", "googleapis\
              "psc.corp.example", "PSC.corp.example.", "corp.example", "evil.example", "com", "xn--ggle-0nda.com",
              "gооgleapis.com", "p.googleapis.com", ".googleapis.com", "googleapis.com..", "127.0.0.1"]
 ALLOW_LISTS = ["", DEPLOYMENT_ALLOWS, "*.psc.corp.example", "PSC.CORP.EXAMPLE.", "sts.corp.example.", " , ,",
-               "\u3002psc.corp.example"]
-
-
-def reference_allows_under(host: str, allow_list: str, universe: str) -> bool:
-    """As ``reference_allows``, but for a generated deployment allow-list (read the obvious way); a listed
-    universe domain allows its sub-domains."""
-    entries = {e.strip().lower().lstrip("*").rstrip(".") for e in allow_list.split(",") if e.strip()}
-
-    def listed(name: str) -> bool:
-        return any(name == e or (e.startswith(".") and (name.endswith(e) or name == e[1:])) for e in entries)
-
-    bare = host[1:-1] if host.startswith("[") else host
-    if reference_allows(host) and not (host == "sts.corp.example" or host.endswith(".psc.corp.example")):
-        return True
-    if re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)*", bare) is None:
-        return False
-    if listed(universe) and (bare == universe or bare.endswith("." + universe)):
-        return True
-    return listed(bare)
+               "\u3002psc.corp.example", "localhost", "LOCALHOST.", "127.0.0.1", "127.1", "0:0:0:0:0:0:0:1",
+               "*.localhost", "127.9.9.9, [::1]", "2130706433, 0x7f.1"]
 
 
 @settings(max_examples=600, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -98,7 +82,37 @@ def test_universe_domain_and_deployment_allow_list_cannot_be_fooled(universe, al
         return
     for url in (parsed.sts_endpoint, parsed.impersonation_url(SA)):
         for who, host, _port in connection_targets(url):
-            assert reference_allows_under(host, allow_list, universe.lower().rstrip(".")), (universe, allow_list, endpoint, who, host)
+            assert reference_allows(host, allow_list, universe.lower().rstrip(".")), (universe, allow_list, endpoint, who, host)
+
+
+# -- admitted iff Google's or listed: loopback included ------------------------------------------------------------
+
+PLAIN_SCHEMES = ["https://", "http://", "HTTPS://", "HTTP://"]
+PLAIN_PORTS = ["", ":443", ":80", ":8443", ":65535"]
+PLAIN_PATHS = ["", "/", "/v1/token"]
+
+
+@settings(max_examples=800, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(route=st.sampled_from(ROUTES), scheme=st.sampled_from(PLAIN_SCHEMES),
+       host=st.sampled_from(ALLOWED_HOSTS + DISALLOWED_HOSTS), port=st.sampled_from(PLAIN_PORTS),
+       path=st.sampled_from(PLAIN_PATHS), allow_list=st.sampled_from(ALLOW_LISTS))
+def test_a_plain_endpoint_is_admitted_iff_its_host_is_googles_or_listed_by_the_deployment(
+        route, scheme, host, port, path, allow_list):
+    """The converse of the property above, for endpoints in the plain grammar: nothing the reference allows is
+    refused, nothing else is admitted. Loopback is no exception (listed exactly as written: ``localhost`` is not
+    ``127.0.0.1``), and plain http is admitted only for a listed loopback host."""
+    if route.endswith("impersonation_url"):  # the file's URL is <scheme>://<host>/v1/projects/-/...: no path
+        scheme, path = scheme.lower(), ""
+    endpoint = scheme + host + port + path
+    name = reference_host(host)
+    expected = (name is not None and reference_allows(host, allow_list)
+                and (scheme.lower() == "https://" or reference_is_loopback(name)))
+    try:
+        WifSettings.from_extras(extras_for(route, endpoint), allowed_endpoint_hosts=allow_list)
+    except WifConfigError as err:
+        assert not expected, f"{endpoint!r} refused under {allow_list!r}: {err}"
+    else:
+        assert expected, f"{endpoint!r} admitted under {allow_list!r}"
 
 
 def test_the_reported_backslash_bypass_is_refused_on_every_route():
@@ -114,7 +128,7 @@ def test_the_reported_backslash_bypass_is_refused_on_every_route():
 
 def test_the_stored_url_is_the_normalised_one_that_was_checked():
     parsed = WifSettings.from_extras({**BASE, "sts_endpoint": "HTTPS://STS.GoogleAPIs.com.:443/v1/token/",
-                                      "iam_endpoint": "https://[0:0:0:0:0:0:0:1]:8443/"}, allowed_endpoint_hosts="")
+                                      "iam_endpoint": "https://[0:0:0:0:0:0:0:1]:8443/"}, allowed_endpoint_hosts="::1")
     assert parsed.sts_endpoint == "https://sts.googleapis.com/v1/token"
     assert parsed.iam_endpoint == "https://[::1]:8443"
     assert ipaddress.ip_address(parse_url(parsed.iam_endpoint).host.strip("[]")).is_loopback
