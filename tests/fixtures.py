@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.airflow_process import Component
+from tests.airflow_process import Component, stop_components
 
 # -- the core's emulated-cloud fixtures (tests/core, tests/cli, tests/reliability) ---------------------------------
 
@@ -226,5 +226,4 @@ def components() -> Iterator[list[Component]]:
     try:
         yield started
     finally:
-        for component in reversed(started):
-            component.stop()
+        stop_components(started)
