@@ -27,17 +27,21 @@ demo: install
 # Everything in the main venv (latest releases) and, at the same time, tests/airflow under each MWAA image's
 # constraints: both spend much of their time waiting on real Airflow processes, and CI's budget (.ci/run under
 # 60 minutes on 2 cores) needs the overlap. Each one's output is printed whole when it ends (--output-sync).
+# Ends with the timing table of scripts/ci_timing.py (each selection's ten slowest tests, each matrix environment).
 test: install
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-suite test-matrix
+	@test -n "$$GCP_WIF_TIMING_KEEP" || $(PY) scripts/ci_timing.py reset
+	@status=0; $(MAKE) --no-print-directory -j2 --output-sync=target test-suite test-matrix || status=$$?; \
+	  $(PY) scripts/ci_timing.py report; exit $$status
 
 # The whole suite in the main venv.
 test-suite: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) scripts/ci_timing.py run test-suite -- \
+	  $(PY) -m pytest --junitxml=artifacts/timing/junit-main.xml $(PYTEST_ARGS)
 
 # One venv per constraints/mwaa/airflow-<version>.txt (.venv-mwaa-<version>, on the image's Python, reused while up
 # to date); the full selection on 2.9.2, 2.11.2, 3.0.6, the smoke one on the others (scripts/matrix.py).
 test-matrix: install
-	$(PY) scripts/matrix.py $(MATRIX_ARGS)
+	$(PY) scripts/ci_timing.py run test-matrix -- $(PY) scripts/matrix.py $(MATRIX_ARGS)
 
 # The example DAG on an MWAA-faithful stack (CeleryExecutor over SQS, PostgreSQL, ECS container credentials, no
 # AWS key anywhere); MWAA_IMAGE picks the image (constraints/mwaa/airflow-<version>.txt). Last line: one JSON object.

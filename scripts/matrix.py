@@ -39,6 +39,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import ci_timing  # scripts/ (this script's folder is on sys.path)
+
 ROOT = Path(__file__).resolve().parent.parent
 CONSTRAINTS = ROOT / "constraints" / "mwaa"
 
@@ -156,6 +158,7 @@ def install(name: str, env: Environment) -> tuple[Path, float | None]:
                venv / "install.log")
     stamp.write_text(spec)
     seconds = time.monotonic() - started
+    ci_timing.record(f"matrix install {name}", seconds, 0)
     print(f"[{name}] installed in {seconds:.0f}s", flush=True)
     return python, seconds
 
@@ -184,8 +187,8 @@ def test_environment(name: str, installed: Future[tuple[Path, float | None]], re
         return
     environment = {**os.environ, "GCP_WIF_MATRIX_ENV": name}
     environment.pop("VIRTUAL_ENV", None)
-    command = [str(python), "-m", "pytest", "-p", "no:cacheprovider", *TEST_PATHS,
-               *SELECTIONS[str(result["selection"])], *pytest_args]
+    command = [str(python), "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={ci_timing.TIMING}/junit-{name}.xml",
+               *TEST_PATHS, *SELECTIONS[str(result["selection"])], *pytest_args]
     print(f"[{name}] + {' '.join(command)}", flush=True)
     log_path = python.parent.parent / "pytest.log"
     started = time.monotonic()
@@ -198,6 +201,7 @@ def test_environment(name: str, installed: Future[tuple[Path, float | None]], re
     result["tests_s"] = time.monotonic() - started
     result["tests_cpu_s"] = usage.ru_utime + usage.ru_stime
     result["outcome"] = "passed" if code == 0 else f"FAILED (exit {code})"
+    ci_timing.record(f"matrix {name} ({result['selection']})", float(result["tests_s"]), code)
     if quiet:
         print(f"[{name}] ----- {log_path.relative_to(ROOT)}\n{log_path.read_text(errors='replace')[-20000:]}",
               flush=True)

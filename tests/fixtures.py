@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_gcp_wif.constants import ALLOWED_HOSTS_ENV
-from tests.airflow_process import Component
+from tests.airflow_process import Component, stop_components
 
 # -- the core's emulated-cloud fixtures (tests/core, tests/cli, tests/reliability) ---------------------------------
 
@@ -235,5 +235,37 @@ def components() -> Iterator[list[Component]]:
     try:
         yield started
     finally:
-        for component in reversed(started):
-            component.stop()
+        stop_components(started)
+
+
+# -- every test, as a fresh task process: Airflow's secrets masker without the patterns of earlier tests ---------
+
+_MASKER_MODULES = ("airflow._shared.secrets_masker.secrets_masker", "airflow.sdk.execution_time.secrets_masker",
+                   "airflow.utils.log.secrets_masker")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_secrets_masker() -> Iterator[None]:
+    """After each test, Airflow's secrets masker forgets the patterns it was given (and our announcer the values it
+    announced, so the next test's are announced again). Airflow's masker keeps every pattern for the life of the
+    process and recompiles one regex from all of them on each addition: across the ~2,000 tests of one pytest
+    process, that made every later exchange pay for every earlier test's secrets (issue #22 measures it). A task is a
+    fresh process; each test now starts like one. Nothing is imported here that the test did not import."""
+    yield
+    import sys
+
+    for name in _MASKER_MODULES:
+        module = sys.modules.get(name)
+        factory = getattr(module, "_secrets_masker", None) if module else None
+        if factory is None:
+            continue
+        try:
+            masker = factory()
+        except Exception:  # noqa: BLE001 - a masker that was never configured has nothing to forget
+            continue
+        reset = getattr(masker, "reset_masker", None)
+        if reset is not None:
+            reset()
+    masking = sys.modules.get("airflow_provider_gcp_wif.masking")
+    if masking is not None:
+        masking._announced.clear()
