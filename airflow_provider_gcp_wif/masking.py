@@ -118,39 +118,59 @@ def redact_google_auth_logs() -> None:
 
 
 #: botocore's wire loggers: at DEBUG, ``botocore.parsers`` prints every AWS answer's body (``Response body: b'...'``)
-#: while parsing it, i.e. before the caller holds what it carries and could announce it.
+#: while parsing it, i.e. before the caller holds what it carries and could announce it; ``botocore.endpoint`` prints
+#: each request with its body.
 BOTOCORE_WIRE_LOGGERS = ("botocore.parsers", "botocore.endpoint")
-# The value of a WebIdentityToken member (query XML ``<WebIdentityToken>v<``, JSON ``"WebIdentityToken": "v"``), and
-# anything JWT-shaped (a JWT's header is base64url of ``{"``, so it starts with ``eyJ``).
-_WEB_IDENTITY_TOKEN_VALUE = re.compile(r"(<WebIdentityToken>)[^<]+|(\\?\"WebIdentityToken\\?\"\s*:\s*\\?\")[^\"\\]+")
+#: The members of AWS answers whose values are credentials: the secret key (STS, SSO's ``secretAccessKey``, Cognito's
+#: ``SecretKey``), the session token (container and instance-metadata credentials call it ``Token``) and the JWT of
+#: ``GetWebIdentityToken``. Not ``AccessKeyId``: it names a key, it does not sign.
+WIRE_SECRET_MEMBERS = (
+    "SecretAccessKey", "secretAccessKey", "SecretKey", "SessionToken", "sessionToken", "Token", "WebIdentityToken",
+)
+_MEMBER_NAMES = "|".join(WIRE_SECRET_MEMBERS)
+# A secret member's value, in query XML (``<SessionToken>v``) and in JSON (``"SessionToken": "v"``), whatever the
+# quotes are escaped as: ``"`` raw or in a bytes repr, ``\"`` (or ``\\"`` once repr'd) for JSON inside a string.
+# A name counts only whole (``<Token>`` or ``"Token"``, not ``NextToken``).
+_WIRE_SECRET_VALUE = re.compile(
+    rf"(?P<xml><(?:{_MEMBER_NAMES})>)[^<]+"
+    rf"|(?P<json>(?P<quote>\\*\")(?:{_MEMBER_NAMES})(?P=quote)\s*:\s*(?P=quote))[^\"]+?(?=(?P=quote))"
+)
+# Anything JWT-shaped (a JWT's header is base64url of ``{"``, so it starts with ``eyJ``), e.g. in the form-encoded
+# body of an AssumeRoleWithWebIdentity request.
 _JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
 
 
-class BotocoreWebIdentityTokenRedactor(logging.Filter):
-    """Replaces the JWT in botocore's DEBUG records of a ``GetWebIdentityToken`` answer (``federation: jwt``: our
-    own call minted it) with ``***``. Narrow: a record whose text does not mention ``WebIdentityToken`` is left
-    exactly as botocore wrote it (AWS's other answers are the Amazon provider's business, documented)."""
+class BotocoreWireSecretRedactor(logging.Filter):
+    """Replaces the credentials in botocore's wire DEBUG records with ``***``: the values of the secret members of
+    any AWS answer (:data:`WIRE_SECRET_MEMBERS`, query XML or JSON, as text or as the bytes repr botocore prints),
+    and anything JWT-shaped.
+
+    botocore logs an answer while parsing it, before the caller holds the credentials and could announce them to a
+    masker: our own ``GetWebIdentityToken`` JWT, and the role's secret key and session token of the ``AssumeRole``
+    that the Amazon provider's ``AwsBaseHook`` makes for a ``role_arn`` AWS connection (the temporary-keys route).
+    So the records themselves are rewritten, on the loggers (before any handler). Everything else, the access key
+    id, the expiry, the role, other answers, stays as botocore wrote it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             text = record.getMessage()
         except Exception:  # noqa: BLE001 - a record that cannot be formatted is the logging module's to report
             return True
-        if "WebIdentityToken" not in text:
+        if "Token" not in text and "ecret" not in text and "eyJ" not in text:  # every member name holds one
             return True
-        redacted = _JWT_SHAPE.sub(_REDACTED, _WEB_IDENTITY_TOKEN_VALUE.sub(
-            lambda match: (match.group(1) or match.group(2)) + _REDACTED, text))
+        redacted = _JWT_SHAPE.sub(_REDACTED, _WIRE_SECRET_VALUE.sub(
+            lambda match: (match.group("xml") or match.group("json")) + _REDACTED, text))
         if redacted != text:
             record.msg, record.args = redacted, ()
         return True
 
 
-_botocore_redactor = BotocoreWebIdentityTokenRedactor()
+_wire_redactor = BotocoreWireSecretRedactor()
 
 
-def redact_botocore_web_identity_tokens() -> None:
-    """Install :class:`BotocoreWebIdentityTokenRedactor` on botocore's wire loggers (once)."""
-    install_filter(_botocore_redactor, BOTOCORE_WIRE_LOGGERS)
+def redact_botocore_wire_secrets() -> None:
+    """Install :class:`BotocoreWireSecretRedactor` on botocore's wire loggers (once)."""
+    install_filter(_wire_redactor, BOTOCORE_WIRE_LOGGERS)
 
 
 #: The SigV4 signature in an ``Authorization`` header (64 lowercase hex digits: the same text in every encoding).

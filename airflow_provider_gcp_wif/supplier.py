@@ -270,6 +270,7 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
         self._jwt_lock = threading.Lock()
         _live_suppliers.add(self)
         masking.redact_botocore_signatures()  # botocore.auth logs each signature (DEBUG) while computing it
+        masking.redact_botocore_wire_secrets()  # botocore.parsers logs a role_arn's AssumeRole answer (DEBUG)
 
     def __repr__(self) -> str:
         return f"Boto3Supplier({self.description}, region={self._region!r})"
@@ -595,7 +596,7 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
         self._reuse_until: datetime.datetime | None = None
         self.fetch_count = 0  # GetWebIdentityToken calls that returned a JWT (read by tests)
         _live_suppliers.add(self)
-        masking.redact_botocore_web_identity_tokens()  # botocore logs the answer (DEBUG) before we hold the JWT
+        masking.redact_botocore_wire_secrets()  # botocore logs the answer (DEBUG) before we hold the JWT
 
     def __repr__(self) -> str:
         return f"WebIdentityTokenSupplier({self.aws.description}, audience={self.audience!r})"
