@@ -2,12 +2,15 @@
 in error messages, reprs or the connection test message; the credential file given to child processes is private
 (0600 in a 0700 directory), carries no secret and is gone after use.
 
-Two exposures belong to upstream code and are excluded explicitly (docs/reliability.md says how to avoid them):
+Two kinds of record are left out of the scan:
 * ``airflow dags test`` (only it: the in-process test supervisor) logs every ``mask_secret`` value at DEBUG
-  ("Sending request ... msg=MaskSecret(value=...)"); a real task supervisor omits the body.
-* botocore's own wire logging (``botocore.endpoint`` / ``botocore.parsers`` at DEBUG) prints the Amazon provider's
-  AssumeRole request signature and response, role secret included. Records of ``botocore.*`` loggers are left out
-  of the scan; a deployment that debugs tasks should keep ``botocore`` at INFO.
+  ("Sending request ... msg=MaskSecret(value=...)"); a real task supervisor omits the body (upstream; see
+  docs/reliability.md).
+* botocore's own wire logging (``botocore.auth`` / ``botocore.endpoint`` / ``botocore.parsers`` at DEBUG): its
+  records still show the request's ``Authorization`` header (the access key id; the signature is ``***``), which
+  this scan's shapes count as a leak. What they must not show — a replayable signature, the role's secret key or
+  session token, a JWT — is checked on those very records by tests/reliability/test_aws_request_debug_logs.py
+  (the provider's filters in masking.py blank them before any handler).
 """
 
 from __future__ import annotations
