@@ -48,6 +48,20 @@ def two_aws_connections(wif_env, monkeypatch):
     set_conn(monkeypatch, "gcp_b", "gcp_wif", wif_extra(wif_env, aws_conn_id="aws_b"))
 
 
+def waiting_at_the_lock(thread: threading.Thread, entered: threading.Event) -> None:
+    """Until ``thread`` is inside the environment overlay (blocked at its lock, as it must be while another context
+    is open) or has entered its context (which the caller's assertions then catch): an event, not a guessed sleep."""
+    deadline = time.monotonic() + 30
+    while not entered.is_set() and time.monotonic() < deadline:
+        frame = sys._current_frames().get(thread.ident or 0)
+        while frame is not None and frame.f_code is not integration._patched_environ.__wrapped__.__code__:
+            frame = frame.f_back
+        if frame is not None:
+            return
+        time.sleep(0.01)
+    assert entered.is_set(), "B never reached the environment overlay"
+
+
 def test_overlapping_contexts_in_two_threads_keep_identities_apart_and_leave_nothing(wif_env, emulator, monkeypatch):
     two_aws_connections(wif_env, monkeypatch)
     # A deployment's own AWS keys in the environment (a decoy identity): google-auth would prefer them to any
@@ -80,7 +94,7 @@ def test_overlapping_contexts_in_two_threads_keep_identities_apart_and_leave_not
         with hook_a.provide_gcp_credential_file_as_context() as path_a:
             a_open.set()
             b_trying.wait(30)
-            time.sleep(1.0)  # B's context is being opened meanwhile
+            waiting_at_the_lock(thread_b, b_entered)  # B's context is being opened meanwhile
             parent_during = dict(os.environ)
             emulator.control.clear_log()
             child = subprocess.run([sys.executable, "-c", CHILD, wif_env["bucket"]], capture_output=True, text=True,

@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime
 import json
 import threading
-import time
 import urllib.parse
 
+import google.auth._helpers
 import google.auth.transport.requests
 import pytest
 import requests
 
-from airflow_provider_gcp_wif.credentials import WifCredentials, build_chain, get_credentials
+from airflow_provider_gcp_wif.credentials import WifCredentials, build_chain, get_credentials, utcnow
 from airflow_provider_gcp_wif.errors import WifExchangeError
 
 REQUEST = google.auth.transport.requests.Request()
@@ -28,6 +28,24 @@ def headers_after(credentials):
     headers: dict[str, str] = {}
     credentials.before_request(REQUEST, "GET", "http://example.invalid/", headers)
     return headers
+
+
+class SharedClock:
+    """The test's clock, shared with the emulated clouds: real time plus an offset that only the test moves. The
+    credentials decide their windows on it and the emulator issues, checks and expires tokens on it, so a test jumps
+    to a moment of a token's life instead of sleeping until it. (google-auth's own validity checks, which the chain
+    uses for the federated token, keep real time: that token lives an hour, far beyond any jump here.)"""
+
+    def __init__(self, emulator) -> None:
+        self.emulator = emulator
+        self.offset = datetime.timedelta()
+
+    def __call__(self) -> datetime.datetime:
+        return utcnow() + self.offset
+
+    def move_to(self, moment: datetime.datetime) -> None:
+        self.offset = moment - utcnow()
+        self.emulator.control.set_clock_offset(self.offset.total_seconds())
 
 
 def list_bucket(emulator, token):
@@ -193,11 +211,17 @@ def test_a_strict_provider_accepts_our_signed_subject_tokens(emulator, settings_
     assert credentials.token
 
 
-def test_each_exchange_signs_a_fresh_subject_token(settings_for, role_supplier):
+def test_each_exchange_signs_a_fresh_subject_token(settings_for, role_supplier, monkeypatch):
+    # google-auth's RequestSigner reads the time from google.auth._helpers.utcnow (X-Amz-Date has one-second
+    # resolution): that third-party clock is stepped a second instead of sleeping one; our code is untouched.
+    moments = iter([datetime.datetime(2030, 1, 2, 3, 4, 5), datetime.datetime(2030, 1, 2, 3, 4, 6)])
     federated = build_chain(settings_for(), role_supplier()).federated
-    first = federated.retrieve_subject_token(REQUEST)
-    time.sleep(1.1)
-    assert federated.retrieve_subject_token(REQUEST) != first
+    monkeypatch.setattr(google.auth._helpers, "utcnow", lambda: next(moments))
+    first, second = (json.loads(urllib.parse.unquote(federated.retrieve_subject_token(REQUEST))) for _ in range(2))
+    monkeypatch.undo()
+    dates = [{h["key"].lower(): h["value"] for h in token["headers"]}["x-amz-date"] for token in (first, second)]
+    assert dates == ["20300102T030405Z", "20300102T030406Z"], "each subject token is signed at its own time"
+    assert first != second
 
 
 # -- sharing and refreshing ------------------------------------------------------------------------------------
@@ -220,10 +244,11 @@ def test_different_settings_get_different_credentials(settings_for, role_supplie
 
 def test_thirty_two_threads_at_expiry_cause_one_refresh(emulator, settings_for, role_supplier):
     emulator.control.set_token_ttl(iam=4)
-    credentials = get_credentials(settings_for(), role_supplier())
+    clock = SharedClock(emulator)
+    credentials = get_credentials(settings_for(), role_supplier(), clock=clock)
     first = headers_after(credentials)["authorization"]
     assert counts(emulator) == (1, 1)
-    time.sleep(max(0.0, (credentials.expiry - datetime.datetime.utcnow()).total_seconds()) + 0.2)
+    clock.move_to(credentials.expiry + datetime.timedelta(seconds=0.2))
     assert not credentials.valid
     barrier = threading.Barrier(32)
     seen: list[str] = []
@@ -250,10 +275,11 @@ def test_thirty_two_threads_at_expiry_cause_one_refresh(emulator, settings_for, 
 
 def test_refresh_ahead_of_expiry_keeps_serving_the_valid_token_meanwhile(emulator, settings_for, role_supplier):
     emulator.control.set_token_ttl(iam=20)
-    credentials = get_credentials(settings_for(), role_supplier())
+    clock = SharedClock(emulator)
+    credentials = get_credentials(settings_for(), role_supplier(), clock=clock)
     first = headers_after(credentials)["authorization"]
     # Advisory window = a quarter of the lifetime (5 s here): inside it, a caller refreshes, others are not blocked.
-    time.sleep((credentials._advisory_at - datetime.datetime.utcnow()).total_seconds() + 0.1)
+    clock.move_to(credentials._advisory_at + datetime.timedelta(seconds=0.1))
     assert credentials.valid
     credentials._lock.acquire()  # as if another thread were refreshing right now
     try:
@@ -266,9 +292,10 @@ def test_refresh_ahead_of_expiry_keeps_serving_the_valid_token_meanwhile(emulato
 
 def test_advisory_refresh_failure_keeps_the_current_token(emulator, settings_for, role_supplier):
     emulator.control.set_token_ttl(iam=20)
-    credentials = get_credentials(settings_for(), role_supplier())
+    clock = SharedClock(emulator)
+    credentials = get_credentials(settings_for(), role_supplier(), clock=clock)
     first = headers_after(credentials)["authorization"]
-    time.sleep((credentials._advisory_at - datetime.datetime.utcnow()).total_seconds() + 0.1)
+    clock.move_to(credentials._advisory_at + datetime.timedelta(seconds=0.1))
     emulator.control.inject_faults("iam", statuses=[403])
     assert headers_after(credentials)["authorization"] == first
 

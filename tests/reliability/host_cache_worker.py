@@ -6,11 +6,13 @@ Run as ``python -m tests.reliability.host_cache_worker '<json>'`` with the keys:
 keyless AWS connection ``aws://`` is), ``aws_env`` (the process's own ``AWS_*`` variables instead of the
 inherited ones), ``extras`` (settings overrides), ``cache_dir`` (``null`` = process cache),
 ``barrier_dir`` (wait there for the file ``go`` after writing ``ready-<pid>``, or ``null``), ``airflow`` (true: through a stock ``GCSHook`` and the deployment's
-``[gcp_wif]`` settings in the environment, instead of the core API).
+``[gcp_wif]`` settings in the environment, instead of the core API), ``clock_offset_seconds`` (core API only: the
+credentials' clock runs this far ahead of real time, as the emulator's clock is set by the test).
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -46,7 +48,7 @@ def main() -> None:
         def credentials():
             return GCSHook(gcp_conn_id="gcp_wif_default").get_credentials_and_project_id()[0]
     else:
-        from airflow_provider_gcp_wif.credentials import get_credentials
+        from airflow_provider_gcp_wif.credentials import get_credentials, utcnow
         from airflow_provider_gcp_wif.host_cache import HostTokenCache
         from airflow_provider_gcp_wif.supplier import Boto3Supplier
         from airflow_provider_gcp_wif.token_service import assume_role_session
@@ -67,9 +69,13 @@ def main() -> None:
         else:
             supplier = Boto3Supplier.default_chain()
         host = HostTokenCache(spec["cache_dir"]) if spec.get("cache_dir") else None
+        ahead = datetime.timedelta(seconds=spec.get("clock_offset_seconds", 0.0))
+
+        def clock() -> datetime.datetime:
+            return utcnow() + ahead
 
         def credentials():
-            return get_credentials(settings, supplier, host_cache=host)
+            return get_credentials(settings, supplier, host_cache=host, clock=clock)
 
     waited = 0.0
     if spec.get("barrier_dir"):

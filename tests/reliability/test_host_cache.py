@@ -215,12 +215,14 @@ def test_a_new_exchange_once_the_shared_token_reaches_its_refresh_window(emulato
     advisory_at = json.loads(path.read_text())["advisory_at"]
     assert time.time() < advisory_at, "the second task must have run before the window"
     assert second["token"] == first["token"] and endpoint_counts(emulator)[1] == 1
-    time.sleep(max(0.0, advisory_at - time.time()) + 0.2)
-    third = task(aws_env, cache_dir)
+    # The third task runs 0.2 s into the window: its clock and the emulator's are moved there, nobody sleeps.
+    ahead = advisory_at - time.time() + 0.2
+    emulator.control.set_clock_offset(ahead)
+    third = task(aws_env, cache_dir, clock_offset_seconds=ahead)
     assert third["token"] != first["token"]
     assert endpoint_counts(emulator)[1] == 2
     expiry = datetime.datetime.fromtimestamp(json.loads(path.read_text())["expiry"], datetime.timezone.utc)
-    assert expiry > datetime.datetime.now(datetime.timezone.utc)
+    assert expiry > datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=ahead)
 
 
 def test_a_directory_of_another_user_is_refused(emulator, aws_env, cache_dir):

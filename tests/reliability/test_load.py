@@ -1,6 +1,7 @@
 """Many callers at once: several freshly spawned processes, each with 32 threads starting together, make exactly one
 exchange per process; later, in the refresh-ahead window and again at expiry, 32 threads cause one refresh per
-process, never a storm. Counted in the emulator's request log."""
+process, never a storm. Counted in the emulator's request log. "Later" is a clock each process moves (its
+credentials' ``clock=`` and the emulator's clock offset, one offset), not a sleep."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import datetime
 import hashlib
 import multiprocessing
 import threading
-import time
 from typing import Any
 
 PROCESSES = 3
@@ -47,8 +47,24 @@ def _all_threads_at_once(credentials_for, request) -> list[str]:
     return seen
 
 
-def _sleep_until(moment: datetime.datetime) -> None:
-    time.sleep(max(0.0, (moment - datetime.datetime.utcnow()).total_seconds()))
+class SharedClock:
+    """Real time plus an offset the worker moves, for its credentials and for the emulator (which issues and expires
+    tokens on its own clock): jumping to a moment of the token's life replaces sleeping until it."""
+
+    def __init__(self, control: Any) -> None:
+        self.control = control
+        self.offset = datetime.timedelta()
+
+    def __call__(self) -> datetime.datetime:
+        from airflow_provider_gcp_wif.credentials import utcnow
+
+        return utcnow() + self.offset
+
+    def move_to(self, moment: datetime.datetime) -> None:
+        from airflow_provider_gcp_wif.credentials import utcnow
+
+        self.offset = moment - utcnow()
+        self.control.set_clock_offset(self.offset.total_seconds())
 
 
 def worker(info: dict[str, Any], start: Any, results: Any) -> None:
@@ -57,28 +73,34 @@ def worker(info: dict[str, Any], start: Any, results: Any) -> None:
 
     from airflow_provider_gcp_wif.credentials import get_credentials
     from airflow_provider_gcp_wif.supplier import Boto3Supplier
+    from airflow_provider_gcp_wif.testing.control import EmulatorControl
     from airflow_provider_gcp_wif.token_service import assume_role_session
     from tests.fixtures import make_settings
 
     try:
         settings = make_settings(info)
         request = google.auth.transport.requests.Request()
+        clock = SharedClock(EmulatorControl(info["control_url"]))
 
         def credentials_for():
             supplier = Boto3Supplier(lambda: assume_role_session(info["role_arn"], region=info["aws_region"]),
                                      identity_key=f"role:{info['role_arn']}", description="role wif-role")
-            return get_credentials(settings, supplier)
+            return get_credentials(settings, supplier, clock=clock)
 
         start.wait()
         first = _all_threads_at_once(credentials_for, request)
         credentials = credentials_for()
         after_first = credentials.exchange_count
-        # Inside the advisory window (refresh ahead), before the mandatory one: one thread refreshes.
-        _sleep_until(credentials._advisory_at + (credentials._mandatory_at - credentials._advisory_at) / 3)
+        # Inside the advisory window (refresh ahead), before the mandatory one: one thread refreshes. The processes
+        # move their clocks together (each sets the emulator's offset to its own: they differ by milliseconds).
+        start.wait(60)
+        clock.move_to(credentials._advisory_at + (credentials._mandatory_at - credentials._advisory_at) / 3)
         advisory = _all_threads_at_once(credentials_for, request)
         after_advisory = credentials.exchange_count
         # Past expiry: everyone waits for a single refresh.
-        _sleep_until(credentials.expiry + datetime.timedelta(seconds=0.2))
+        start.wait(60)
+        clock.move_to(credentials.expiry + datetime.timedelta(seconds=0.2))
+        assert not credentials.valid
         expired = _all_threads_at_once(credentials_for, request)
         results.put({"first": first, "advisory": advisory, "expired": expired, "counts": [
             after_first, after_advisory, credentials.exchange_count]})

@@ -5,15 +5,21 @@ Set-up: a loopback "endpoint" (allowed: loopback is) that answers every request 
 listener, the decoy. The decoy must receive nothing, for 301, 302, 307 and 308, on the STS step and on the
 impersonation step, through each transport a caller can hold: google-auth's requests ``Request`` (hooks,
 ``refresh()``), an ``AuthorizedSession`` (google-cloud-* clients) and google-api-python-client's httplib2 adapter.
+
+Every case goes through one branch (the exchange transport's refusal), so the cases are an all-pairs design over
+caller, step, status, federation and direct/impersonated rather than their whole product (72 runnable cases): every
+pair of values that can occur together occurs in at least one case, which a test below checks.
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.server
+import itertools
 import os
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import google.auth.transport.requests
 import google_auth_httplib2
@@ -76,16 +82,73 @@ CALLERS: dict[str, Callable] = {
 }
 
 
-@pytest.mark.parametrize("caller", CALLERS)
-@pytest.mark.parametrize("step", ["sts_exchange", "impersonation"])
-@pytest.mark.parametrize("status", [301, 302, 307, 308])
-@pytest.mark.parametrize("federation", ["sigv4", "jwt"])
-@pytest.mark.parametrize("direct", [False, True], ids=["impersonated", "direct"])
+#: Each parameter's values, in the order the cases are generated.
+DIMENSIONS: dict[str, list[Any]] = {
+    "caller": list(CALLERS),
+    "step": ["sts_exchange", "impersonation"],
+    "status": [301, 302, 307, 308],
+    "federation": ["sigv4", "jwt"],
+    "direct": [False, True],
+}
+
+
+def whole_product() -> list[dict[str, Any]]:
+    return [dict(zip(DIMENSIONS, values, strict=True)) for values in itertools.product(*DIMENSIONS.values())]
+
+
+def runnable(case: dict[str, Any]) -> bool:
+    """Direct access has no impersonation step."""
+    return not (case["direct"] and case["step"] == "impersonation")
+
+
+def value_pairs(case: dict[str, Any]) -> set[tuple[tuple[str, Any], tuple[str, Any]]]:
+    return set(itertools.combinations(case.items(), 2))  # in DIMENSIONS' order, as every case is built
+
+
+def all_pairs_cases() -> list[dict[str, Any]]:
+    """A deterministic greedy all-pairs design: from the runnable cases of the whole product, in order, repeatedly
+    take the first one covering the most pairs of values not yet covered, until every pair that some runnable case
+    has is covered."""
+    candidates = [case for case in whole_product() if runnable(case)]
+    uncovered = set().union(*(value_pairs(case) for case in candidates))
+    chosen: list[dict[str, Any]] = []
+    while uncovered:
+        best = max(candidates, key=lambda case: len(value_pairs(case) & uncovered))
+        chosen.append(best)
+        uncovered -= value_pairs(best)
+    return chosen
+
+
+CASES = all_pairs_cases()
+SHORT_CALLER = {_refresh: "refresh", _authorized_session: "AuthorizedSession", _httplib2: "httplib2"}
+
+
+def case_id(case: dict[str, Any]) -> str:
+    caller = SHORT_CALLER[CALLERS[case["caller"]]]
+    return "-".join([caller, case["step"], str(case["status"]), case["federation"],
+                     "direct" if case["direct"] else "impersonated"])
+
+
+def test_the_cases_cover_every_pair_of_values_and_every_value():
+    product = whole_product()
+    missing = [
+        f"{a}={x!r} with {b}={y!r}"
+        for a, b in itertools.combinations(DIMENSIONS, 2) for x in DIMENSIONS[a] for y in DIMENSIONS[b]
+        if any(runnable(case) and case[a] == x and case[b] == y for case in product)
+        and not any(case[a] == x and case[b] == y for case in CASES)
+    ]
+    assert missing == [], "pairs of values no case has"
+    assert all(runnable(case) for case in CASES)
+    for name, values in DIMENSIONS.items():
+        assert {case[name] for case in CASES} == set(values), name
+    assert len({case_id(case) for case in CASES}) == len(CASES), "test ids are unique"
+
+
+@pytest.mark.parametrize("case", [pytest.param(case, id=case_id(case)) for case in CASES])
 def test_a_redirecting_endpoint_gets_a_clear_error_and_the_decoy_gets_nothing(
-    emulator, settings_for, role_supplier, caller, step, status, federation, direct
+    emulator, settings_for, role_supplier, case
 ):
-    if direct and step == "impersonation":
-        pytest.skip("direct access has no impersonation step")
+    caller, step, status, federation, direct = (case[name] for name in DIMENSIONS)
     # jwt: the AWS JWT (the subject token) or the federated token it got from the emulator's OIDC provider.
     route: dict[str, str] = {"impersonation_chain": ""} if direct else {}
     if federation == "jwt":
