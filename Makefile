@@ -39,7 +39,8 @@ test-suite: install
 	  $(PY) -m pytest --junitxml=artifacts/timing/junit-main.xml $(PYTEST_ARGS)
 
 # One venv per constraints/mwaa/airflow-<version>.txt (.venv-mwaa-<version>, on the image's Python, reused while up
-# to date); the full selection on 2.9.2, 2.11.2, 3.0.6, the smoke one on the others (scripts/matrix.py).
+# to date); the full selection on 2.9.2, 2.11.2, 3.0.6, the smoke one on 3.3.1, the in-process one on the others
+# (scripts/matrix.py).
 test-matrix: install
 	$(PY) scripts/ci_timing.py run test-matrix -- $(PY) scripts/matrix.py $(MATRIX_ARGS)
 
