@@ -33,10 +33,11 @@ test: install
 	@status=0; $(MAKE) --no-print-directory -j2 --output-sync=target test-suite test-matrix || status=$$?; \
 	  $(PY) scripts/ci_timing.py report; exit $$status
 
-# The whole suite in the main venv.
+# The whole suite in the main venv, in SUITE_WORKERS pytest-xdist workers (0: one process, as plain pytest).
+SUITE_WORKERS ?= 3
 test-suite: install
 	$(PY) scripts/ci_timing.py run test-suite -- \
-	  $(PY) -m pytest --junitxml=artifacts/timing/junit-main.xml $(PYTEST_ARGS)
+	  $(PY) -m pytest -n $(SUITE_WORKERS) --dist worksteal --junitxml=artifacts/timing/junit-main.xml $(PYTEST_ARGS)
 
 # One venv per constraints/mwaa/airflow-<version>.txt (.venv-mwaa-<version>, on the image's Python, reused while up
 # to date); the full selection on 2.9.2, 2.11.2, 3.0.6, the smoke one on 3.3.1, the in-process one on the others
