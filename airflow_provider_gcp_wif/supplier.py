@@ -14,12 +14,14 @@ import contextlib
 import datetime
 import hashlib
 import hmac
+import io
 import json
 import logging
 import math
 import os
 import secrets
 import threading
+import time
 import urllib.parse
 import weakref
 from collections.abc import Callable, Iterator
@@ -68,7 +70,7 @@ def web_identity_token_duration(
 
 #: The role name the loopback credential endpoint reports (google-auth asks for it, then for its credentials).
 ENDPOINT_ROLE_NAME = "gcp-wif"
-#: Seconds the loopback credential endpoint waits for each read of a request before it closes the connection
+#: Seconds the loopback credential endpoint gives a connection to send its whole request before it closes it
 #: (google-auth, gcloud and the Java library send their request at once).
 ENDPOINT_READ_TIMEOUT_SECONDS = 10.0
 #: Connections the loopback credential endpoint serves at once, one thread each; more wait to be accepted.
@@ -182,6 +184,28 @@ def _install_shared_handlers() -> None:
         get_session._gcp_wif_shared = True  # type: ignore[attr-defined]
         get_session.__wrapped__ = original  # type: ignore[attr-defined]
         botocore.session.get_session = get_session
+
+
+class _RequestDeadlineReader(io.RawIOBase):
+    """A connection's socket read until one deadline: each read waits at most until ``deadline`` (on
+    ``time.monotonic``), and once it has passed raises ``TimeoutError`` (what ``BaseHTTPRequestHandler`` already
+    takes for a read timeout), so a client sending its request a byte at a time cannot hold the connection longer
+    than a client sending nothing."""
+
+    def __init__(self, connection: Any, deadline: float) -> None:
+        super().__init__()
+        self._connection = connection
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the request did not arrive whole before its deadline")
+        self._connection.settimeout(remaining)
+        return int(self._connection.recv_into(buffer))
 
 
 class _BoundedThreadingHTTPServer(ThreadingHTTPServer):
@@ -426,11 +450,12 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
         keeps working across the session's own refresh of assumed-role credentials. Nothing is logged (the
         path holds the capability).
 
-        Any local user can connect, capability or not, so connections are bounded: each read of a request waits
-        at most ``read_timeout`` seconds before the connection is closed, and at most ``max_connections`` are
-        served at once (one thread each); further connections wait in the listen backlog until a slot frees, so
-        idle connections cost no more than ``max_connections`` threads, and each holds its slot for at most
-        ``read_timeout`` per read.
+        Any local user can connect, capability or not, so connections are bounded: a connection whose whole
+        request has not arrived ``read_timeout`` seconds after it was accepted is closed (however it trickles in:
+        one deadline per connection, not per read), and at most ``max_connections`` are served at once (one thread
+        each); further connections wait in the listen backlog until a slot frees, so idle or trickling connections
+        cost no more than ``max_connections`` threads, and each holds its slot for at most ``read_timeout`` before
+        its request is read. Answering (which may refresh the AWS credentials) is not under that deadline.
         """
         capability = secrets.token_urlsafe(32)
         supplier = self
@@ -439,6 +464,11 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
         jwt_path = f"/{capability}/web-identity-token"
 
         class Handler(BaseHTTPRequestHandler):
+            def setup(self) -> None:
+                super().setup()
+                deadline = time.monotonic() + read_timeout
+                self.rfile = io.BufferedReader(_RequestDeadlineReader(self.connection, deadline))
+
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0].rstrip("/")
                 if web_identity_token is not None:
@@ -474,6 +504,7 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
                     self._answer(404, "text/plain", "not found")
 
             def _answer(self, status: int, content_type: str, text: str) -> None:
+                self.connection.settimeout(read_timeout)  # the request's deadline left it whatever time remained
                 data = text.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
@@ -485,7 +516,7 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        Handler.timeout = read_timeout  # StreamRequestHandler sets it on each connection's socket
+        Handler.timeout = read_timeout  # StreamRequestHandler sets it on each connection's socket (for the answer)
         server = _BoundedThreadingHTTPServer(("127.0.0.1", 0), Handler, max_connections)
         thread = threading.Thread(target=server.serve_forever, name="gcp-wif-credential-endpoint", daemon=True)
         thread.start()
