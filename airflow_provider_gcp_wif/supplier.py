@@ -369,14 +369,14 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
 
     def identity_material(self) -> str:
         """Which AWS identity the session resolves to now, for the host token cache's key (which holds only a keyed
-        digest of it: the text names an access key id, so it is never logged or written as it is). No request to
-        AWS for the usual sources: environment keys, profiles' static keys, container and instance credentials
-        are what botocore already resolved; a role assumed by botocore (a ``role_arn`` profile, the roles of
-        :func:`~airflow_provider_gcp_wif.token_service.assume_role_session`, ``AWS_ROLE_ARN`` with a web identity
-        token file, the Amazon provider's ``role_arn`` connections) is named by the role, its parameters and the
-        identity that assumes it (the source credentials, or the web identity token's digest), so every process
-        assuming it the same way shares one key (each assumption has a new access key id). Anything else: the
-        access key id botocore resolves.
+        digest of it: the text names an access key id, so it is never logged or written as it is). No request to AWS for
+        the usual sources: environment keys, profiles' static keys, container and instance credentials are what botocore
+        already resolved; a role assumed by botocore (a ``role_arn`` profile, the roles of
+        :func:`~airflow_provider_gcp_wif.token_service.assume_role_session`, ``AWS_ROLE_ARN`` with a web identity token
+        file, the Amazon provider's ``role_arn`` connections) is named by the role, its parameters and the identity that
+        assumes it (the source credentials, or the web identity token's digest), so every process assuming it the same
+        way shares one key (each assumption has a new access key id; a session name botocore generated is left out, as
+        it names the second the process made it). Anything else: the access key id botocore resolves.
 
         Raises:
             WifExchangeError: step ``aws_credentials``, when no AWS credentials can be resolved.
@@ -573,10 +573,10 @@ def _credentials_identity(credentials: Any, depth: int = 0) -> str:
     fetcher = getattr(getattr(credentials, "_refresh_using", None), "__self__", None)
     if depth < 8:
         if isinstance(fetcher, AssumeRoleCredentialFetcher):
-            parameters = json.dumps(fetcher._assume_kwargs, sort_keys=True, default=str)
+            parameters = _assume_role_parameters(fetcher)
             return f"assume-role {parameters} by ({_credentials_identity(fetcher._source_credentials, depth + 1)})"
         if isinstance(fetcher, AssumeRoleWithWebIdentityCredentialFetcher):
-            parameters = json.dumps(fetcher._assume_kwargs, sort_keys=True, default=str)
+            parameters = _assume_role_parameters(fetcher)
             token = str(fetcher._web_identity_token_loader())
             return f"web-identity {parameters} token sha256:{hashlib.sha256(token.encode()).hexdigest()}"
         connection: Any = getattr(fetcher, "conn", None)
@@ -593,6 +593,16 @@ def _credentials_identity(credentials: Any, depth: int = 0) -> str:
     if not frozen.access_key:
         raise LookupError("no AWS credentials were found")
     return f"access-key {frozen.access_key}"
+
+
+def _assume_role_parameters(fetcher: Any) -> str:
+    """A botocore assume-role fetcher's AssumeRole parameters, without the ``RoleSessionName`` botocore generated
+    (``botocore-session-<the second>``, as its own credential cache leaves it out) so that processes started in
+    different seconds share one identity; kept when configured, or when the fetcher does not say (fail safe)."""
+    parameters = dict(fetcher._assume_kwargs)
+    if getattr(fetcher, "_using_default_session_name", False) is True:
+        parameters.pop("RoleSessionName", None)
+    return json.dumps(parameters, sort_keys=True, default=str)
 
 
 class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
