@@ -369,14 +369,15 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
 
     def identity_material(self) -> str:
         """Which AWS identity the session resolves to now, for the host token cache's key (which holds only a keyed
-        digest of it: the text names an access key id, so it is never logged or written as it is). No request to AWS for
-        the usual sources: environment keys, profiles' static keys, container and instance credentials are what botocore
-        already resolved; a role assumed by botocore (a ``role_arn`` profile, the roles of
+        digest of it: the text names an access key id and digests of secrets, so it is never logged or written as it
+        is). No request to AWS for the usual sources: environment keys, profiles' static keys, container and instance
+        credentials are what botocore already resolved; a role assumed by botocore (a ``role_arn`` profile, the roles of
         :func:`~airflow_provider_gcp_wif.token_service.assume_role_session`, ``AWS_ROLE_ARN`` with a web identity token
         file, the Amazon provider's ``role_arn`` connections) is named by the role, its parameters and the identity that
         assumes it (the source credentials, or the web identity token's digest), so every process assuming it the same
         way shares one key (each assumption has a new access key id; a session name botocore generated is left out, as
-        it names the second the process made it). Anything else: the access key id botocore resolves.
+        it names the second the process made it). Anything else: the access key id botocore resolves, with a digest of
+        its secret key and session token (an access key id alone is not secret).
 
         Raises:
             WifExchangeError: step ``aws_credentials``, when no AWS credentials can be resolved.
@@ -592,7 +593,9 @@ def _credentials_identity(credentials: Any, depth: int = 0) -> str:
     frozen = credentials.get_frozen_credentials()
     if not frozen.access_key:
         raise LookupError("no AWS credentials were found")
-    return f"access-key {frozen.access_key}"
+    # The access key id is not secret: whoever sets another's id with any secret key must not name its identity.
+    keys = hashlib.sha256(json.dumps([frozen.secret_key, frozen.token]).encode()).hexdigest()
+    return f"access-key {frozen.access_key} keys sha256:{keys}"
 
 
 def _assume_role_parameters(fetcher: Any) -> str:

@@ -128,3 +128,15 @@ def test_web_identity_roles_under_generated_session_names_share_one_identity():
         fetchers.append(fetcher)
     assert _material(_assumed(fetchers[0])) == _material(_assumed(fetchers[1]))
 
+
+def test_keys_with_one_access_key_id_and_another_secret_or_session_token_are_other_identities():
+    """An access key id is not secret: a process that sets someone else's with any secret key must not name that
+    identity (and read its tokens from the host cache)."""
+    from botocore.credentials import Credentials
+
+    own = _material(Credentials("AKIDSHARED", "the-real-secret", "the-session-token"))
+    assert own != _material(Credentials("AKIDSHARED", "a-guessed-secret", "the-session-token"))
+    assert own != _material(Credentials("AKIDSHARED", "the-real-secret", "another-session-token"))
+    assert own != _material(Credentials("AKIDSHARED", "the-real-secret"))
+    assert own == _material(Credentials("AKIDSHARED", "the-real-secret", "the-session-token"))
+    assert "the-real-secret" not in own and "the-session-token" not in own
