@@ -51,6 +51,7 @@ from airflow_provider_gcp_wif.constants import (
 )
 from airflow_provider_gcp_wif.diagnosis import UNKNOWN_CALLER, Caller, translate_exception
 from airflow_provider_gcp_wif.errors import (
+    AnswerEncoded,
     AnswerTooLarge,
     RedirectRefused,
     Step,
@@ -356,9 +357,12 @@ def _no_redirect_transport() -> Any:
             return None  # never follow, whatever allow_redirects says
 
         def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
-            # Streamed, then read here up to MAX_ANSWER_BYTES (decoded): an endless or huge answer is not read
-            # into memory whole.
+            # Streamed, then read here up to MAX_ANSWER_BYTES: an endless or huge answer is not read into memory
+            # whole. Uncompressed only: a compressed chunk is decoded whole before it can be counted.
             kwargs["stream"] = True
+            headers = {name: value for name, value in dict(kwargs.get("headers") or {}).items()
+                       if str(name).lower() != "accept-encoding"}
+            kwargs["headers"] = {**headers, "Accept-Encoding": "identity"}
             response = super().request(method, url, *args, **kwargs)
             _read_capped(response, str(url))
             return response
@@ -382,10 +386,15 @@ def _no_redirect_transport() -> Any:
 
 def _read_capped(response: Any, url: str) -> None:
     """Read a streamed ``requests`` answer into ``response.content``, or raise :class:`AnswerTooLarge` (after
-    closing the connection) once it passes :data:`MAX_ANSWER_BYTES`, declared or not."""
+    closing the connection) once it passes :data:`MAX_ANSWER_BYTES`, declared or not, or :class:`AnswerEncoded`
+    (unread) when it has a ``Content-Encoding`` other than identity (the exchange asks for identity; a compressed
+    body would be decoded chunk by chunk before the cap counts it, and with urllib3 < 2.6 one chunk whole)."""
     try:
+        encoding = str(response.headers.get("content-encoding") or "").strip()
+        if encoding and encoding.lower() != "identity":
+            raise AnswerEncoded(encoding, int(response.status_code), url)
         declared = str(response.headers.get("content-length") or "").strip()
-        if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+        if declared.isdecimal() and declared.isascii() and int(declared) > MAX_ANSWER_BYTES:
             raise AnswerTooLarge(MAX_ANSWER_BYTES, int(response.status_code), url)
         chunks, size = [], 0
         for chunk in response.iter_content(_ANSWER_CHUNK_BYTES):

@@ -22,6 +22,7 @@ from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.constants import JWT_POLICY_NAME, JWT_SIGNING_ALGORITHM
 from airflow_provider_gcp_wif.errors import (
     PROPAGATION_NOTE,
+    AnswerEncoded,
     AnswerTooLarge,
     RedirectRefused,
     Step,
@@ -745,6 +746,15 @@ def translate_exception(
             f"{exc}; the provider stopped reading it there (a Google token answer is under a kilobyte).",
             f"check that {setting} is Google's endpoint, or a proxy that passes its answers through unchanged: "
             "something else answered in its place.",
+            status=exc.status,
+        )
+    if isinstance(exc, AnswerEncoded):
+        setting = "sts_endpoint (or credential_config's token_url)" if step == "sts_exchange" else "iam_endpoint"
+        return WifExchangeError(
+            step,
+            f"{exc}; the provider refused it unread (a compressed body is decoded before it can be capped).",
+            f"check that {setting} is Google's endpoint, or a proxy that passes its answers through unchanged and "
+            "honours Accept-Encoding: identity: something else answered in its place.",
             status=exc.status,
         )
     carries_body = isinstance(exc, google_exceptions.GoogleAuthError)  # google-auth's own: the body is an argument

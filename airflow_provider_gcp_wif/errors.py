@@ -141,6 +141,25 @@ class AnswerTooLarge(google_exceptions.GoogleAuthError):
                          f"{size}")
 
 
+class AnswerEncoded(google_exceptions.GoogleAuthError):
+    """An STS or IAM Credentials answer with a ``Content-Encoding`` (gzip, deflate, br, zstd, ...) although the
+    exchange asked for ``Accept-Encoding: identity``: the transport refused it unread, since a compressed body is
+    decoded before the answer cap counts it (a small gzip body can decode to gigabytes in one chunk).
+
+    Attributes:
+        encoding: the ``Content-Encoding`` the endpoint sent (printable ASCII, at most 40 characters).
+        status: the answer's HTTP status.
+        host: ``host[:port]`` of the endpoint.
+    """
+
+    def __init__(self, encoding: str, status: int, url: str) -> None:
+        self.encoding = "".join(c if c.isascii() and c.isprintable() else "?" for c in encoding)[:40]
+        self.status = status
+        self.host = _host_of(url)
+        super().__init__(f"the endpoint {self.host or '(unknown host)'} answered HTTP {status} with Content-Encoding "
+                         f"{self.encoding!r}, although the provider asks for identity (an uncompressed body)")
+
+
 def _host_of(url: str) -> str | None:
     try:
         parts = urllib.parse.urlsplit(url)

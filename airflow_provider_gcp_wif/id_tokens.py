@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_gcp_wif import masking
 from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.diagnosis import Caller, parse_google_answer, translate, translate_exception
-from airflow_provider_gcp_wif.errors import AnswerTooLarge, RedirectRefused, WifConfigError, WifExchangeError
+from airflow_provider_gcp_wif.errors import (
+    AnswerEncoded,
+    AnswerTooLarge,
+    RedirectRefused,
+    WifConfigError,
+    WifExchangeError,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_gcp_wif.credentials import WifCredentials
@@ -129,7 +135,7 @@ def _call(request: Any, url: str, bearer: str, body: dict[str, Any], settings: W
         # The provider's own transport refuses redirects: the federated token goes to the allowed IAM endpoint
         # and nowhere else.
         response = request(url=url, method="POST", body=json.dumps(body).encode(), headers=headers)
-    except (RedirectRefused, AnswerTooLarge) as err:
+    except (RedirectRefused, AnswerTooLarge, AnswerEncoded) as err:
         raise translate_exception("impersonation", err, settings, caller) from None
     except google_exceptions.TransportError as err:
         raise WifExchangeError("impersonation", f"generateIdToken could not reach {url}: {err}.",

@@ -119,21 +119,32 @@ def redact_google_auth_logs() -> None:
 
 #: botocore's wire loggers: at DEBUG, ``botocore.parsers`` prints every AWS answer's body (``Response body: b'...'``)
 #: while parsing it, i.e. before the caller holds what it carries and could announce it; ``botocore.endpoint`` prints
-#: each request with its body.
-BOTOCORE_WIRE_LOGGERS = ("botocore.parsers", "botocore.endpoint")
-#: The members of AWS answers whose values are credentials: the secret key (STS, SSO's ``secretAccessKey``, Cognito's
-#: ``SecretKey``), the session token (container and instance-metadata credentials call it ``Token``) and the JWT of
-#: ``GetWebIdentityToken``. Not ``AccessKeyId``: it names a key, it does not sign.
+#: each request with its headers and body (the request dict) and each prepared request with its headers;
+#: ``botocore.auth`` each canonical request, with its ``x-amz-security-token`` header line.
+BOTOCORE_WIRE_LOGGERS = ("botocore.parsers", "botocore.endpoint", "botocore.auth")
+#: The members of AWS answers and requests whose values are credentials: the secret key (STS, SSO's
+#: ``secretAccessKey``, Cognito's ``SecretKey``), the session token (container and instance-metadata credentials call
+#: it ``Token``), the JWT of ``GetWebIdentityToken``, the assertion of an ``AssumeRoleWithSAML`` request, and
+#: SSO-OIDC's tokens and client secret (``CreateToken``, ``RegisterClient``). Not ``AccessKeyId``: it names a key, it
+#: does not sign.
 WIRE_SECRET_MEMBERS = (
     "SecretAccessKey", "secretAccessKey", "SecretKey", "SessionToken", "sessionToken", "Token", "WebIdentityToken",
+    "SAMLAssertion", "accessToken", "refreshToken", "clientSecret",
 )
+#: The request headers whose values are credentials: the session token of a signed request, SSO's bearer token.
+WIRE_SECRET_HEADERS = ("X-Amz-Security-Token", "x-amz-sso_bearer_token")
 _MEMBER_NAMES = "|".join(WIRE_SECRET_MEMBERS)
+_HEADER_NAMES = "|".join(re.escape(name) for name in WIRE_SECRET_HEADERS)
 # A secret member's value, in query XML (``<SessionToken>v``) and in JSON (``"SessionToken": "v"``), whatever the
-# quotes are escaped as: ``"`` raw or in a bytes repr, ``\"`` (or ``\\"`` once repr'd) for JSON inside a string.
+# quotes are escaped as: ``"`` raw or in a bytes repr, ``\"`` (or ``\\"`` once repr'd) for JSON inside a string;
+# a secret member's or header's value in the repr of botocore's request dicts and headers (``'SAMLAssertion': 'v'``,
+# ``'X-Amz-Security-Token': b'v'``); a secret header's line in a canonical request (``x-amz-security-token:v``).
 # A name counts only whole (``<Token>`` or ``"Token"``, not ``NextToken``).
 _WIRE_SECRET_VALUE = re.compile(
     rf"(?P<xml><(?:{_MEMBER_NAMES})>)[^<]+"
     rf"|(?P<json>(?P<quote>\\*\")(?:{_MEMBER_NAMES})(?P=quote)\s*:\s*(?P=quote))[^\"]+?(?=(?P=quote))"
+    rf"|(?P<repr>'(?:{_MEMBER_NAMES}|(?i:{_HEADER_NAMES}))'\s*:\s*b?')[^']+(?=')"
+    rf"|(?P<line>(?im:^(?:{_HEADER_NAMES}):))[^\n]+"
 )
 # Anything JWT-shaped (a JWT's header is base64url of ``{"``, so it starts with ``eyJ``), e.g. in the form-encoded
 # body of an AssumeRoleWithWebIdentity request.
@@ -156,10 +167,11 @@ class BotocoreWireSecretRedactor(logging.Filter):
             text = record.getMessage()
         except Exception:  # noqa: BLE001 - a record that cannot be formatted is the logging module's to report
             return True
-        if "Token" not in text and "ecret" not in text and "eyJ" not in text:  # every member name holds one
-            return True
+        if "oken" not in text and "ecret" not in text and "eyJ" not in text and "SAML" not in text:
+            return True  # every member and header name holds one of these
         redacted = _JWT_SHAPE.sub(_REDACTED, _WIRE_SECRET_VALUE.sub(
-            lambda match: (match.group("xml") or match.group("json")) + _REDACTED, text))
+            lambda match: (match.group("xml") or match.group("json") or match.group("repr") or match.group("line"))
+            + _REDACTED, text))
         if redacted != text:
             record.msg, record.args = redacted, ()
         return True

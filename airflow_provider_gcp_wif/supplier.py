@@ -14,12 +14,14 @@ import contextlib
 import datetime
 import hashlib
 import hmac
+import io
 import json
 import logging
 import math
 import os
 import secrets
 import threading
+import time
 import urllib.parse
 import weakref
 from collections.abc import Callable, Iterator
@@ -68,7 +70,7 @@ def web_identity_token_duration(
 
 #: The role name the loopback credential endpoint reports (google-auth asks for it, then for its credentials).
 ENDPOINT_ROLE_NAME = "gcp-wif"
-#: Seconds the loopback credential endpoint waits for each read of a request before it closes the connection
+#: Seconds the loopback credential endpoint gives a connection to send its whole request before it closes it
 #: (google-auth, gcloud and the Java library send their request at once).
 ENDPOINT_READ_TIMEOUT_SECONDS = 10.0
 #: Connections the loopback credential endpoint serves at once, one thread each; more wait to be accepted.
@@ -182,6 +184,28 @@ def _install_shared_handlers() -> None:
         get_session._gcp_wif_shared = True  # type: ignore[attr-defined]
         get_session.__wrapped__ = original  # type: ignore[attr-defined]
         botocore.session.get_session = get_session
+
+
+class _RequestDeadlineReader(io.RawIOBase):
+    """A connection's socket read until one deadline: each read waits at most until ``deadline`` (on
+    ``time.monotonic``), and once it has passed raises ``TimeoutError`` (what ``BaseHTTPRequestHandler`` already
+    takes for a read timeout), so a client sending its request a byte at a time cannot hold the connection longer
+    than a client sending nothing."""
+
+    def __init__(self, connection: Any, deadline: float) -> None:
+        super().__init__()
+        self._connection = connection
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the request did not arrive whole before its deadline")
+        self._connection.settimeout(remaining)
+        return int(self._connection.recv_into(buffer))
 
 
 class _BoundedThreadingHTTPServer(ThreadingHTTPServer):
@@ -345,14 +369,15 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
 
     def identity_material(self) -> str:
         """Which AWS identity the session resolves to now, for the host token cache's key (which holds only a keyed
-        digest of it: the text names an access key id, so it is never logged or written as it is). No request to
-        AWS for the usual sources: environment keys, profiles' static keys, container and instance credentials
-        are what botocore already resolved; a role assumed by botocore (a ``role_arn`` profile, the roles of
-        :func:`~airflow_provider_gcp_wif.token_service.assume_role_session`, ``AWS_ROLE_ARN`` with a web identity
-        token file, the Amazon provider's ``role_arn`` connections) is named by the role, its parameters and the
-        identity that assumes it (the source credentials, or the web identity token's digest), so every process
-        assuming it the same way shares one key (each assumption has a new access key id). Anything else: the
-        access key id botocore resolves.
+        digest of it: the text names an access key id and digests of secrets, so it is never logged or written as it
+        is). No request to AWS for the usual sources: environment keys, profiles' static keys, container and instance
+        credentials are what botocore already resolved; a role assumed by botocore (a ``role_arn`` profile, the roles of
+        :func:`~airflow_provider_gcp_wif.token_service.assume_role_session`, ``AWS_ROLE_ARN`` with a web identity token
+        file, the Amazon provider's ``role_arn`` connections) is named by the role, its parameters and the identity that
+        assumes it (the source credentials, or the web identity token's digest), so every process assuming it the same
+        way shares one key (each assumption has a new access key id; a session name botocore generated is left out, as
+        it names the second the process made it). Anything else: the access key id botocore resolves, with a digest of
+        its secret key and session token (an access key id alone is not secret).
 
         Raises:
             WifExchangeError: step ``aws_credentials``, when no AWS credentials can be resolved.
@@ -426,11 +451,12 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
         keeps working across the session's own refresh of assumed-role credentials. Nothing is logged (the
         path holds the capability).
 
-        Any local user can connect, capability or not, so connections are bounded: each read of a request waits
-        at most ``read_timeout`` seconds before the connection is closed, and at most ``max_connections`` are
-        served at once (one thread each); further connections wait in the listen backlog until a slot frees, so
-        idle connections cost no more than ``max_connections`` threads, and each holds its slot for at most
-        ``read_timeout`` per read.
+        Any local user can connect, capability or not, so connections are bounded: a connection whose whole
+        request has not arrived ``read_timeout`` seconds after it was accepted is closed (however it trickles in:
+        one deadline per connection, not per read), and at most ``max_connections`` are served at once (one thread
+        each); further connections wait in the listen backlog until a slot frees, so idle or trickling connections
+        cost no more than ``max_connections`` threads, and each holds its slot for at most ``read_timeout`` before
+        its request is read. Answering (which may refresh the AWS credentials) is not under that deadline.
         """
         capability = secrets.token_urlsafe(32)
         supplier = self
@@ -439,6 +465,11 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
         jwt_path = f"/{capability}/web-identity-token"
 
         class Handler(BaseHTTPRequestHandler):
+            def setup(self) -> None:
+                super().setup()
+                deadline = time.monotonic() + read_timeout
+                self.rfile = io.BufferedReader(_RequestDeadlineReader(self.connection, deadline))
+
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0].rstrip("/")
                 if web_identity_token is not None:
@@ -474,6 +505,7 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
                     self._answer(404, "text/plain", "not found")
 
             def _answer(self, status: int, content_type: str, text: str) -> None:
+                self.connection.settimeout(read_timeout)  # the request's deadline left it whatever time remained
                 data = text.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
@@ -485,7 +517,7 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        Handler.timeout = read_timeout  # StreamRequestHandler sets it on each connection's socket
+        Handler.timeout = read_timeout  # StreamRequestHandler sets it on each connection's socket (for the answer)
         server = _BoundedThreadingHTTPServer(("127.0.0.1", 0), Handler, max_connections)
         thread = threading.Thread(target=server.serve_forever, name="gcp-wif-credential-endpoint", daemon=True)
         thread.start()
@@ -542,10 +574,10 @@ def _credentials_identity(credentials: Any, depth: int = 0) -> str:
     fetcher = getattr(getattr(credentials, "_refresh_using", None), "__self__", None)
     if depth < 8:
         if isinstance(fetcher, AssumeRoleCredentialFetcher):
-            parameters = json.dumps(fetcher._assume_kwargs, sort_keys=True, default=str)
+            parameters = _assume_role_parameters(fetcher)
             return f"assume-role {parameters} by ({_credentials_identity(fetcher._source_credentials, depth + 1)})"
         if isinstance(fetcher, AssumeRoleWithWebIdentityCredentialFetcher):
-            parameters = json.dumps(fetcher._assume_kwargs, sort_keys=True, default=str)
+            parameters = _assume_role_parameters(fetcher)
             token = str(fetcher._web_identity_token_loader())
             return f"web-identity {parameters} token sha256:{hashlib.sha256(token.encode()).hexdigest()}"
         connection: Any = getattr(fetcher, "conn", None)
@@ -561,7 +593,19 @@ def _credentials_identity(credentials: Any, depth: int = 0) -> str:
     frozen = credentials.get_frozen_credentials()
     if not frozen.access_key:
         raise LookupError("no AWS credentials were found")
-    return f"access-key {frozen.access_key}"
+    # The access key id is not secret: whoever sets another's id with any secret key must not name its identity.
+    keys = hashlib.sha256(json.dumps([frozen.secret_key, frozen.token]).encode()).hexdigest()
+    return f"access-key {frozen.access_key} keys sha256:{keys}"
+
+
+def _assume_role_parameters(fetcher: Any) -> str:
+    """A botocore assume-role fetcher's AssumeRole parameters, without the ``RoleSessionName`` botocore generated
+    (``botocore-session-<the second>``, as its own credential cache leaves it out) so that processes started in
+    different seconds share one identity; kept when configured, or when the fetcher does not say (fail safe)."""
+    parameters = dict(fetcher._assume_kwargs)
+    if getattr(fetcher, "_using_default_session_name", False) is True:
+        parameters.pop("RoleSessionName", None)
+    return json.dumps(parameters, sort_keys=True, default=str)
 
 
 class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):

@@ -258,6 +258,11 @@ def write_mwaa_bundle(args: argparse.Namespace) -> tuple[Path, Path, list[str]]:
         raise UsageError(f"--constraints {args.constraints}: with --no-index the environment has no network to "
                          "fetch a constraints URL (pip would fail on every container start); pass the "
                          "constraints FILE instead, it is shipped in plugins.zip.")
+    if args.constraints and urlsplit(args.constraints).scheme in ("http", "https") and any(
+            character in "\"'" or character.isspace() or not character.isprintable() for character in args.constraints):
+        raise UsageError(f"--constraints {args.constraints!r}: a URL with a quote, whitespace or a control character "
+                         "would add options of its own to requirements.txt (pip reads it on every container start); "
+                         "percent-encode those characters.")
     if args.constraints and urlsplit(args.constraints).scheme == "http":
         raise UsageError(f"--constraints {args.constraints}: pip would fetch it in clear text on every container "
                          "start, and whoever is on the path could loosen the pins; give an https:// URL or a FILE "
@@ -282,9 +287,11 @@ def write_mwaa_bundle(args: argparse.Namespace) -> tuple[Path, Path, list[str]]:
         entries[wheel.name] = wheel.read_bytes()
         entries[PLUGIN_MODULE_NAME] = PLUGIN_MODULE_SOURCE.encode()
         folders = [Path(f) for f in (args.dependency_wheels, downloaded) if f and Path(f).is_dir()]
+        dependencies = False
         for dependency in sorted(w for folder in folders for w in folder.glob("*.whl")):
             if _normalise(wheel_metadata(dependency)[0]) != DISTRIBUTION:
                 entries[dependency.name] = dependency.read_bytes()
+                dependencies = True
         constraint_line = None
         if args.constraints:
             if urlsplit(args.constraints).scheme == "https":
@@ -307,8 +314,11 @@ def write_mwaa_bundle(args: argparse.Namespace) -> tuple[Path, Path, list[str]]:
     ]
     if constraint_line:
         lines.append(constraint_line)
-    if args.no_index:
+    if args.no_index or dependencies:
+        # Bundled dependency wheels are where pip must look, with or without the index: else it would install a
+        # private dependency's public namesake. Our own wheel stays a direct reference with its hash.
         lines.append(f"--find-links {MWAA_PLUGINS_DIR}")
+    if args.no_index:
         lines.append("--no-index")
     lines.append(bundled_wheel_requirement(wheel.name, entries[wheel.name]))
     requirements = output / "requirements.txt"

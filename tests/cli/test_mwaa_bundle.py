@@ -121,6 +121,43 @@ def test_no_index_with_dependency_wheels_bundles_them_all(provider_wheel, tmp_pa
         bundled_wheel_reference(tmp_path / "out" / "plugins.zip")]
 
 
+def test_dependency_wheels_without_no_index_are_where_pip_looks(provider_wheel, tmp_path):
+    """A private dependency's wheel shipped in plugins.zip must be found there: without ``--find-links`` pip would
+    install its public namesake from PyPI instead. Our own wheel stays a direct reference with its hash."""
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    private = deps / "acme_internal-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(private, "w") as dep:
+        dep.writestr("acme_internal-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: acme-internal\n"
+                                                             "Version: 1.0\n")
+    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(provider_wheel),
+                           "--dependency-wheels", str(deps))
+    assert code == 0, err
+    assert wheel_names(tmp_path / "out" / "plugins.zip") == sorted([provider_wheel.name, private.name])
+    lines = [line for line in (tmp_path / "out" / "requirements.txt").read_text().splitlines()
+             if not line.startswith("#")]
+    assert lines == ["--find-links /usr/local/airflow/plugins", bundled_wheel_reference(tmp_path / "out" / "plugins.zip")]
+
+
+@pytest.mark.parametrize("url", [
+    'https://example.com/constraints.txt" --index-url "https://evil.example/simple',
+    "https://example.com/constraints.txt' --index-url 'https://evil.example/simple",
+    "https://example.com/constraints.txt --extra-index-url https://evil.example/simple",
+    "https://example.com/constraints.txt\n--index-url https://evil.example/simple",
+    "https://example.com/constraints.txt\r--index-url https://evil.example/simple",
+    "https://example.com/constr\taints.txt",
+    "https://example.com/constr\x1baints.txt",
+    "https://example.com/constr\u2028aints.txt",
+], ids=["double-quote", "single-quote", "space", "newline", "carriage-return", "tab", "escape", "line-separator"])
+def test_a_constraints_url_with_quotes_whitespace_or_control_characters_is_refused(provider_wheel, tmp_path, url):
+    """The URL is written into requirements.txt inside quotes: a quote, a space or a line break would let it add
+    options of its own (another index) to what pip reads on every container start."""
+    code, _, err = run_cli("mwaa-bundle", "--output", str(tmp_path / "out"), "--wheel", str(provider_wheel),
+                           "--constraints", url)
+    assert code == 2 and "--constraints" in err and "quote" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_plain_http_constraints_url_is_refused(provider_wheel, tmp_path):
     """pip would fetch it in clear text on every container start: whoever is on the path could loosen the pins."""
     url = "http://raw.githubusercontent.com/apache/airflow/constraints-3.0.6/constraints-3.12.txt"

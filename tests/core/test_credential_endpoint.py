@@ -3,6 +3,7 @@ random capability, only while it is open, and with the supplier's current creden
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 import urllib.parse
@@ -81,4 +82,45 @@ def test_a_request_is_answered_at_once_while_idle_connections_hold_fewer_than_th
             assert answer["AccessKeyId"] == "AKIDEXAMPLE"
         finally:
             for connection in idle:
+                connection.close()
+
+
+def test_a_trickling_client_is_cut_off_at_the_request_deadline_and_frees_its_slot():
+    """The read timeout bounds the whole request, not each read: clients that send one byte at a time, each well
+    within the timeout, are cut off once it has passed since they connected; with every slot held by such clients
+    a real request waits only until they are cut, then gets its answer."""
+    cap = 2
+    interval = 0.05  # between two bytes: a tenth of the timeout, so no single read ever times out
+    budget = 200  # bytes each trickler sends at most (10 s): far beyond the 0.5 s the whole request may take
+    with _static_supplier().credential_endpoint(read_timeout=0.5, max_connections=cap) as url:
+        port = urllib.parse.urlsplit(url).port
+        tricklers = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(cap)]
+        sent_when_cut: dict[int, int | None] = {}
+
+        def trickle(index: int, connection: socket.socket) -> None:
+            for sent in range(budget):
+                readable, _, _ = select.select([connection], [], [], interval)
+                try:
+                    if readable:  # the server closed it (it answers a trickler nothing)
+                        assert connection.recv(1) == b""
+                        sent_when_cut[index] = sent
+                        return
+                    connection.sendall(b"G")
+                except (ConnectionResetError, BrokenPipeError):
+                    sent_when_cut[index] = sent
+                    return
+            sent_when_cut[index] = None
+
+        threads = [threading.Thread(target=trickle, args=pair) for pair in enumerate(tricklers)]
+        try:
+            for thread in threads:
+                thread.start()
+            answer = requests.get(f"{url}/{ENDPOINT_ROLE_NAME}", timeout=60).json()
+            assert answer["AccessKeyId"] == "AKIDEXAMPLE"
+            for thread in threads:
+                thread.join(timeout=60)
+            assert len(sent_when_cut) == cap
+            assert all(sent is not None and sent < budget for sent in sent_when_cut.values()), sent_when_cut
+        finally:
+            for connection in tricklers:
                 connection.close()

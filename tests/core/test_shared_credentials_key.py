@@ -61,3 +61,82 @@ def test_the_host_key_is_stable_and_a_file_name():
     key = HostTokenCache.key_for(cache_key(BASE, supplier))
     assert key == HostTokenCache.key_for(cache_key(dataclasses.replace(BASE), supplier))
     assert len(key) == 64 and set(key) <= set("0123456789abcdef")
+
+
+# -- the AWS identity the session resolves (the host cache key's last part) -----------------------------------------
+
+
+def _material(credentials: Any) -> str:
+    """What a supplier whose session resolves ``credentials`` names as its AWS identity."""
+    import types
+
+    session = types.SimpleNamespace(get_credentials=lambda: credentials)
+    return Boto3Supplier(lambda: session, identity_key="k").identity_material()  # type: ignore[arg-type,return-value]
+
+
+def _assumed(fetcher: Any) -> Any:
+    from botocore.credentials import DeferredRefreshableCredentials
+
+    return DeferredRefreshableCredentials(refresh_using=fetcher.fetch_credentials, method="assume-role")
+
+
+def _role_fetchers(session_names: list[str | None], *, generated: list[str]) -> list[Any]:
+    """AssumeRole fetchers of one role by one source, as botocore builds them: with ``session_names`` configured,
+    or (``None``) the name botocore generates, here as if generated in the seconds of ``generated``."""
+    from botocore.credentials import AssumeRoleCredentialFetcher, Credentials
+
+    source = Credentials("AKIDSOURCE", "source-secret")
+    fetchers = []
+    for name, second in zip(session_names, generated, strict=True):
+        extra = {"RoleSessionName": name} if name else None
+        fetcher = AssumeRoleCredentialFetcher(lambda *a, **k: None, source, "arn:aws:iam::123456789012:role/r", extra)
+        if fetcher._using_default_session_name:  # botocore named it botocore-session-<int(time.time())>
+            fetcher._role_session_name = fetcher._assume_kwargs["RoleSessionName"] = f"botocore-session-{second}"
+        fetchers.append(fetcher)
+    return fetchers
+
+
+def test_processes_assuming_a_role_under_botocore_generated_session_names_share_one_identity():
+    """botocore names an unnamed role session after the second it was made; processes started in different seconds
+    are still the same identity (botocore's own credential cache leaves the generated name out as well)."""
+    first, second = _role_fetchers([None, None], generated=["1700000000", "1700000007"])
+    assert first._assume_kwargs["RoleSessionName"] != second._assume_kwargs["RoleSessionName"]
+    assert _material(_assumed(first)) == _material(_assumed(second))
+
+
+def test_configured_role_session_names_still_separate_identities():
+    first, second = _role_fetchers(["etl", "reports"], generated=["1700000000", "1700000000"])
+    assert _material(_assumed(first)) != _material(_assumed(second))
+
+
+def test_a_fetcher_that_does_not_say_whether_its_session_name_was_generated_keeps_it():
+    first, second = _role_fetchers([None, None], generated=["1700000000", "1700000007"])
+    for fetcher in (first, second):
+        del fetcher._using_default_session_name
+    assert _material(_assumed(first)) != _material(_assumed(second))
+
+
+def test_web_identity_roles_under_generated_session_names_share_one_identity():
+    from botocore.credentials import AssumeRoleWithWebIdentityCredentialFetcher
+
+    fetchers = []
+    for second in ("1700000000", "1700000007"):
+        fetcher = AssumeRoleWithWebIdentityCredentialFetcher(lambda *a, **k: None, lambda: "the-jwt",
+                                                             "arn:aws:iam::123456789012:role/r")
+        assert fetcher._using_default_session_name
+        fetcher._role_session_name = fetcher._assume_kwargs["RoleSessionName"] = f"botocore-session-{second}"
+        fetchers.append(fetcher)
+    assert _material(_assumed(fetchers[0])) == _material(_assumed(fetchers[1]))
+
+
+def test_keys_with_one_access_key_id_and_another_secret_or_session_token_are_other_identities():
+    """An access key id is not secret: a process that sets someone else's with any secret key must not name that
+    identity (and read its tokens from the host cache)."""
+    from botocore.credentials import Credentials
+
+    own = _material(Credentials("AKIDSHARED", "the-real-secret", "the-session-token"))
+    assert own != _material(Credentials("AKIDSHARED", "a-guessed-secret", "the-session-token"))
+    assert own != _material(Credentials("AKIDSHARED", "the-real-secret", "another-session-token"))
+    assert own != _material(Credentials("AKIDSHARED", "the-real-secret"))
+    assert own == _material(Credentials("AKIDSHARED", "the-real-secret", "the-session-token"))
+    assert "the-real-secret" not in own and "the-session-token" not in own

@@ -227,6 +227,10 @@ CREDENTIAL_ANSWERS = {
         f"<Expiration>2026-01-01T00:00:00Z</Expiration></GetWebIdentityTokenResult></GetWebIdentityTokenResponse>"),
     "an answer quoted inside a JSON string": lambda key, token: json.dumps(json.dumps({
         "AccessKeyId": "ASIAEXAMPLE", "SecretAccessKey": key, "Token": token})),
+    "SSO-OIDC CreateToken": lambda key, token: json.dumps({
+        "accessToken": token, "tokenType": "Bearer", "expiresIn": 28800, "refreshToken": key}),
+    "SSO-OIDC RegisterClient": lambda key, token: json.dumps({
+        "clientId": "c1", "clientSecret": key, "clientIdIssuedAt": 1767225600, "clientSecretExpiresAt": 1774915200}),
 }
 
 
@@ -251,6 +255,78 @@ def test_botocore_credential_answers_are_logged_without_their_secrets(answer):
         body, redacted = CREDENTIAL_ANSWERS[answer](key, token), CREDENTIAL_ANSWERS[answer]("***", "***")
         shown = _wire_filtered(body.encode() if as_bytes else body)
         assert shown == f"Response body:\n{(redacted.encode() if as_bytes else redacted)!r}"
+
+    check()
+
+
+_AGENT = "Boto3/1.44.18 md/Botocore#1.44.18 ua/2.1 os/linux lang/python#3.11.7 Botocore/1.44.18"
+_CONTEXT = "'context': {'client_region': 'eu-west-1', 'has_streaming_input': False, 'auth_type': 'none'}"
+
+
+def _making_request(operation: str, request: dict) -> str:
+    """botocore.endpoint's record of a request about to be made (``request`` is its request dict; its repr is
+    what botocore prints)."""
+    return f"Making request for OperationModel(name={operation}) with params: {str(request)[:-1]}, {_CONTEXT}}}"
+
+
+def _sending(url: str, headers: dict) -> str:
+    """botocore.endpoint's record of a prepared request (header values as bytes, but Content-Length)."""
+    return f"Sending http request: <AWSPreparedRequest stream_output=False, method=POST, url={url}, headers={headers}>"
+
+
+#: Records of AWS *requests* that carry a credential (botocore.endpoint's request dicts and prepared requests,
+#: botocore.auth's canonical requests), as a function of that credential: the logger, the record's text.
+CREDENTIAL_REQUESTS = {
+    "AssumeRoleWithSAML, its assertion": lambda secret: ("botocore.endpoint", _making_request("AssumeRoleWithSAML", {
+        "url_path": "/", "query_string": "", "method": "POST", "headers": {
+            "Content-Type": "application/x-www-form-urlencoded; charset=utf-8", "User-Agent": _AGENT},
+        "body": {"Action": "AssumeRoleWithSAML", "Version": "2011-06-15", "RoleArn": "arn:aws:iam::123456789012:role/r",
+                 "PrincipalArn": "arn:aws:iam::123456789012:saml-provider/p", "SAMLAssertion": secret},
+        "url": "https://sts.amazonaws.com/"})),
+    "SSO GetRoleCredentials, its bearer token": lambda secret: ("botocore.endpoint", _making_request(
+        "GetRoleCredentials", {"url_path": "/federation/credentials", "query_string": {
+            "role_name": "r", "account_id": "123456789012"}, "method": "GET",
+            "headers": {"x-amz-sso_bearer_token": secret, "User-Agent": _AGENT}, "body": b"",
+            "url": "https://portal.sso.eu-west-1.amazonaws.com/federation/credentials"})),
+    "SSO GetRoleCredentials, prepared": lambda secret: ("botocore.endpoint", _sending(
+        "https://portal.sso.eu-west-1.amazonaws.com/federation/credentials?role_name=r&account_id=123456789012",
+        {"x-amz-sso_bearer_token": secret.encode(), "User-Agent": _AGENT.encode(), "amz-sdk-request": b"attempt=1"})),
+    "SSO-OIDC CreateToken, its client secret and refresh token": lambda secret: ("botocore.endpoint", _making_request(
+        "CreateToken", {"url_path": "/token", "query_string": {}, "method": "POST", "headers": {
+            "Content-Type": "application/json", "User-Agent": _AGENT}, "body": json.dumps({
+                "clientId": "c1", "clientSecret": secret, "grantType": "refresh_token",
+                "refreshToken": secret[::-1]}).encode(), "url": "https://oidc.eu-west-1.amazonaws.com/token"})),
+    "a signed request's session token, prepared": lambda secret: ("botocore.endpoint", _sending(
+        "https://sts.eu-west-1.amazonaws.com/", {
+            "Content-Type": b"application/x-www-form-urlencoded; charset=utf-8", "X-Amz-Date": b"20260101T000000Z",
+            "X-Amz-Security-Token": secret.encode(), "Authorization": b"AWS4-HMAC-SHA256 Credential=ASIAEXAMPLE/"
+            b"20260101/eu-west-1/sts/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-security-token, "
+            b"Signature=***", "Content-Length": "43"})),
+    "a signed request's session token, canonical request": lambda secret: ("botocore.auth", (
+        "CanonicalRequest:\nPOST\n/\n\ncontent-type:application/x-www-form-urlencoded; charset=utf-8\n"
+        f"host:sts.eu-west-1.amazonaws.com\nx-amz-date:20260101T000000Z\nx-amz-security-token:{secret}\n\n"
+        "content-type;host;x-amz-date;x-amz-security-token\n"
+        "ab821ae955788b0e33ebd34c208442ccfc2d406e2edc5e7a39bd6458fbb4f843")),
+}
+
+
+@pytest.mark.parametrize("request_record", sorted(CREDENTIAL_REQUESTS))
+def test_botocore_credential_requests_are_logged_without_their_secrets(request_record):
+    """Property: whatever the SAML assertion, SSO bearer token, SSO-OIDC client secret and refresh token, or
+    session token a request carries, botocore's record of it reads exactly as written with those values as ``***``
+    (the request dict's repr, the prepared request's bytes headers, the canonical request's header line)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=60, derandomize=True, deadline=None)
+    @given(secret=st.text(_BASE64, min_size=1, max_size=600))
+    def check(secret: str) -> None:
+        logger, text = CREDENTIAL_REQUESTS[request_record](secret)
+        _, redacted = CREDENTIAL_REQUESTS[request_record]("***")
+        record = logging.LogRecord(logger, logging.DEBUG, __file__, 1, "%s", (text,), None)
+        assert masking.BotocoreWireSecretRedactor().filter(record)
+        assert record.getMessage() == redacted
+        assert logger in masking.BOTOCORE_WIRE_LOGGERS
 
     check()
 

@@ -93,3 +93,97 @@ def test_a_huge_answer_is_not_read_past_the_cap(settings_for, role_supplier, dec
     assert caught.value.retryable is False
     assert len(sent) == 1, "one request, not retried"
     assert sent[0] < MAX_ANSWER_BYTES + SLACK, f"the client read {sent[0]} bytes of an endless answer"
+
+
+@contextlib.contextmanager
+def answering_endpoint(headers: dict[str, str], body: bytes) -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """Yields the base URL of an endpoint answering every POST with HTTP 200, ``headers`` and ``body``, and a list
+    that gets each request's headers."""
+    requests_seen: list[dict[str, str]] = []
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            requests_seen.append({name.lower(): value for name, value in self.headers.items()})
+            self.send_response(200)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", requests_seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def _gzip_bomb() -> bytes:
+    """A gzip body that decompresses to 64 MiB (64 KiB on the wire)."""
+    import gzip
+    import io
+
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb") as compressed:
+        for _ in range(ENDLESS // CHUNK):
+            compressed.write(b"a" * CHUNK)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "zstd", "gzip, identity"])
+@pytest.mark.parametrize(("step", "endpoint", "call"), [
+    ("sts_exchange", "sts_endpoint", _access_token),
+    ("impersonation", "iam_endpoint", _id_token),
+], ids=["sts", "generateIdToken"])
+def test_an_encoded_answer_is_refused_before_it_is_read(settings_for, role_supplier, encoding, step, endpoint,
+                                                         call, monkeypatch):
+    """The exchange asks for ``Accept-Encoding: identity``; an answer that is compressed all the same (a gzip bomb:
+    a small body that decodes to 64 MiB in one chunk, before any cap could count it) is refused unread."""
+    decoded: list[int] = []
+    import zlib
+
+    real = zlib.decompressobj
+
+    def counting(*args, **kwargs):  # what urllib3's gzip and deflate decoders would inflate
+        decompressor = real(*args, **kwargs)
+        decoded.append(0)
+        return decompressor
+
+    monkeypatch.setattr(zlib, "decompressobj", counting)
+    with answering_endpoint({"Content-Type": "application/json", "Content-Encoding": encoding},
+                            _gzip_bomb()) as (base, seen):
+        url = f"{base}/v1/token" if endpoint == "sts_endpoint" else base
+        with pytest.raises(WifExchangeError) as caught:
+            call(settings_for(**{endpoint: url}), role_supplier())
+    assert caught.value.step == step
+    assert "Content-Encoding" in caught.value.reason and encoding.split(",")[0] in caught.value.reason
+    assert caught.value.retryable is False
+    assert len(seen) == 1, "one request, not retried"
+    assert seen[0].get("accept-encoding") == "identity"
+    assert decoded == [], "the answer was decompressed"
+
+
+@pytest.mark.parametrize("declared", ["\u00b2", "\u00b9\u00b2", "1e3", "-1", "0x10"])
+def test_a_content_length_that_is_not_ascii_digits_is_ignored(declared):
+    """``'²'.isdigit()`` is true and ``int('²')`` a ValueError: a Content-Length that is not ASCII digits is
+    ignored (the body is counted as it is read), never a crash of the exchange's transport."""
+    import requests
+
+    from airflow_provider_gcp_wif.credentials import _read_capped
+
+    body = b'{"access_token": "a"}'
+    with answering_endpoint({"Content-Type": "application/json", "Content-Length": declared}, body) as (base, _):
+        answer = requests.post(base, data=b"{}", stream=True, timeout=60)
+        assert answer.headers["content-length"] == declared
+        _read_capped(answer, base)
+    assert answer.content == body
