@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy(ROOT / "example_dags" / "example_gcs_wif_jwt.py", home / "dags")
         # gcloud-aio-storage (the stock sensor's trigger) sends no token to an emulator: the test suite's proof DAG
         # has the triggerer fetch one through the stock GCSAsyncHook and use it (tests/airflow/dags).
-        for name in ("gcp_wif_triggerer_proof.py", "gcp_wif_proof_trigger.py"):
+        for name in ("gcp_wif_triggerer_proof.py", "gcp_wif_proof_trigger.py", "loop_guard.py"):
             shutil.copy(ROOT / "tests" / "airflow" / "dags" / name, home / "dags")
 
         import boto3
