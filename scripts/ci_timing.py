@@ -10,9 +10,10 @@ Phases are appended to ``artifacts/timing/phases.jsonl``; pytest selections leav
 (``make test-suite`` and ``scripts/matrix.py`` pass ``--junitxml``), from which the report takes each selection's
 ten slowest tests. Standard library only: .ci/run calls it before any venv exists.
 
-The budgets are what a phase takes on a slow 2-core machine of CI's kind, measured; the check fails only when a
-phase takes more than ``MARGIN`` times its budget: growth shows in the change that causes it, not when CI passes its
-90-minute limit. It is a check in .ci/run, never a timing assertion inside a test.
+The budgets are what each phase took in a clean-clone ``.ci/run`` on a 2-core machine of CI's kind (docs/ci.md has
+the run); the check fails only when a phase takes more than ``MARGIN`` times its budget, a margin wider than the
+spread between machines of one kind (about 1.6x seen): growth shows in the change that causes it, not when CI
+passes its 90-minute limit. It is a check in .ci/run, never a timing assertion inside a test.
 """
 
 from __future__ import annotations
@@ -29,20 +30,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TIMING = Path(os.environ.get("GCP_WIF_TIMING_DIR", ROOT / "artifacts" / "timing"))
 PHASES = TIMING / "phases.jsonl"
-MARGIN = 1.5
+MARGIN = 2.0
 
 #: Seconds per phase (a prefix matches: "matrix mwaa-2.9.2" takes the "matrix mwaa-2.9.2" entry, else "matrix").
 BUDGETS: dict[str, float] = {
     "apt packages": 300,
-    "install": 180,
-    "lint": 240,
-    "make test": 1800,
-    "test-suite": 1500,
-    "test-matrix": 1800,
-    "matrix install": 300,
-    "matrix": 1200,
-    "make mwaa": 480,
-    "total": 2400,
+    "install": 60,
+    "lint": 60,
+    "make test": 1700,
+    "test-suite": 1200,
+    "test-matrix": 1700,
+    "matrix install": 60,
+    "matrix mwaa-2.11.2": 1250,
+    "matrix": 850,
+    "make mwaa": 300,
+    "total": 2100,
 }
 
 
