@@ -729,8 +729,8 @@ def translate_exception(
     """
     if isinstance(exc, WifExchangeError):
         return exc
+    setting = "sts_endpoint (or credential_config's token_url)" if step == "sts_exchange" else "iam_endpoint"
     if isinstance(exc, RedirectRefused):
-        setting = "sts_endpoint (or credential_config's token_url)" if step == "sts_exchange" else "iam_endpoint"
         return WifExchangeError(
             step,
             f"{exc}; the provider never follows a redirect with credentials (it would send the "
@@ -740,7 +740,6 @@ def translate_exception(
             status=exc.status,
         )
     if isinstance(exc, AnswerTooLarge):
-        setting = "sts_endpoint (or credential_config's token_url)" if step == "sts_exchange" else "iam_endpoint"
         return WifExchangeError(
             step,
             f"{exc}; the provider stopped reading it there (a Google token answer is under a kilobyte).",
@@ -749,7 +748,6 @@ def translate_exception(
             status=exc.status,
         )
     if isinstance(exc, AnswerEncoded):
-        setting = "sts_endpoint (or credential_config's token_url)" if step == "sts_exchange" else "iam_endpoint"
         return WifExchangeError(
             step,
             f"{exc}; the provider refused it unread (a compressed body is decoded before it can be capped).",

@@ -178,13 +178,7 @@ class HostTokenCache:
     def _create_identity_key(self, directory: int) -> None:
         temporary = f".identity-key.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o600,
-                                 dir_fd=directory)
-            try:
-                os.fchmod(descriptor, 0o600)
-                os.write(descriptor, secrets.token_bytes(_IDENTITY_KEY_BYTES))
-            finally:
-                os.close(descriptor)
+            _write_private(directory, temporary, secrets.token_bytes(_IDENTITY_KEY_BYTES))
             with contextlib.suppress(FileExistsError):  # another process's came first: that one is used
                 os.link(temporary, _IDENTITY_KEY_FILE, src_dir_fd=directory, dst_dir_fd=directory)
         except OSError as err:
@@ -319,18 +313,22 @@ class HostTokenCache:
                 return
             temporary = f".{key}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
             try:
-                descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o600,
-                                     dir_fd=directory)
-                try:
-                    os.fchmod(descriptor, 0o600)
-                    os.write(descriptor, body)
-                finally:
-                    os.close(descriptor)
+                _write_private(directory, temporary, body)
                 os.replace(temporary, f"{key}.json", src_dir_fd=directory, dst_dir_fd=directory)
             except OSError as err:
                 log.warning("gcp_wif: could not write to the host token cache %s: %s", self.directory, err)
                 with contextlib.suppress(OSError):
                     os.unlink(temporary, dir_fd=directory)
+
+
+def _write_private(directory: int, name: str, body: bytes) -> None:
+    """Write ``body`` to a new file ``name`` (0600, never through a link) in the directory ``directory`` refers to."""
+    descriptor = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o600, dir_fd=directory)
+    try:
+        os.fchmod(descriptor, 0o600)
+        os.write(descriptor, body)
+    finally:
+        os.close(descriptor)
 
 
 #: Lock-file descriptors of open ``locked`` contexts. A flock belongs to the open file, which a forked child shares:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import http.server
 import json
 import pathlib
 import socket
@@ -121,6 +122,21 @@ def user_supplier(aws_env):
     from airflow_provider_gcp_wif.supplier import Boto3Supplier
 
     return lambda: Boto3Supplier.default_chain()
+
+
+@contextlib.contextmanager
+def loopback_server(handler: Any) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 serving ``handler`` (a request handler class or factory) in a thread; yields its
+    base URL (``http://127.0.0.1:<port>``) and shuts it down afterwards."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
 
 
 @contextlib.contextmanager

@@ -19,13 +19,13 @@ import http.server
 import os
 import subprocess
 import sys
-import threading
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_gcp_wif import __version__
+from tests.fixtures import loopback_server
 
 from .running import run_cli
 
@@ -76,15 +76,8 @@ def impostor_index(tmp_path_factory):
         def log_message(self, *args) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             functools.partial(Quiet, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/simple/", wheels
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_server(functools.partial(Quiet, directory=str(root))) as base:
+        yield f"{base}/simple/", wheels
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ import contextlib
 import http.server
 import itertools
 import os
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,7 +27,7 @@ import pytest
 from airflow_provider_gcp_wif import credentials as wif_credentials
 from airflow_provider_gcp_wif.credentials import get_credentials
 from airflow_provider_gcp_wif.errors import WifExchangeError
-from tests.fixtures import listening_decoy
+from tests.fixtures import listening_decoy, loopback_server
 
 
 @contextlib.contextmanager
@@ -52,15 +51,8 @@ def redirecting_endpoint(status: int, location: str) -> Iterator[tuple[str, list
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with loopback_server(Redirect) as base:
+        yield base, seen
 
 
 def _refresh(credentials) -> None:
