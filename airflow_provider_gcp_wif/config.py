@@ -14,29 +14,15 @@ Inputs, all funnelled through :meth:`WifSettings.from_extras`:
 Validation happens here, before any network call, and every failure is a :class:`WifConfigError` naming the field
 and the fix. Empty strings count as "not set" (Airflow's forms save them for untouched fields).
 
-Endpoint allow-list: STS and IAM Credentials endpoints must be Google's (hosts under ``googleapis.com``, which
-includes the ``*.p.googleapis.com`` Private Service Connect names) or hosts the *deployment* allows through
-``[gcp_wif] allowed_endpoint_hosts`` / ``AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS`` (comma separated host names or
-IP addresses; ``.example.com`` allows sub-domains). A universe domain other than ``googleapis.com`` must be allowed
-the same way. A connection editor cannot loosen this, loopback included: a loopback endpoint (an emulator, a local
-proxy) is admitted only when the deployment lists its host, because any local user can listen on a loopback port,
-and the signed AWS request (or the federated token) is a bearer credential that must reach Google and nothing
-else. An entry admits exactly the host it names: ``localhost`` does not admit ``127.0.0.1`` (nor the reverse), and
-``127.0.0.1`` admits no other address of 127.0.0.0/8; what a name resolves to is the resolver's business, the
-allow-list compares what the URL says. Plain http is admitted only for a listed loopback host.
-
-An endpoint must be a plain ``http(s)://HOST[:PORT][/PATH]``: HOST an ASCII DNS name or an IP literal; no
-backslash, whitespace, control or non-ASCII character, no percent-escape, no ``user:password@``, no query or
-fragment. The host that is checked is the host urllib3 and requests (the libraries that send the request) parse out
-of it, and the settings store that normalised URL, never the string that was typed. Error messages show values
-truncated, and URLs with any userinfo, query or fragment redacted.
+The endpoint grammar and the deployment's allow-list that every STS / IAM endpoint passes are in
+:mod:`airflow_provider_gcp_wif.endpoints`; error messages show values as :mod:`airflow_provider_gcp_wif.excerpts`
+does (truncated, URLs redacted).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import ipaddress
 import json
 import logging
 import math
@@ -55,8 +41,20 @@ from airflow_provider_gcp_wif.constants import (
     ID_TOKEN_SUBJECT_TOKEN_TYPE,
     JWT_SUBJECT_TOKEN_TYPE,
     LEGACY_PREFIX,
+    MAX_TEXT,
+)
+from airflow_provider_gcp_wif.endpoints import (
+    BadEndpoint,
+    EndpointRefused,
+    checked_endpoint,
+    deployment_allowed_hosts,
+    dns_name,
+    listed,
+    parse_allowed_hosts,
+    parse_endpoint,
 )
 from airflow_provider_gcp_wif.errors import WifConfigError
+from airflow_provider_gcp_wif.excerpts import json_type, shown, shown_url
 from airflow_provider_gcp_wif.fields import FEDERATION_ROUTES, MAX_LIFETIME_SECONDS, MAX_RETRIES
 
 log = logging.getLogger(__name__)
@@ -78,261 +76,9 @@ _SCOPE = re.compile(r"(?i:https)://(?P<host>[A-Za-z0-9.-]{1,253})(?P<path>/[A-Za
 _IMPERSONATION_URL = re.compile(r"^(?P<base>https?://[^/]+)/v1/projects/-/serviceAccounts/(?P<email>[^:/]+):generateAccessToken$")
 
 # Size bounds: a value is refused (with a truncated excerpt) before any regular expression or parser sees more.
-MAX_TEXT = 2048  # one id, email, URL, region, ...
 MAX_LIST_TEXT = 16384  # impersonation_chain / scope as one comma-separated text
 MAX_ITEMS = 64  # impersonation_chain / scope as a list
 MAX_CREDENTIAL_CONFIG = 65536  # the credential-config JSON text
-SHOWN_CHARS = 80  # how much of a bad value an error message shows
-
-_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
-_ENDPOINT_SHAPE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/]*)(?P<path>/.*)?")
-_ENDPOINT_PATH = re.compile(r"(/[A-Za-z0-9._~-]*)*")
-_DEFAULT_PORTS = {"https": 443, "http": 80}
-
-
-def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
-    """``value`` as an error message shows it: on one line, at most ~2 x ``limit`` characters, never the whole of
-    a huge or nested value (no ``repr`` of containers, no ``str`` of huge numbers)."""
-    if isinstance(value, str):
-        text = repr(value[:limit])
-        if len(text) > 2 * limit:
-            text = text[: 2 * limit]
-        return text + (f"... ({len(value)} characters)" if len(value) > limit or len(text) == 2 * limit else "")
-    return _json_type(value)
-
-
-def shown_url(value: Any) -> str:
-    """Like :func:`shown`, with anything that may be a credential typed into a URL redacted: the userinfo
-    (``user:password@``), the query and the fragment."""
-    if not isinstance(value, str):
-        return shown(value)
-    cut = min((i for i in (value.find("?"), value.find("#")) if i >= 0), default=-1)
-    text = value if cut < 0 else value[:cut] + value[cut] + "<redacted>"
-    at = text.rfind("@")
-    if at >= 0:
-        scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text)
-        start = scheme.end() if scheme and scheme.end() <= at else 0
-        text = text[:start] + "<redacted>" + text[at:]
-    return shown(text)
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value) if value.bit_length() <= 64 else f"a {value.bit_length()}-bit number"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, Mapping):
-        return "a JSON object"
-    if isinstance(value, list | tuple):
-        return "a JSON list"
-    return f"a {type(value).__name__[:40]}"
-
-
-class _BadEndpoint(Exception):
-    """Why an endpoint string is refused (internal; the parser turns it into a ``WifConfigError``)."""
-
-
-def _dns_name(value: str) -> str | None:
-    """The lowercase ASCII DNS name without a trailing dot, or ``None``. A name whose last label is numeric (or
-    hex) must be a plain dotted-quad IPv4 address: resolvers read ``127.1``, ``2130706433`` or ``0x7f.1`` as
-    addresses, so such a string is never treated as a name."""
-    name = value.lower()
-    if name.endswith("."):
-        name = name[:-1]
-    if not 0 < len(name) <= 253 or not name.isascii():
-        return None
-    labels = name.split(".")
-    if not all(_DNS_LABEL.fullmatch(label) for label in labels):
-        return None
-    if labels[-1].isdigit() or labels[-1].startswith("0x"):
-        try:
-            return str(ipaddress.IPv4Address(name))
-        except ValueError:
-            return None
-    return name
-
-
-def parse_endpoint(raw: str) -> tuple[str, str, int | None, str]:
-    """``(scheme, host, port, path)`` of an endpoint in the strict grammar; ``host`` is a lowercase DNS name, a
-    dotted-quad IPv4 address or a bracketed, compressed IPv6 address; ``port`` is ``None`` for the scheme's default.
-
-    Raises:
-        _BadEndpoint: saying what is wrong.
-    """
-    if len(raw) > MAX_TEXT:
-        raise _BadEndpoint(f"is longer than {MAX_TEXT} characters")
-    if not raw.isascii() or any(not " " < ch < "\x7f" for ch in raw):
-        raise _BadEndpoint("contains whitespace, control or non-ASCII characters")
-    if "\\" in raw:
-        raise _BadEndpoint("contains a backslash")
-    match = _ENDPOINT_SHAPE.fullmatch(raw)
-    if not match or match["scheme"].lower() not in _DEFAULT_PORTS:
-        raise _BadEndpoint("is not an http(s) URL")
-    if "@" in raw:
-        raise _BadEndpoint("must not contain credentials (user:password@)")
-    if "?" in raw or "#" in raw:
-        raise _BadEndpoint("must not contain a query or a fragment")
-    if "%" in raw:
-        raise _BadEndpoint("must not contain percent-escapes")
-    scheme, authority, path = match["scheme"].lower(), match["authority"], match["path"] or ""
-    if authority.startswith("["):
-        inside, bracket, rest = authority[1:].partition("]")
-        try:
-            host = f"[{ipaddress.IPv6Address(inside).compressed}]" if bracket else ""
-        except ValueError:
-            host = ""
-        port_text = rest[1:] if rest.startswith(":") else (None if not rest else "")
-    else:
-        name, colon, port_text_ = authority.partition(":")
-        host = _dns_name(name) or ""
-        port_text = port_text_ if colon else None
-    if not host:
-        raise _BadEndpoint("does not name a host: use a DNS name or an IP address")
-    port: int | None = None
-    if port_text is not None:
-        if not (port_text.isdigit() and len(port_text) <= 5 and 1 <= int(port_text) <= 65535):
-            raise _BadEndpoint("has a port that is not a number from 1 to 65535")
-        port = int(port_text)
-        if port == _DEFAULT_PORTS[scheme]:
-            port = None
-    if not _ENDPOINT_PATH.fullmatch(path) or any(seg in (".", "..") for seg in path.split("/")):
-        raise _BadEndpoint("has a path that is not plain /segments of letters, digits and -._~")
-    return scheme, host, port, path.rstrip("/")
-
-
-def _cross_check(url: str, host: str, port: int | None) -> None:
-    """Defence in depth: the sending libraries must read the same host and port out of the normalised URL."""
-    import requests
-    from urllib3.util import parse_url
-
-    prepared = requests.PreparedRequest()
-    try:
-        prepared.prepare_url(url, None)
-        readings = [parse_url(url), parse_url(prepared.url or "")]
-    except Exception as err:  # any parser failure: the URL is not the plain one that was checked
-        raise _BadEndpoint("is not read the same way by the HTTP libraries") from err
-    for reading in readings:
-        if (reading.host or "").lower() != host or reading.port != port or reading.auth or reading.query:
-            raise _BadEndpoint("is not read the same way by the HTTP libraries")
-
-
-class EndpointRefused(ValueError):
-    """Why :func:`checked_endpoint` refused a URL.
-
-    Attributes:
-        reason: completes a sentence about the endpoint (the URL shown truncated and redacted, or its host).
-        kind: ``grammar`` (not a plain URL the sending libraries read as it was checked), ``http`` (plain http to a
-            non-loopback host) or ``host`` (not Google's and not listed by the deployment; a loopback host too).
-    """
-
-    def __init__(self, reason: str, kind: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.kind = kind
-
-
-def checked_endpoint(raw: str, *, allowed: tuple[str, ...] | None, universe: str) -> tuple[str, str]:
-    """``(base, path)`` of an endpoint that any credential may be sent to: the strict grammar
-    (:func:`parse_endpoint`), the sending libraries' own reading of its host (urllib3, requests), https unless
-    loopback, then the allow-list (``allowed``: the deployment's entries; ``None`` skips it for settings that were
-    already checked). A loopback host passes the allow-list only when an entry lists it, so plain http reaches
-    only a loopback host the deployment listed. ``base`` is the normalised ``scheme://host[:port]``. Every URL a
-    token or signed request goes to passes here: the settings' STS and IAM endpoints, the secrets backend's Secret
-    Manager endpoint, the doctor's API URL.
-
-    Raises:
-        EndpointRefused: saying why.
-    """
-    try:
-        scheme, host, port, path = parse_endpoint(raw)
-        base = f"{scheme}://{host}" + (f":{port}" if port else "")
-        _cross_check(base + path, host, port)
-    except _BadEndpoint as why:
-        raise EndpointRefused(f"{shown_url(raw)} {why}", "grammar") from None
-    if scheme == "http" and not _loopback(host):
-        raise EndpointRefused(f"{shown_url(raw)} uses plain http for a non-loopback host", "http")
-    if allowed is not None and not _host_allowed(host, allowed, universe):
-        raise EndpointRefused(f"host {host!r} is not a Google endpoint, and this deployment does not allow it", "host")
-    return base, path
-
-
-def _loopback(host: str) -> bool:
-    """``localhost``, 127.0.0.0/8 or ``::1`` (brackets allowed); nothing else, not even IPv4-mapped forms. ``host``
-    is :func:`parse_endpoint`'s normalised host: ``LOCALHOST`` and ``localhost.`` arrive as ``localhost``, and
-    ``127.1``, ``2130706433`` or ``0x7f.1`` never arrive (the grammar refuses them)."""
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if host == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv4Address):
-        return address in ipaddress.IPv4Network("127.0.0.0/8")
-    return address == ipaddress.IPv6Address("::1")
-
-
-def deployment_allowed_hosts(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """The deployment's extra endpoint hosts, from ``AIRFLOW__GCP_WIF__ALLOWED_ENDPOINT_HOSTS``.
-
-    Airflow-facing code passes ``conf.get("gcp_wif", "allowed_endpoint_hosts")`` instead, which reads the same
-    variable and ``airflow.cfg``."""
-    raw = (environ if environ is not None else os.environ).get(ALLOWED_HOSTS_ENV, "")
-    return parse_allowed_hosts(raw)
-
-
-def parse_allowed_hosts(raw: str | Iterable[str] | None) -> tuple[str, ...]:
-    """Allow-list entries, normalised like endpoint hosts (lowercase, no trailing dot, ``*.x`` = ``.x``). An entry
-    that is not an ASCII DNS name or IP address (e.g. a Unicode name: write its ``xn--`` form) is ignored, with a
-    warning."""
-    if raw is None:
-        return ()
-    items = raw.split(",") if isinstance(raw, str) else list(raw)
-    entries = []
-    for item in items:
-        entry = str(item).strip().lower().lstrip("*") if isinstance(item, str) else ""
-        if not entry:
-            continue
-        suffix = entry.startswith(".")
-        name = entry[1:] if suffix else entry
-        if name.startswith("[") and name.endswith("]"):
-            name = name[1:-1]
-        try:
-            normal: str | None = ipaddress.ip_address(name).compressed
-        except ValueError:
-            normal = _dns_name(name)
-        if normal is None:
-            log.warning("[gcp_wif] allowed_endpoint_hosts: %s is not a host name or address; ignored.", shown(item))
-            continue
-        entries.append("." + normal if suffix else normal)
-    return tuple(entries)
-
-
-def _host_allowed(host: str, allowed: tuple[str, ...], universe_domain: str) -> bool:
-    """Under the universe domain (googleapis.com, or another the deployment lists), or listed by the deployment.
-    Loopback is no exception: a connection editor could otherwise send the credential to any local user's port."""
-    host = host.lower()
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if host == universe_domain or host.endswith("." + universe_domain):
-        return universe_domain == DEFAULT_UNIVERSE_DOMAIN or _listed(universe_domain, allowed)
-    return _listed(host, allowed)
-
-
-def _listed(host: str, allowed: tuple[str, ...]) -> bool:
-    for entry in allowed:
-        if entry.startswith("."):
-            if host.endswith(entry) or host == entry[1:]:
-                return True
-        elif host == entry:
-            return True
-    return False
 
 
 @dataclass(frozen=True)
@@ -505,10 +251,10 @@ class _Parser:
             return None
         blame, what = (field, f"its {name} ") if field else (name, "")
         if isinstance(value, bool) or not isinstance(value, str | int):
-            self.fail(blame, f"{what}must be text, not {_json_type(value)}.", "store it as a JSON string.")
+            self.fail(blame, f"{what}must be text, not {json_type(value)}.", "store it as a JSON string.")
         if isinstance(value, int):
             if value.bit_length() > 64:
-                self.fail(blame, f"{what}is {_json_type(value)}, not a setting.", "store it as a JSON string.")
+                self.fail(blame, f"{what}is {json_type(value)}, not a setting.", "store it as a JSON string.")
             value = str(value)
         value = value.strip()
         if len(value) > limit:
@@ -594,7 +340,7 @@ class _Parser:
             except (ValueError, RecursionError) as err:  # int-digit limit, nesting deeper than the stack
                 self.fail(name, f"is not usable JSON ({type(err).__name__}).", paste)
         if not isinstance(raw, Mapping):
-            self.fail(name, f"must be a JSON object, not {_json_type(raw)}.", paste)
+            self.fail(name, f"must be a JSON object, not {json_type(raw)}.", paste)
         if raw.get("type") != "external_account":
             self.fail(name, f"has type {shown(raw.get('type'))}, expected 'external_account'.",
                       "use the file from `gcloud iam workload-identity-pools create-cred-config ... --aws`; a "
@@ -623,7 +369,7 @@ class _Parser:
             match = _IMPERSONATION_URL.match(url)
             try:
                 parse_endpoint(match.group("base") if match else url)
-            except _BadEndpoint as why:
+            except BadEndpoint as why:
                 self.fail(name, f"its service_account_impersonation_url {shown_url(url)} {why}.",
                           "re-create the file with --service-account=EMAIL.")
             if not match or not url.isascii() or any(not " " < ch < "\x7f" or ch in "\\?#" for ch in url):
@@ -633,7 +379,7 @@ class _Parser:
             result["iam_endpoint"] = match.group("base")
         options = raw.get("service_account_impersonation")
         if options is not None and not isinstance(options, Mapping):
-            self.fail(name, f"its service_account_impersonation must be a JSON object, not {_json_type(options)}.",
+            self.fail(name, f"its service_account_impersonation must be a JSON object, not {json_type(options)}.",
                       paste)
         if options and options.get("token_lifetime_seconds") is not None:
             result["lifetime_seconds"] = options["token_lifetime_seconds"]
@@ -643,11 +389,11 @@ class _Parser:
         given = self.text("universe_domain")
         blame = "universe_domain" if given or not from_file else "credential_config"
         raw = given or from_file or DEFAULT_UNIVERSE_DOMAIN
-        value = _dns_name(raw)
+        value = dns_name(raw)
         # An IP address is no domain: the default endpoints (sts.<universe>) would leave the endpoint grammar.
         if value is None or "." not in value or not _HOSTNAME.match(value) or value.rpartition(".")[2].isdigit():
             self.fail(blame, f"{shown_url(raw)} is not a domain name.", "leave it empty for googleapis.com.")
-        if value != DEFAULT_UNIVERSE_DOMAIN and not _listed(value, self.allowed):
+        if value != DEFAULT_UNIVERSE_DOMAIN and not listed(value, self.allowed):
             self.fail(blame, f"{value!r} is not allowed by this deployment.",
                       f"an Airflow administrator adds it to [gcp_wif] allowed_endpoint_hosts ({ALLOWED_HOSTS_ENV}).")
         return value
@@ -719,14 +465,14 @@ class _Parser:
         elif isinstance(raw, list | tuple):
             items = list(raw)
         else:
-            self.fail(name, f"must be text or a list, not {_json_type(raw)}.",
+            self.fail(name, f"must be text or a list, not {json_type(raw)}.",
                       "use service-account emails, comma separated.")
         if len(items) > MAX_ITEMS:
             self.fail(name, f"lists {len(items)} accounts, more than {MAX_ITEMS}.", "list the accounts to chain.")
         chain = []
         for item in items:
             if not isinstance(item, str):
-                self.fail(name, f"lists {_json_type(item)}, not a service-account email.",
+                self.fail(name, f"lists {json_type(item)}, not a service-account email.",
                           "use service-account emails (text), comma separated.")
             email = item.strip()
             if not email:
@@ -757,7 +503,7 @@ class _Parser:
         elif isinstance(raw, str):
             items = re.split(r"[,\s]+", self.text("scope", limit=MAX_LIST_TEXT) or "")
         else:
-            self.fail("scope", f"must be text or a list, not {_json_type(raw)}.",
+            self.fail("scope", f"must be text or a list, not {json_type(raw)}.",
                       f"use Google OAuth scopes such as {CLOUD_PLATFORM_SCOPE}, comma separated.")
         for item in items:
             if not isinstance(item, str) or len(item) > MAX_TEXT:

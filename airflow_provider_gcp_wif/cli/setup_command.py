@@ -339,8 +339,8 @@ def _refuse_code(args: SetupArgs) -> None:
     Terraform or YAML would read as code (what setup prints is pasted into a shell or applied): whitespace,
     control and non-ASCII characters, quotes, ``$``, ``;``, ``|``, braces... (:data:`_REFUSED_CHARACTERS`). The seed's
     environment variables that stand in for flags are held to the same rule."""
-    from airflow_provider_gcp_wif.config import shown
     from airflow_provider_gcp_wif.errors import WifConfigError
+    from airflow_provider_gcp_wif.excerpts import shown
 
     given: list[tuple[str, str, str]] = []
     for spec in dataclasses.fields(SetupArgs):
@@ -519,12 +519,12 @@ def _check_issuer_uri(value: str) -> str:
     """An https URL in the endpoint grammar (Google fetches the issuer's discovery document and keys); http only on
     loopback, for the emulated AWS issuer. Returns it normalised: scheme and host in lowercase, no default port, no
     trailing slash."""
-    from airflow_provider_gcp_wif.config import _BadEndpoint, parse_endpoint
+    from airflow_provider_gcp_wif.endpoints import BadEndpoint, parse_endpoint
     from airflow_provider_gcp_wif.errors import WifConfigError
 
     try:
         scheme, host, port, path = parse_endpoint(value)
-    except _BadEndpoint:
+    except BadEndpoint:
         scheme, host, port, path = "", "", None, ""
     if scheme not in ("https", "http") or (scheme == "http" and host not in ("127.0.0.1", "localhost", "[::1]")):
         raise WifConfigError("--issuer-uri", f"{value!r} is not an https issuer URL.",

@@ -37,15 +37,10 @@ from typing import Any
 from airflow.providers.google.cloud._internal_client.secret_manager_client import _SecretManagerClient
 from airflow.providers.google.cloud.secrets.secret_manager import CloudSecretManagerBackend
 
-from airflow_provider_gcp_wif.config import (
-    KNOWN_KEYS,
-    EndpointRefused,
-    WifSettings,
-    checked_endpoint,
-    parse_allowed_hosts,
-    shown_url,
-)
+from airflow_provider_gcp_wif.config import KNOWN_KEYS, WifSettings
+from airflow_provider_gcp_wif.endpoints import EndpointRefused, checked_endpoint, parse_allowed_hosts
 from airflow_provider_gcp_wif.errors import WifConfigError
+from airflow_provider_gcp_wif.excerpts import shown_url
 
 #: The WIF settings a backend takes (a connection's extras, minus the AWS connection it cannot look up).
 WIF_KWARGS = tuple(key for key in KNOWN_KEYS if key != "aws_conn_id")
