@@ -29,6 +29,10 @@ from collections.abc import Iterable, Mapping
 from airflow_provider_gcp_wif.constants import ALLOWED_HOSTS_ENV, DEFAULT_UNIVERSE_DOMAIN, MAX_TEXT
 from airflow_provider_gcp_wif.excerpts import shown, shown_url
 
+# The one loopback test, shared with the emulator's bind check (see its docstring for why it lives there). Here it
+# sees only hosts parse_endpoint normalised (lowercase, no trailing dot; 127.1 or 0x7f.1 never arrive).
+from airflow_provider_gcp_wif.testing.bind import is_loopback
+
 log = logging.getLogger(__name__)
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
@@ -159,27 +163,11 @@ def checked_endpoint(raw: str, *, allowed: tuple[str, ...] | None, universe: str
         _cross_check(base + path, host, port)
     except BadEndpoint as why:
         raise EndpointRefused(f"{shown_url(raw)} {why}", "grammar") from None
-    if scheme == "http" and not _loopback(host):
+    if scheme == "http" and not is_loopback(host):
         raise EndpointRefused(f"{shown_url(raw)} uses plain http for a non-loopback host", "http")
     if allowed is not None and not _host_allowed(host, allowed, universe):
         raise EndpointRefused(f"host {host!r} is not a Google endpoint, and this deployment does not allow it", "host")
     return base, path
-
-
-def _loopback(host: str) -> bool:
-    """``localhost``, 127.0.0.0/8 or ``::1`` (brackets allowed); nothing else, not even IPv4-mapped forms. ``host``
-    is :func:`parse_endpoint`'s normalised host: ``LOCALHOST`` and ``localhost.`` arrive as ``localhost``, and
-    ``127.1``, ``2130706433`` or ``0x7f.1`` never arrive (the grammar refuses them)."""
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if host == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv4Address):
-        return address in ipaddress.IPv4Network("127.0.0.0/8")
-    return address == ipaddress.IPv6Address("::1")
 
 
 def deployment_allowed_hosts(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
