@@ -66,7 +66,6 @@ KNOWN_KEYS: tuple[str, ...] = fields.KEYS
 SEED_ENV: dict[str, str] = fields.SEED_ENV
 
 _POOL_ID = re.compile(r"^[a-z0-9-]{4,32}$")
-_DIGITS = re.compile(r"^[0-9]{1,20}$")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
@@ -440,7 +439,7 @@ class _Parser:
         return resource_names.provider_name(number, pool, provider, universe), number, pool, provider
 
     def check_number(self, value: str, name: str = "project_number") -> None:
-        if not _DIGITS.match(value):
+        if not resource_names.PROJECT_NUMBER.fullmatch(value):
             self.fail(name, f"project number {shown(value)} must be digits only (the project NUMBER, not its ID).",
                       "find it with `gcloud projects describe PROJECT_ID --format='value(projectNumber)'`.")
 

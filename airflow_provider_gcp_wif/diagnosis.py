@@ -32,6 +32,7 @@ from airflow_provider_gcp_wif.errors import (
 from airflow_provider_gcp_wif.resource_names import (
     AWS_CLAIMS,
     AWS_ROLE_MAPPING,
+    ROLE_ARN,
     SHORT_SUBJECT_MAPPING,
     account_of,
     assumed_role_arn,
@@ -480,8 +481,8 @@ def _fix_jwt_attribute_condition(s: WifSettings, caller: Caller) -> str:
 
 def _fix_jwt_long_subject(s: WifSettings, caller: Caller) -> str:
     subject = _jwt_subject(caller)
-    match = re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role(/(?:.*/)?)[^/]+$", subject)
-    path = match.group(1) if match else "/"
+    match = ROLE_ARN.fullmatch(subject)
+    path = match["path"] if match else "/"
     size = f" (this worker's sub {subject} is {len(subject.encode())} bytes)" if caller.jwt() else ""
     return (
         f"map google.subject to the AWS account and role name{size}, keeping attribute.aws_role as the full sub "

@@ -112,6 +112,7 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "project_number", "Pool Project Number",
         "Number (digits, not the project ID) of the project that owns the workload identity pool.",
+        # The form's hint (empty, or digits); the settings hold the value to resource_names.PROJECT_NUMBER.
         {"type": ["string", "null"], "pattern": "^[0-9]*$"}, parser="audience", placeholder="123456789012",
         seed_env="GCP_PROJECT_NUMBER", seed_argument="gcp_project_number",
         setup_flag="--project-number", marks_wif=True,

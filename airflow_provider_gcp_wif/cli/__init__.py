@@ -35,7 +35,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from airflow_provider_gcp_wif.cli.common import (
-    AWS_PARTITIONS,
     DISTRIBUTION,
     EXIT_FAILED,
     EXIT_USAGE,
@@ -46,6 +45,7 @@ from airflow_provider_gcp_wif.cli.common import (
     UsageError,
     one_line,
 )
+from airflow_provider_gcp_wif.resource_names import AWS_PARTITIONS
 
 #: Where each name of the former ``cli.py`` lives now: ``from airflow_provider_gcp_wif.cli import doctor`` (tasks,
 #: docs), ``build_setup_plan``, ``api_base_url``, ... keep working and import only their command's module.

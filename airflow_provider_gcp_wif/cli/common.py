@@ -25,7 +25,6 @@ MWAA_PLUGINS_DIR = "/usr/local/airflow/plugins"
 MWAA_IMAGE_PYTHON = {"2.9.2": "3.11", "2.10.1": "3.11", "2.10.3": "3.11", "2.11.0": "3.12", "2.11.2": "3.12",
                      "3.0.6": "3.12", "3.2.1": "3.12", "3.3.1": "3.12"}
 PLUGIN_MODULE_NAME = "gcp_wif_plugin.py"
-AWS_PARTITIONS = ("aws", "aws-us-gov", "aws-cn")
 FEDERATIONS = ("sigv4", "jwt")
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from airflow_provider_gcp_wif.cli.common import (
-    AWS_PARTITIONS,
     EXIT_OK,
     EXIT_USAGE,
     FEDERATIONS,
@@ -34,7 +33,15 @@ from airflow_provider_gcp_wif.constants import (
     JWT_SIGNING_ALGORITHM,
 )
 from airflow_provider_gcp_wif.fields import BY_KEY, SETUP_FLAGS, seed_variable
-from airflow_provider_gcp_wif.resource_names import AWS_ROLE_MAPPING
+from airflow_provider_gcp_wif.resource_names import (
+    AWS_ACCOUNT,
+    AWS_PARTITIONS,
+    AWS_ROLE_MAPPING,
+    IAM_PATH,
+    IAM_PATH_MAX,
+    ROLE_ARN,
+    ROLE_NAME,
+)
 
 __all__ = ["AWS_PARTITIONS", "AWS_ROLE_MAPPING", "FEDERATIONS"]
 
@@ -55,16 +62,8 @@ SERVICES = (
 
 # The grammars setup accepts, each used with ``fullmatch`` (a ``$`` also matches before a trailing newline) and
 # ASCII only (``\w`` would take any Unicode letter). They are what Google and AWS accept, or narrower.
-_AWS_ACCOUNT = re.compile(r"[0-9]{12}")
-#: IAM role names: 1-64 of letters, digits and +=,.@_- (AWS IAM API reference, CreateRole).
-_ROLE_NAME = re.compile(r"[A-Za-z0-9+=,.@_-]{1,64}")
-#: IAM paths: ``/`` or ``/``-separated segments of printable ASCII, at most 512 characters (CreateRole's Path).
-_IAM_PATH = re.compile(r"/(?:[!-.0-~]+/)*")
-_IAM_PATH_MAX = 512
-_ROLE_ARN = re.compile(
-    r"arn:(?P<partition>aws|aws-us-gov|aws-cn):iam::(?P<account>[0-9]{12}):role(?P<path>/(?:[!-.0-~]+/)*)"
-    r"(?P<name>[!-.0-~]+)"
-)
+# The AWS account, role name, IAM path and role ARN grammars are resource_names' (AWS_ACCOUNT, ROLE_NAME, IAM_PATH,
+# ROLE_ARN).
 _ORG_ID = re.compile(r"[1-9][0-9]{0,19}")
 #: A plain Google Cloud project id (6-30 lowercase letters, digits, hyphens; a letter first, no hyphen last).
 _PROJECT = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
@@ -392,7 +391,7 @@ def build_setup_plan(args: SetupArgs | argparse.Namespace) -> SetupPlan:
     if partition is not None and partition not in AWS_PARTITIONS:
         raise WifConfigError("--aws-partition", f"{partition!r} is not an AWS partition.",
                              f"give one of {', '.join(AWS_PARTITIONS)}.")
-    arn = _ROLE_ARN.fullmatch(role)
+    arn = ROLE_ARN.fullmatch(role)
     if arn:
         if account and account != arn.group("account"):
             raise WifConfigError("--aws-account-id", f"{account!r} disagrees with the role ARN's account "
@@ -410,13 +409,13 @@ def build_setup_plan(args: SetupArgs | argparse.Namespace) -> SetupPlan:
         path, _, role = role.rstrip("/").rpartition("/")  # an IAM path is not part of the assumed-role ARN
         role_path = "/" + path.strip("/") + "/" if path.strip("/") else "/"
     partition = partition or "aws"
-    if not account or not _AWS_ACCOUNT.fullmatch(account):
+    if not account or not AWS_ACCOUNT.fullmatch(account):
         raise WifConfigError("--aws-account-id", f"{account!r} is not a 12-digit AWS account id.",
                              "find it with `aws sts get-caller-identity --query Account`.")
-    if not _ROLE_NAME.fullmatch(role):
+    if not ROLE_NAME.fullmatch(role):
         raise WifConfigError("--aws-role-name", f"{role!r} is not an IAM role name.",
                              "give the role's name (e.g. the MWAA execution role's), or its ARN.")
-    if not _IAM_PATH.fullmatch(role_path) or len(role_path) > _IAM_PATH_MAX:
+    if not IAM_PATH.fullmatch(role_path) or len(role_path) > IAM_PATH_MAX:
         raise WifConfigError("--aws-role-name", f"the IAM path {role_path!r} is not an IAM path.",
                              "give the role's ARN as `aws iam get-role --role-name NAME --query Role.Arn` prints it.")
     federation = args.federation

@@ -184,13 +184,12 @@ class CloudSecretManagerWifBackend(CloudSecretManagerBackend):
 
 
 def _aws_supplier(profile: str | None, role_arn: str | None, region: str | None) -> Any:
-    import re
-
+    from airflow_provider_gcp_wif.resource_names import is_role_arn
     from airflow_provider_gcp_wif.supplier import Boto3Supplier
 
     if role_arn is None:
         return Boto3Supplier.default_chain(region=region, profile=profile)
-    if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", str(role_arn)):
+    if not is_role_arn(str(role_arn)):
         raise _fail("aws_role_arn", f"{role_arn!r} is not an IAM role ARN.",
                     "use arn:aws:iam::ACCOUNT_ID:role/ROLE_NAME, or leave it out to use the identity as it is.")
     from airflow_provider_gcp_wif.token_service import assume_role_session
