@@ -69,7 +69,7 @@ AIRFLOW3_SUBPROCESS_ADVICE = (
     "This is a process started by an Airflow 3 task (e.g. a BashOperator): it has no task context, and the task "
     "SDK gives no process direct access to the metadata database, so a connection stored there (UI, `airflow "
     "connections add`) cannot be read here; connections from environment variables or a secrets backend can. "
-    "Run the doctor inside the task instead: `from airflow_provider_gcp_wif.cli import doctor` and call "
+    "Run the doctor inside the task instead: `from airflow_provider_gcp_wif.cli.doctor_command import doctor` and call "
     "`doctor(\"CONN_ID\")` in a @task function or PythonOperator callable (it prints the same checklist to the "
     "task log and fails the task when a check fails)."
 )

@@ -371,7 +371,7 @@ def doctor(conn_id: str | None = None, *, api_call: bool = True, api_url: str | 
 
         @task
         def check_gcp_wif():
-            from airflow_provider_gcp_wif.cli import doctor
+            from airflow_provider_gcp_wif.cli.doctor_command import doctor
             doctor("gcp_wif_default")
 
     Prints the checklist (to the task log) and returns it as dicts; raises :class:`DoctorFailed` when a check

@@ -43,8 +43,6 @@ from airflow_provider_gcp_wif.resource_names import (
     ROLE_NAME,
 )
 
-__all__ = ["AWS_PARTITIONS", "AWS_ROLE_MAPPING", "FEDERATIONS"]
-
 # Google's default attribute mapping for AWS providers (AWS_ROLE_MAPPING, from resource_names), written out so that
 # conditions and bindings can rely on it.
 ATTRIBUTE_MAPPING: dict[str, str] = {
