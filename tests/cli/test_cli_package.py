@@ -68,8 +68,8 @@ def test_a_command_imports_its_own_module_only(argv, command):
 def test_every_name_of_the_single_module_lives_in_a_module_of_the_package_which_reexports_none():
     import importlib
 
-    modules = [importlib.import_module(name) for name in (PACKAGE, f"{PACKAGE}.common",
-                                                          *(f"{PACKAGE}.{c}" for c in COMMANDS))]
+    modules = [importlib.import_module(name) for name in (PACKAGE, f"{PACKAGE}.common", *(f"{PACKAGE}.{c}" for c in (
+        *COMMANDS, "setup_args", "setup_plan", "setup_writers")))]
     missing = [name for name in OLD_NAMES if not any(hasattr(module, name) for module in modules)]
     assert missing == []
     from airflow_provider_gcp_wif.cli.doctor_command import doctor

@@ -266,7 +266,7 @@ def test_fixes_name_the_callers_partition_and_universe(partition):
 
 def test_one_default_aws_role_mapping_everywhere():
     """The setup, the fixes and the emulated Google agree on Google's default attribute.aws_role mapping."""
-    from airflow_provider_gcp_wif.cli.setup_command import ATTRIBUTE_MAPPING
+    from airflow_provider_gcp_wif.cli.setup_plan import ATTRIBUTE_MAPPING
     from airflow_provider_gcp_wif.testing import cel
 
     assert ATTRIBUTE_MAPPING["attribute.aws_role"] == resource_names.AWS_ROLE_MAPPING == cel.AWS_ROLE_DEFAULT
