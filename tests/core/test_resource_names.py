@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_gcp_wif import diagnosis, resource_names
+from airflow_provider_gcp_wif import diagnosis, fixes, resource_names
 from airflow_provider_gcp_wif.config import WifSettings
 
 NUMBERS = st.from_regex(r"[1-9][0-9]{0,11}", fullmatch=True)
@@ -56,14 +56,14 @@ def test_the_fixes_name_the_members_and_audiences_of_resource_names():
     caller = "arn:aws-cn:sts::111122223333:assumed-role/wif/s"
     sigv4 = diagnosis.Caller(arn_lookup=lambda: caller)
     assert f'--member="{resource_names.principal_member("123", "pool-1", caller, "s3nsapis.fr")}"' in \
-        diagnosis._fix_permission_denied(settings_, sigv4)
+        fixes.fix_permission_denied(settings_, sigv4)
     sub = "arn:aws-cn:iam::111122223333:role/wif"
     jwt_settings = settings_.replace(federation="jwt")
     jwt = diagnosis.Caller(jwt_claims_lookup=lambda: {"sub": sub})
     assert f'--member="{resource_names.role_member("123", "pool-1", sub, "s3nsapis.fr")}"' in \
-        diagnosis._fix_permission_denied(jwt_settings, jwt)
+        fixes.fix_permission_denied(jwt_settings, jwt)
     assert f"--allowed-audiences={resource_names.https_audience(settings_.audience)}`" in \
-        diagnosis._fix_jwt_audience(jwt_settings, jwt)
+        fixes.fix_jwt_audience(jwt_settings, jwt)
 
 
 # -- one grammar per name (issue #25): setup, the settings, the secrets backend and the fix texts read the same ---
