@@ -51,7 +51,7 @@ class Field(NamedTuple):
             derived from other fields).
         form_default: whether the form is prefilled with ``default`` (``schema["default"]``).
         minimum, maximum: the limits of an integer field.
-        parser: the parser step of ``config._Parser`` that validates it (keys sharing a step are parsed together).
+        parser: the step of ``extras_parser.STEPS`` that validates it (keys sharing a step are parsed together).
         rechecks: other fields whose parser steps run again when this one changes (``WifSettings.replace``).
         seed_env: the seed package's environment variable feeding it (``WifSettings.from_env``).
         seed_argument: the ``TokenService`` argument feeding it; errors about it name the argument.
