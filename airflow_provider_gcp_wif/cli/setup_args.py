@@ -307,12 +307,13 @@ def _check_issuer_uri(value: str) -> str:
     trailing slash."""
     from airflow_provider_gcp_wif.endpoints import BadEndpoint, parse_endpoint
     from airflow_provider_gcp_wif.errors import WifConfigError
+    from airflow_provider_gcp_wif.testing.bind import is_loopback
 
     try:
         scheme, host, port, path = parse_endpoint(value)
     except BadEndpoint:
         scheme, host, port, path = "", "", None, ""
-    if scheme not in ("https", "http") or (scheme == "http" and host not in ("127.0.0.1", "localhost", "[::1]")):
+    if scheme not in ("https", "http") or (scheme == "http" and not is_loopback(host)):
         raise WifConfigError("--issuer-uri", f"{value!r} is not an https issuer URL.",
                              "give the IssuerIdentifier `aws iam get-outbound-web-identity-federation-info` prints "
                              "(https://<id>.tokens.sts.global.api.aws).")

@@ -1,6 +1,6 @@
-"""One loopback test (issue #25): the emulator's bind check and the endpoint allow-list's "plain http only to a
-listed loopback host" ask the same function, which agrees with an independent reference on every host spelling
-and refuses the lookalikes."""
+"""One loopback test (issue #25): the emulator's bind check, the endpoint allow-list's "plain http only to a
+listed loopback host" and ``gcp-wif setup``'s plain-http issuer (the emulated AWS) ask the same function, which
+agrees with an independent reference on every host spelling and refuses the lookalikes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_gcp_wif import endpoints
+from airflow_provider_gcp_wif.cli.setup_args import SetupArgs, build_setup_plan
 from airflow_provider_gcp_wif.endpoints import EndpointRefused, checked_endpoint, parse_allowed_hosts
 from airflow_provider_gcp_wif.testing import bind
 from airflow_provider_gcp_wif.testing.bind import NonLoopbackHostError, require_loopback
@@ -86,6 +87,20 @@ def allow_list_admits_plain_http(host: str) -> bool | None:
     return True
 
 
+def setup_admits_plain_http_issuer(host: str) -> bool:
+    """Whether ``gcp-wif setup --federation jwt --issuer-uri http://HOST:8080/i`` is accepted."""
+    from airflow_provider_gcp_wif.errors import WifConfigError
+
+    args = SetupArgs(project_id="wif-demo-project", project_number="734501234567", aws_account_id="123456789012",
+                     aws_role_name="wif-role", federation="jwt", issuer_uri=f"http://{url_host(host)}:8080/i")
+    try:
+        build_setup_plan(args)
+    except WifConfigError as err:
+        assert err.field == "--issuer-uri", err
+        return False
+    return True
+
+
 def emulator_binds(host: str) -> bool:
     try:
         require_loopback(host)
@@ -105,22 +120,27 @@ def test_both_callers_agree_with_the_reference_on_every_spelling(host):
     assert bind.is_loopback(host) is expected, host
     assert emulator_binds(host) is expected, host
     admitted = allow_list_admits_plain_http(host)
-    if admitted is not None:
+    if admitted is not None:  # a spelling the endpoint grammar reads as a host
         assert admitted is expected, host
+        if host == host.strip():
+            assert setup_admits_plain_http_issuer(host) is expected, host
 
 
 @pytest.mark.parametrize("host", LOOKALIKES)
-def test_lookalikes_are_refused_by_both_callers(host):
+def test_lookalikes_are_refused_by_every_caller(host):
     assert not bind.is_loopback(host)
     assert not emulator_binds(host)
     assert not allow_list_admits_plain_http(host)  # refused for plain http, or not an endpoint host at all
+    assert not setup_admits_plain_http_issuer(host)
 
 
 @pytest.mark.parametrize("host", SPELLINGS)
-def test_loopback_spellings_are_accepted_by_both_callers(host):
+def test_loopback_spellings_are_accepted_by_every_caller(host):
     assert bind.is_loopback(host)
     assert emulator_binds(host)
     assert allow_list_admits_plain_http(host) is True
+    # setup refuses whitespace in any value before it reads one (what it prints goes into a shell)
+    assert setup_admits_plain_http_issuer(host) is (host == host.strip())
 
 
 @pytest.mark.parametrize("host", ["localhost", "LOCALHOST.", "127.0.0.1", "::1"])
