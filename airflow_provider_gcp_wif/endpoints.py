@@ -33,7 +33,8 @@ from airflow_provider_gcp_wif.excerpts import shown, shown_url
 # sees only hosts parse_endpoint normalised (lowercase, no trailing dot; 127.1 or 0x7f.1 never arrive).
 from airflow_provider_gcp_wif.testing.bind import is_loopback
 
-log = logging.getLogger(__name__)
+# The allow-list's warning names the settings module, as it did when the allow-list lived there.
+log = logging.getLogger("airflow_provider_gcp_wif.config")
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _ENDPOINT_SHAPE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/]*)(?P<path>/.*)?")
