@@ -46,3 +46,7 @@ AWS_ROLE_NAME_ENV = "AWS_ROLE_NAME"
 JWT_SIGNING_ALGORITHM = "RS256"
 JWT_DURATION_SECONDS = 300
 JWT_POLICY_NAME = "gcp-wif-web-identity-token"
+
+#: The longest single value (an id, an email, a URL, a region, ...) a parser reads: longer ones are refused, with a
+#: truncated excerpt, before any regular expression sees them.
+MAX_TEXT = 2048

@@ -51,7 +51,7 @@ class Field(NamedTuple):
             derived from other fields).
         form_default: whether the form is prefilled with ``default`` (``schema["default"]``).
         minimum, maximum: the limits of an integer field.
-        parser: the parser step of ``config._Parser`` that validates it (keys sharing a step are parsed together).
+        parser: the step of ``extras_parser.STEPS`` that validates it (keys sharing a step are parsed together).
         rechecks: other fields whose parser steps run again when this one changes (``WifSettings.replace``).
         seed_env: the seed package's environment variable feeding it (``WifSettings.from_env``).
         seed_argument: the ``TokenService`` argument feeding it; errors about it name the argument.
@@ -112,6 +112,7 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "project_number", "Pool Project Number",
         "Number (digits, not the project ID) of the project that owns the workload identity pool.",
+        # The form's hint (empty, or digits); the settings hold the value to resource_names.PROJECT_NUMBER.
         {"type": ["string", "null"], "pattern": "^[0-9]*$"}, parser="audience", placeholder="123456789012",
         seed_env="GCP_PROJECT_NUMBER", seed_argument="gcp_project_number",
         setup_flag="--project-number", marks_wif=True,

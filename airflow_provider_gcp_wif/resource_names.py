@@ -12,8 +12,37 @@ import re
 
 from airflow_provider_gcp_wif.constants import DEFAULT_UNIVERSE_DOMAIN, JWT_DURATION_SECONDS, JWT_SIGNING_ALGORITHM
 
-_ASSUMED_ROLE = re.compile(r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.+$")
-_IAM_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):(user|role)/(?:.*/)?([^/]+)$")
+# The grammars below are matched with ``fullmatch`` (``$`` also matches before a trailing newline) and are ASCII only
+# (``\d`` would take any Unicode digit).
+
+#: The AWS partitions the provider writes for and reads ARNs of (``gcp-wif setup --aws-partition``).
+AWS_PARTITIONS = ("aws", "aws-us-gov", "aws-cn")
+_PARTITION = "|".join(AWS_PARTITIONS)
+#: An AWS account id: 12 digits.
+AWS_ACCOUNT = re.compile(r"[0-9]{12}")
+#: IAM role names: 1-64 of letters, digits and +=,.@_- (AWS IAM API reference, CreateRole).
+ROLE_NAME = re.compile(r"[A-Za-z0-9+=,.@_-]{1,64}")
+#: IAM paths: ``/`` or ``/``-separated segments of printable ASCII, at most :data:`IAM_PATH_MAX` characters
+#: (CreateRole's Path).
+IAM_PATH = re.compile(r"/(?:[!-.0-~]+/)*")
+IAM_PATH_MAX = 512
+#: An IAM role's ARN, ``arn:<partition>:iam::<account>:role<path><name>``, in its shape: the path and the name are
+#: any printable ASCII (the name without ``/``), so that a caller can say which part is wrong;
+#: :func:`is_role_arn` also holds them to :data:`IAM_PATH` and :data:`ROLE_NAME`.
+ROLE_ARN = re.compile(
+    rf"arn:(?P<partition>{_PARTITION}):iam::(?P<account>[0-9]{{12}}):role(?P<path>/(?:[!-.0-~]+/)*)"
+    r"(?P<name>[!-.0-~]+)"
+)
+#: A project number: the digits of a Google Cloud project's number (not its id).
+PROJECT_NUMBER = re.compile(r"[0-9]{1,20}")
+_ASSUMED_ROLE = re.compile(rf"arn:({_PARTITION}):sts::([0-9]{{12}}):assumed-role/([^/]+)/.+")
+_CALLER_ACCOUNT = re.compile(rf"arn:(?:{_PARTITION}):(?:sts|iam)::([0-9]{{12}}):")
+
+
+def is_role_arn(text: str) -> bool:
+    """Whether ``text`` is an IAM role's ARN: :data:`ROLE_ARN` with a valid role name and IAM path."""
+    match = ROLE_ARN.fullmatch(text)
+    return bool(match and ROLE_NAME.fullmatch(match["name"]) and len(match["path"]) <= IAM_PATH_MAX)
 
 
 def sts_host(region: str) -> str:
@@ -25,7 +54,7 @@ def sts_host(region: str) -> str:
 def role_arn_of(caller_arn: str) -> str | None:
     """``arn:aws:sts::A:assumed-role/R/session`` → ``arn:aws:sts::A:assumed-role/R`` (what ``attribute.aws_role``
     holds under Google's default AWS attribute mapping); ``None`` for other ARNs."""
-    match = _ASSUMED_ROLE.match(caller_arn)
+    match = _ASSUMED_ROLE.fullmatch(caller_arn)
     if not match:
         return None
     partition, account, role = match.groups()
@@ -33,7 +62,8 @@ def role_arn_of(caller_arn: str) -> str | None:
 
 
 def account_of(caller_arn: str) -> str | None:
-    match = re.match(r"^arn:aws[a-z-]*:(?:sts|iam)::(\d{12}):", caller_arn)
+    """The 12-digit account of an STS or IAM ARN, or ``None``."""
+    match = _CALLER_ACCOUNT.match(caller_arn)
     return match.group(1) if match else None
 
 
@@ -132,9 +162,10 @@ def jwt_policy_document(audience: str, max_duration: int = JWT_DURATION_SECONDS)
 
 
 def role_name_of(caller_arn: str | None) -> str | None:
-    match = _ASSUMED_ROLE.match(caller_arn or "") or None
+    """The role's name in an assumed-role ARN or a role's IAM ARN (its path left out); ``None`` for others."""
+    match = _ASSUMED_ROLE.fullmatch(caller_arn or "")
     if match:
         return match.group(3)
-    match = _IAM_ARN.match(caller_arn or "")
-    return match.group(4) if match and match.group(3) == "role" else None
+    role = ROLE_ARN.fullmatch(caller_arn or "")
+    return role["name"] if role else None
 

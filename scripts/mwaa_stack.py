@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
             # The execution role's JWTs (sub: its IAM ARN) trusted by an OIDC provider with the mapping, condition
             # and binding `gcp-wif setup --federation jwt` prints for the role.
             from airflow_provider_gcp_wif.cli import _parser as cli_parser
-            from airflow_provider_gcp_wif.cli import build_setup_plan
+            from airflow_provider_gcp_wif.cli.setup_args import build_setup_plan
 
             plan = build_setup_plan(cli_parser().parse_args([
                 "setup", "--project-id", info["project_id"], "--project-number", info["project_number"],

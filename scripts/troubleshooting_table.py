@@ -1,4 +1,4 @@
-"""The troubleshooting table of ``docs/troubleshooting.md``: generate it from the catalogue in ``diagnosis.py``.
+"""The troubleshooting table of ``docs/troubleshooting.md``: generate it from the catalogue in ``fixes.py``.
 
     python scripts/troubleshooting_table.py            # write the table between the catalogue-table markers
     python scripts/troubleshooting_table.py --check    # exit 1 when the committed table is stale
@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from airflow_provider_gcp_wif import diagnosis
+from airflow_provider_gcp_wif import diagnosis, fixes
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGE = DOCS / "troubleshooting.md"
@@ -63,10 +63,10 @@ SYMPTOMS = {
 
 
 def catalogue() -> list[tuple[str, str, str]]:
-    """(step, rule, fix with placeholders) for every rule of diagnosis.py, in matching order."""
+    """(step, rule, fix with placeholders) for every rule of fixes.py, in matching order."""
     context = (diagnosis.PLACEHOLDER_SETTINGS, diagnosis.UNKNOWN_CALLER)
-    rows = [("sts_exchange", name, fix(*context)) for name, _, fix in diagnosis._STS_RULES]
-    rows += [("impersonation", name, fix(*context)) for name, _, fix in diagnosis._IAM_RULES]
+    rows = [("sts_exchange", name, fix(*context)) for name, _, fix in fixes.STS_RULES]
+    rows += [("impersonation", name, fix(*context)) for name, _, fix in fixes.IAM_RULES]
     return rows
 
 

@@ -22,8 +22,8 @@ ever contains a token, an AWS secret or a subject token.
 
 Laid out like Airflow's own CLI: this module holds the parser and loads a command's module
 (``<command>_command.py``) only when that command runs, so ``gcp-wif --help`` imports no command and each command
-imports only its own; ``common.py`` is what they share. The names the single ``cli.py`` had are still importable
-from here (loaded on first use).
+imports only its own; ``common.py`` is what they share. Import a command's names from its module
+(``from airflow_provider_gcp_wif.cli.doctor_command import doctor``).
 """
 
 from __future__ import annotations
@@ -32,10 +32,9 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import TextIO
 
 from airflow_provider_gcp_wif.cli.common import (
-    AWS_PARTITIONS,
     DISTRIBUTION,
     EXIT_FAILED,
     EXIT_USAGE,
@@ -46,39 +45,9 @@ from airflow_provider_gcp_wif.cli.common import (
     UsageError,
     one_line,
 )
+from airflow_provider_gcp_wif.resource_names import AWS_PARTITIONS
 
-#: Where each name of the former ``cli.py`` lives now: ``from airflow_provider_gcp_wif.cli import doctor`` (tasks,
-#: docs), ``build_setup_plan``, ``api_base_url``, ... keep working and import only their command's module.
-_MOVED = {
-    "common": ("EXIT_OK", "SUBJECT_LIMIT_BYTES", "Source", "airflow_connection", "AIRFLOW3_SUBPROCESS_ADVICE",
-               "in_airflow3_task_subprocess", "load_source"),
-    "token_command": ("cmd_token",),
-    "doctor_command": ("OK", "WARN", "FAIL", "SKIP", "Check", "Step", "STEPS", "api_base_url", "Doctor",
-                       "DoctorFailed", "doctor", "cmd_doctor"),
-    "setup_command": ("AWS_ROLE_MAPPING", "ATTRIBUTE_MAPPING", "SERVICES", "AWS_CLAIMS", "JWT_SIGNING_ALGORITHM",
-                      "JWT_MAX_DURATION_SECONDS", "JWT_POLICY_NAME", "MAX_SESSION_NAME", "SETUP_ENV_DEFAULTS",
-                      "SetupArgs", "SetupPlan", "build_setup_plan", "render_gcloud", "render_terraform",
-                      "AWS_FEDERATION_RESOURCE", "cmd_setup"),
-    "mwaa_bundle_command": ("MWAA_IMAGE_PACKAGES", "MWAA_PLATFORM", "PLUGIN_MODULE_SOURCE", "build_wheel",
-                            "wheel_metadata", "MwaaImage", "mwaa_image", "download_dependency_wheels",
-                            "cmd_mwaa_bundle", "write_mwaa_bundle"),
-}
-_MODULE_OF = {name: module for module, names in _MOVED.items() for name in names}
-
-__all__ = ["AWS_PARTITIONS", "DISTRIBUTION", "EXIT_FAILED", "EXIT_USAGE", "FEDERATIONS", "MWAA_BUNDLE_HELP",
-           "MWAA_IMAGE_PYTHON", "MWAA_PLUGINS_DIR", "PLUGIN_MODULE_NAME", "UsageError", "main", "one_line",
-           *_MODULE_OF]
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_MODULE_OF})
+__all__ = ["MWAA_BUNDLE_HELP", "main"]
 
 
 Handler = Callable[[argparse.Namespace, TextIO, TextIO], int]

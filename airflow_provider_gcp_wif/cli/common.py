@@ -25,7 +25,6 @@ MWAA_PLUGINS_DIR = "/usr/local/airflow/plugins"
 MWAA_IMAGE_PYTHON = {"2.9.2": "3.11", "2.10.1": "3.11", "2.10.3": "3.11", "2.11.0": "3.12", "2.11.2": "3.12",
                      "3.0.6": "3.12", "3.2.1": "3.12", "3.3.1": "3.12"}
 PLUGIN_MODULE_NAME = "gcp_wif_plugin.py"
-AWS_PARTITIONS = ("aws", "aws-us-gov", "aws-cn")
 FEDERATIONS = ("sigv4", "jwt")
 
 
@@ -70,7 +69,7 @@ AIRFLOW3_SUBPROCESS_ADVICE = (
     "This is a process started by an Airflow 3 task (e.g. a BashOperator): it has no task context, and the task "
     "SDK gives no process direct access to the metadata database, so a connection stored there (UI, `airflow "
     "connections add`) cannot be read here; connections from environment variables or a secrets backend can. "
-    "Run the doctor inside the task instead: `from airflow_provider_gcp_wif.cli import doctor` and call "
+    "Run the doctor inside the task instead: `from airflow_provider_gcp_wif.cli.doctor_command import doctor` and call "
     "`doctor(\"CONN_ID\")` in a @task function or PythonOperator callable (it prints the same checklist to the "
     "task log and fails the task when a check fails)."
 )

@@ -64,7 +64,7 @@ def api_base_url(settings: WifSettings) -> str:
 def _refused_api_url(raw: str, settings: WifSettings) -> str | None:
     """Why ``--api-url`` is refused (the endpoint grammar, the sending libraries' reading, the allow-list), or
     ``None``."""
-    from airflow_provider_gcp_wif.config import EndpointRefused, checked_endpoint, parse_allowed_hosts
+    from airflow_provider_gcp_wif.endpoints import EndpointRefused, checked_endpoint, parse_allowed_hosts
     from airflow_provider_gcp_wif.integration import allowed_endpoint_hosts  # the environment without Airflow
 
     try:
@@ -371,7 +371,7 @@ def doctor(conn_id: str | None = None, *, api_call: bool = True, api_url: str | 
 
         @task
         def check_gcp_wif():
-            from airflow_provider_gcp_wif.cli import doctor
+            from airflow_provider_gcp_wif.cli.doctor_command import doctor
             doctor("gcp_wif_default")
 
     Prints the checklist (to the task log) and returns it as dicts; raises :class:`DoctorFailed` when a check

@@ -37,15 +37,10 @@ from typing import Any
 from airflow.providers.google.cloud._internal_client.secret_manager_client import _SecretManagerClient
 from airflow.providers.google.cloud.secrets.secret_manager import CloudSecretManagerBackend
 
-from airflow_provider_gcp_wif.config import (
-    KNOWN_KEYS,
-    EndpointRefused,
-    WifSettings,
-    checked_endpoint,
-    parse_allowed_hosts,
-    shown_url,
-)
+from airflow_provider_gcp_wif.config import KNOWN_KEYS, WifSettings
+from airflow_provider_gcp_wif.endpoints import EndpointRefused, checked_endpoint, parse_allowed_hosts
 from airflow_provider_gcp_wif.errors import WifConfigError
+from airflow_provider_gcp_wif.excerpts import shown_url
 
 #: The WIF settings a backend takes (a connection's extras, minus the AWS connection it cannot look up).
 WIF_KWARGS = tuple(key for key in KNOWN_KEYS if key != "aws_conn_id")
@@ -189,13 +184,12 @@ class CloudSecretManagerWifBackend(CloudSecretManagerBackend):
 
 
 def _aws_supplier(profile: str | None, role_arn: str | None, region: str | None) -> Any:
-    import re
-
+    from airflow_provider_gcp_wif.resource_names import is_role_arn
     from airflow_provider_gcp_wif.supplier import Boto3Supplier
 
     if role_arn is None:
         return Boto3Supplier.default_chain(region=region, profile=profile)
-    if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", str(role_arn)):
+    if not is_role_arn(str(role_arn)):
         raise _fail("aws_role_arn", f"{role_arn!r} is not an IAM role ARN.",
                     "use arn:aws:iam::ACCOUNT_ID:role/ROLE_NAME, or leave it out to use the identity as it is.")
     from airflow_provider_gcp_wif.token_service import assume_role_session

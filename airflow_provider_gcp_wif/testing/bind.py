@@ -18,7 +18,27 @@ class NonLoopbackHostError(ValueError):
 
 
 def is_loopback(host: str) -> bool:
-    """``localhost``, 127.0.0.0/8 or ``::1`` (brackets allowed)."""
+    """Whether ``host`` names this machine's loopback interface: the project's one loopback test.
+
+    Both places that ask use this function: the emulator's bind check (:func:`require_loopback`) and the provider's
+    endpoint check (``airflow_provider_gcp_wif.endpoints.checked_endpoint``: plain http only to a loopback host, and
+    only when the deployment lists it). It lives here because the emulator imports nothing of the provider, while
+    the provider may import this module: it needs the standard library only, and importing
+    ``airflow_provider_gcp_wif.testing`` loads plain data (``defaults``), nothing of moto, werkzeug or requests.
+
+    Loopback (surrounding whitespace and ``[...]`` brackets ignored):
+
+    * ``localhost`` in any case (DNS names are case-insensitive), also in its fully qualified form ``localhost.``;
+    * an IPv4 address of 127.0.0.0/8 written as a dotted quad;
+    * ``::1`` in any IPv6 spelling (``0:0:0:0:0:0:0:1``, ``0::1``).
+
+    Not loopback, though some reach it: other names (``foo.localhost``, ``localhost.evil.example``,
+    ``127.0.0.1.nip.io``), the resolver's shorthand numbers (``127.1``, ``2130706433``, ``0x7f.1``, leading zeros),
+    IPv4-mapped or -compatible IPv6 (``::ffff:127.0.0.1``, ``::127.0.0.1``), a scoped ``::1%lo``, and the wildcard
+    addresses (``0.0.0.0``, ``::``). Refusing a spelling that does reach loopback costs a caller nothing (write
+    ``127.0.0.1``); counting one that does not would let the emulator listen on a network, or a credential travel
+    over plain http off the machine, so the test errs on the side of "no".
+    """
     host = host.strip()
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

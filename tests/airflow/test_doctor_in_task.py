@@ -36,6 +36,6 @@ def test_the_doctor_runs_in_a_task_and_the_bash_route_says_what_to_do(emulator, 
         assert "all checks passed" in bash, bash
     elif AIRFLOW_3:
         assert "exit=1" in bash or "exit=2" in bash, bash
-        assert "from airflow_provider_gcp_wif.cli import doctor" in bash and "BashOperator" in bash, bash
+        assert "from airflow_provider_gcp_wif.cli.doctor_command import doctor" in bash and "BashOperator" in bash, bash
     else:  # Airflow 2: the child process reads the metadata database itself
         assert "exit=0" in bash, bash

@@ -24,7 +24,7 @@ import botocore.session
 import pytest
 
 from airflow_provider_gcp_wif.cli import _parser as cli_parser
-from airflow_provider_gcp_wif.cli import build_setup_plan
+from airflow_provider_gcp_wif.cli.setup_args import build_setup_plan
 from tests.airflow_process import (
     AIRFLOW_3,
     EXAMPLE_DAGS,

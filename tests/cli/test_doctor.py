@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from airflow_provider_gcp_wif.cli import api_base_url
+from airflow_provider_gcp_wif.cli.doctor_command import api_base_url
 from airflow_provider_gcp_wif.config import WifSettings
 
 from .running import gcp_wif_extra, issued_token_fingerprints, printed_token_fingerprints, run_cli, statuses
@@ -144,7 +144,7 @@ def test_in_a_task_subprocess_on_airflow_3_an_unreadable_connection_gets_the_in_
     monkeypatch.setenv("AIRFLOW_CTX_TASK_ID", "check")  # what a BashOperator exports to its command
     code, out, _ = run_cli("doctor", "--conn-id", "no_such_connection")
     assert code == 1 and statuses(out)["settings"] == "FAIL"
-    advised = "from airflow_provider_gcp_wif.cli import doctor" in out and "@task" in out
+    advised = "from airflow_provider_gcp_wif.cli.doctor_command import doctor" in out and "@task" in out
     assert advised == (int(version("apache-airflow").split(".")[0]) >= 3), out
 
 

@@ -3,7 +3,7 @@ skipped and leaves out a step that does not apply. The real steps run end to end
 
 from __future__ import annotations
 
-from airflow_provider_gcp_wif.cli import FAIL, OK, SKIP, STEPS, WARN, Check, Doctor, Step
+from airflow_provider_gcp_wif.cli.doctor_command import FAIL, OK, SKIP, STEPS, WARN, Check, Doctor, Step
 
 
 def step(name: str, status: str, applies: bool = True) -> Step:

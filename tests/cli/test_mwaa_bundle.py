@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_gcp_wif import __version__
-from airflow_provider_gcp_wif.cli import PLUGIN_MODULE_NAME
+from airflow_provider_gcp_wif.cli.common import PLUGIN_MODULE_NAME
 
 from .running import run_cli
 

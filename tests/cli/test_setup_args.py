@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from airflow_provider_gcp_wif.cli import SetupArgs, _parser, build_setup_plan, render_gcloud, render_terraform
+from airflow_provider_gcp_wif.cli import _parser
+from airflow_provider_gcp_wif.cli.setup_args import SetupArgs, build_setup_plan
+from airflow_provider_gcp_wif.cli.setup_writers import render_gcloud, render_terraform
 from tests.cli.golden_cases import GOLDEN, environment
 
 

@@ -27,8 +27,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_gcp_wif import cli
-from airflow_provider_gcp_wif.cli import SERVICES, SETUP_ENV_DEFAULTS, SetupArgs, build_setup_plan
-from airflow_provider_gcp_wif.cli.setup_command import hcl_string
+from airflow_provider_gcp_wif.cli.setup_args import SETUP_ENV_DEFAULTS, SetupArgs, build_setup_plan
+from airflow_provider_gcp_wif.cli.setup_plan import SERVICES
+from airflow_provider_gcp_wif.cli.setup_writers import hcl_string
 
 ISSUER = "https://0f5a1d2e-abcd-4e3f-9a8b-1234567890ab.tokens.sts.global.api.aws"
 #: Values Google or AWS accept, per flag (dest): the property mixes them with hostile ones.

@@ -15,7 +15,7 @@ import pathlib
 import pytest
 
 from airflow_provider_gcp_wif import TokenService, config, integration, provider_info
-from airflow_provider_gcp_wif.cli import setup_command
+from airflow_provider_gcp_wif.cli import setup_args
 from airflow_provider_gcp_wif.errors import WifConfigError
 
 GOLDEN = json.loads((pathlib.Path(__file__).parent / "golden" / "field_registry.json").read_text())
@@ -56,7 +56,7 @@ def test_the_keys_that_mark_a_gcp_wif_connection_are_unchanged(key):
 
 
 def test_setup_flags_named_for_settings_fields_are_unchanged():
-    assert list(setup_command._SETUP_FLAGS.items()) == [tuple(item) for item in GOLDEN["setup_flags"]]
+    assert list(setup_args.SETUP_FLAGS.items()) == [tuple(item) for item in GOLDEN["setup_flags"]]
 
 
 @pytest.mark.parametrize("argument", sorted(BAD_SEED_ARGUMENTS))

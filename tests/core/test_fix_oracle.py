@@ -18,7 +18,7 @@ import boto3
 import google.auth.transport.requests
 import pytest
 
-from airflow_provider_gcp_wif import diagnosis, errors, resource_names
+from airflow_provider_gcp_wif import diagnosis, errors, fixes, resource_names
 from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.credentials import get_credentials
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
@@ -168,7 +168,7 @@ def test_applying_the_printed_fix_makes_the_exchange_work(name, emulator, settin
         "the error came from another catalogue rule"
     if scenario.federation == "jwt":  # several jwt rules share update-oidc: the answer must be this rule's
         answer = diagnosis.GoogleAnswer(error.status, error.code or "", error.reason, ())
-        rules = diagnosis._STS_RULES if error.step == "sts_exchange" else diagnosis._IAM_RULES
+        rules = fixes.STS_RULES if error.step == "sts_exchange" else fixes.IAM_RULES
         assert next(n for n, matches, _ in rules if matches(answer)) == scenario.rule[1], str(error)
 
     gcloud = EmulatedGcloud(emulator.control)
@@ -198,7 +198,7 @@ def _verbs_of_rule(step: str, rule: str, federation: str = "sigv4") -> set[str]:
 
 
 def _rule_fix(step: str, rule: str, federation: str = "sigv4") -> str:
-    rules = diagnosis._STS_RULES if step == "sts_exchange" else diagnosis._IAM_RULES
+    rules = fixes.STS_RULES if step == "sts_exchange" else fixes.IAM_RULES
     context = _JWT_CONTEXT if federation == "jwt" else _CONTEXT
     return next(fix for name, _, fix in rules if name == rule)(*context)
 
@@ -225,7 +225,7 @@ def test_every_rule_whose_fix_changes_google_configuration_has_a_scenario():
     """Per route: a rule the route can meet whose fix changes Google's configuration has a scenario on that route
     (on jwt only where its fix differs from sigv4's: the other fixes are the same commands, proven once)."""
     needed = set()
-    for step, rules in (("sts_exchange", diagnosis._STS_RULES), ("impersonation", diagnosis._IAM_RULES)):
+    for step, rules in (("sts_exchange", fixes.STS_RULES), ("impersonation", fixes.IAM_RULES)):
         for name, _, fix in rules:
             sigv4, jwt = fix(*_CONTEXT), fix(*_JWT_CONTEXT)
             if not name.startswith("jwt_") and any(is_mutating(c) for c in gcloud_commands(sigv4)):
@@ -257,19 +257,19 @@ def test_fixes_name_the_callers_partition_and_universe(partition):
     settings = WifSettings.from_extras({**_EXTRAS, "impersonation_chain": _SA, "universe_domain": "example.test"},
                                        allowed_endpoint_hosts="example.test")
     caller = diagnosis.Caller(arn_lookup=lambda: f"arn:{partition}:sts::123456789012:assumed-role/wif-role/session")
-    fixes = " ".join(fix(settings, caller) for _, _, fix in diagnosis._STS_RULES + diagnosis._IAM_RULES)
-    assert f"arn:{partition}:sts::123456789012:assumed-role/wif-role" in fixes
-    assert "arn:aws:sts::" not in fixes
-    assert "principalSet://iam.example.test/projects/734501234567/" in fixes
-    assert "iam.googleapis.com/projects" not in fixes
+    texts = " ".join(fix(settings, caller) for _, _, fix in fixes.STS_RULES + fixes.IAM_RULES)
+    assert f"arn:{partition}:sts::123456789012:assumed-role/wif-role" in texts
+    assert "arn:aws:sts::" not in texts
+    assert "principalSet://iam.example.test/projects/734501234567/" in texts
+    assert "iam.googleapis.com/projects" not in texts
 
 
 def test_one_default_aws_role_mapping_everywhere():
     """The setup, the fixes and the emulated Google agree on Google's default attribute.aws_role mapping."""
-    from airflow_provider_gcp_wif import cli
+    from airflow_provider_gcp_wif.cli.setup_plan import ATTRIBUTE_MAPPING
     from airflow_provider_gcp_wif.testing import cel
 
-    assert cli.AWS_ROLE_MAPPING == resource_names.AWS_ROLE_MAPPING == cel.AWS_ROLE_DEFAULT
+    assert ATTRIBUTE_MAPPING["attribute.aws_role"] == resource_names.AWS_ROLE_MAPPING == cel.AWS_ROLE_DEFAULT
 
 
 def test_in_another_universe_the_printed_binding_is_the_one_that_works(emulator, aws_env, role_supplier):
@@ -302,6 +302,6 @@ def test_every_command_in_every_fix_parses_in_real_gcloud(tmp_path):
     """The commands the oracle applies are also the ones gcloud accepts (flags, positional arguments)."""
     context = (_CONTEXT[0].replace(lifetime_seconds=7200), _CONTEXT[1])
     lines = sorted({c.replace("ORG_ID", "1234567").replace("PROJECT_ID", "wif-demo-project")
-                    for _, _, fix in diagnosis._STS_RULES + diagnosis._IAM_RULES
+                    for _, _, fix in fixes.STS_RULES + fixes.IAM_RULES
                     for c in gcloud_commands(fix(*context))})
     assert_gcloud_parses(lines, tmp_path)

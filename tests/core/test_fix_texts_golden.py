@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from airflow_provider_gcp_wif import diagnosis
+from airflow_provider_gcp_wif import diagnosis, fixes
 from airflow_provider_gcp_wif.config import WifSettings
 
 GOLDEN = Path(__file__).parent / "golden" / "fix_texts.json"
@@ -59,11 +59,11 @@ class _ClientError(Exception):
 def render() -> dict[str, str]:
     texts: dict[str, str] = {}
     for case, (settings, caller) in cases().items():
-        for step, rules in (("sts_exchange", diagnosis._STS_RULES), ("impersonation", diagnosis._IAM_RULES)):
+        for step, rules in (("sts_exchange", fixes.STS_RULES), ("impersonation", fixes.IAM_RULES)):
             for name, _, fix in rules:
                 texts[f"{case}/{step}/{name}"] = fix(settings, caller)
             for status in STATUSES:
-                texts[f"{case}/{step}/status-{status}"] = diagnosis.fix_for_status(step, status, settings, caller)
+                texts[f"{case}/{step}/status-{status}"] = fixes.fix_for_status(step, status, settings, caller)
     audience = "https://iam.googleapis.com/projects/734501234567/locations/global/workloadIdentityPools/aws-pool/" \
                "providers/aws-jwt"
     for code in AWS_CODES:

@@ -3,10 +3,11 @@ member and ARN, in every Google universe and AWS partition."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_gcp_wif import diagnosis, resource_names
+from airflow_provider_gcp_wif import diagnosis, fixes, resource_names
 from airflow_provider_gcp_wif.config import WifSettings
 
 NUMBERS = st.from_regex(r"[1-9][0-9]{0,11}", fullmatch=True)
@@ -55,11 +56,46 @@ def test_the_fixes_name_the_members_and_audiences_of_resource_names():
     caller = "arn:aws-cn:sts::111122223333:assumed-role/wif/s"
     sigv4 = diagnosis.Caller(arn_lookup=lambda: caller)
     assert f'--member="{resource_names.principal_member("123", "pool-1", caller, "s3nsapis.fr")}"' in \
-        diagnosis._fix_permission_denied(settings_, sigv4)
+        fixes.fix_permission_denied(settings_, sigv4)
     sub = "arn:aws-cn:iam::111122223333:role/wif"
     jwt_settings = settings_.replace(federation="jwt")
     jwt = diagnosis.Caller(jwt_claims_lookup=lambda: {"sub": sub})
     assert f'--member="{resource_names.role_member("123", "pool-1", sub, "s3nsapis.fr")}"' in \
-        diagnosis._fix_permission_denied(jwt_settings, jwt)
+        fixes.fix_permission_denied(jwt_settings, jwt)
     assert f"--allowed-audiences={resource_names.https_audience(settings_.audience)}`" in \
-        diagnosis._fix_jwt_audience(jwt_settings, jwt)
+        fixes.fix_jwt_audience(jwt_settings, jwt)
+
+
+# -- one grammar per name (issue #25): setup, the settings, the secrets backend and the fix texts read the same ---
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(PARTITIONS, ACCOUNTS, PATHS, ROLE_NAMES)
+def test_every_role_arn_setup_writes_is_one_the_one_grammar_reads_back(partition, account, path, name):
+    arn = resource_names.iam_role_arn(account, name, partition, path)
+    match = resource_names.ROLE_ARN.fullmatch(arn)
+    assert match and (match["partition"], match["account"], match["path"], match["name"]) == (
+        partition, account, path, name)
+    assert resource_names.is_role_arn(arn)
+    assert resource_names.role_name_of(arn) == name
+
+
+@pytest.mark.parametrize("text", [
+    "arn:aws:iam::12345678901\u0662:role/wif",  # a Unicode digit (\\d took it)
+    "arn:aws-iso:iam::123456789012:role/wif",  # a partition the provider does not write for
+    "arn:aws:iam::123456789012:role/w!f",  # not a role name
+    "arn:aws:iam::123456789012:role/wif\n",  # $ matched before a trailing newline
+    "arn:aws:iam::123456789012:user/wif",
+    "arn:aws:iam::123456789012:role/",
+    "arn:aws:sts::123456789012:assumed-role/wif/session",
+    "wif",
+])
+def test_what_is_not_a_role_arn(text):
+    assert not resource_names.is_role_arn(text)
+
+
+@pytest.mark.parametrize(("text", "number"), [
+    ("734501234567", True), ("1", True), ("9" * 20, True), ("9" * 21, False), ("", False), ("12a", False),
+    ("\u0661\u0662\u0663", False), ("123\n", False), ("my-project", False),
+])
+def test_the_project_number_grammar(text, number):
+    assert bool(resource_names.PROJECT_NUMBER.fullmatch(text)) is number

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_gcp_wif import fields
-from airflow_provider_gcp_wif.config import ALLOWED_HOSTS_ENV, KNOWN_KEYS, LEGACY_PREFIX, WifSettings
+from airflow_provider_gcp_wif.config import KNOWN_KEYS, WifSettings
+from airflow_provider_gcp_wif.constants import ALLOWED_HOSTS_ENV, LEGACY_PREFIX
 from airflow_provider_gcp_wif.errors import WifConfigError
 
 ALLOWED = "sts.corp.example,.psc.corp.example,corp.example"
@@ -152,10 +153,10 @@ def test_replace_warns_when_a_lifetime_is_set_without_impersonation(caplog):
 
 
 def test_every_field_names_a_parser_step_and_re_checks_known_fields():
-    from airflow_provider_gcp_wif.config import _STEPS
+    from airflow_provider_gcp_wif.extras_parser import STEPS
 
     for field in fields.FIELDS:
-        assert field.parser in _STEPS, field.key
+        assert field.parser in STEPS, field.key
         assert set(field.rechecks) <= set(KNOWN_KEYS), field.key
 
 

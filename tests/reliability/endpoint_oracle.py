@@ -17,7 +17,7 @@ import requests.adapters
 from hypothesis import strategies as st
 from urllib3.util import parse_url
 
-from airflow_provider_gcp_wif.config import AWS_SUBJECT_TOKEN_TYPE
+from airflow_provider_gcp_wif.constants import AWS_SUBJECT_TOKEN_TYPE
 
 AUDIENCE = "//iam.googleapis.com/projects/734501234567/locations/global/workloadIdentityPools/aws-pool/providers/aws-provider"
 SA = "airflow-wif@wif-demo-project.iam.gserviceaccount.com"

@@ -19,7 +19,7 @@ except ImportError:  # Airflow 2.11
 
 
 def doctor_in_task() -> None:
-    from airflow_provider_gcp_wif.cli import doctor
+    from airflow_provider_gcp_wif.cli.doctor_command import doctor
 
     checks = doctor(os.environ["GCP_WIF_TEST_CONN_ID"])
     with open(os.environ["GCP_WIF_TEST_OUTPUT"] + ".task", "w") as out:
