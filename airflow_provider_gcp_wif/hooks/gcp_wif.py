@@ -1,7 +1,7 @@
 """``GcpWifHook``: the hook of ``gcp_wif`` connections.
 
 Stock Google operators do not need it (their own hooks honour ``gcp_wif`` connections through
-:mod:`airflow_provider_gcp_wif.integration`); it is what Airflow instantiates for the connection form and the Test
+:mod:`airflow_provider_gcp_wif.extension`); it is what Airflow instantiates for the connection form and the Test
 button, and what DAG authors may use for credentials directly.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
 
 from airflow_provider_gcp_wif.constants import CONN_TYPE, DEFAULT_CONN_ID
-from airflow_provider_gcp_wif.integration import activate
+from airflow_provider_gcp_wif.extension import activate
 from airflow_provider_gcp_wif.provider_info import CONN_FIELDS, HIDDEN_FIELDS, HOOK_NAME
 
 activate()

@@ -17,7 +17,7 @@ import textwrap
 
 import pytest
 
-from airflow_provider_gcp_wif import integration
+from airflow_provider_gcp_wif import extension
 
 WRAPPED = ("__init__", "get_credentials_and_project_id", "provide_gcp_credential_file_as_context",
            "provide_authorized_gcloud")
@@ -72,14 +72,14 @@ def test_installed_provider_honours_the_contract_and_the_wrappers_keep_its_signa
             stock[name].__name__, stock[name].__qualname__, stock[name].__doc__)
     # The guard accepts this provider's methods, and refuses them renamed or re-signed.
     stock_class = type("Stock", (GoogleBaseHook,), dict(stock))
-    assert integration.contract_problems(stock_class) == []
+    assert extension.contract_problems(stock_class) == []
     renamed = type("Renamed", (stock_class,), {"provide_authorized_gcloud": None})
-    assert integration.contract_problems(renamed) == ["GoogleBaseHook.provide_authorized_gcloud is missing"]
+    assert extension.contract_problems(renamed) == ["GoogleBaseHook.provide_authorized_gcloud is missing"]
 
     def resigned(self, scopes):
         return stock["get_credentials_and_project_id"](self)
 
-    assert "takes arguments besides self" in integration.contract_problems(
+    assert "takes arguments besides self" in extension.contract_problems(
         type("Resigned", (stock_class,), {"get_credentials_and_project_id": resigned}))[0]
 
 
@@ -87,30 +87,30 @@ def test_deactivate_restores_the_exact_originals_and_activate_extends_again():
     from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
 
     stock = {name: GoogleBaseHook.__dict__[name].__wrapped__ for name in WRAPPED}
-    integration.deactivate()
+    extension.deactivate()
     try:
         assert {name: GoogleBaseHook.__dict__[name] for name in WRAPPED} == stock
         assert all(GoogleBaseHook.__dict__[name] is stock[name] for name in WRAPPED)
         assert "_gcp_wif_extended" not in GoogleBaseHook.__dict__
-        integration.deactivate()  # twice is harmless
+        extension.deactivate()  # twice is harmless
     finally:
-        integration.activate()
+        extension.activate()
     assert all(GoogleBaseHook.__dict__[name].__wrapped__ is stock[name] for name in WRAPPED)
 
 
 def test_the_import_hook_removes_itself_once_it_has_fired_and_deactivate_restores():
     result = run_python("""
         import json, sys
-        from airflow_provider_gcp_wif import integration
+        from airflow_provider_gcp_wif import extension
         import airflow_provider_gcp_wif.plugin
-        finders = lambda: sum(isinstance(f, integration._PostImportFinder) for f in sys.meta_path)
+        finders = lambda: sum(isinstance(f, extension._PostImportFinder) for f in sys.meta_path)
         before = finders()
         from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
         after = finders()
         names = ["__init__", "get_credentials_and_project_id", "provide_gcp_credential_file_as_context",
                  "provide_authorized_gcloud"]
         stock = {n: GoogleBaseHook.__dict__[n].__wrapped__ for n in names}
-        integration.deactivate()
+        extension.deactivate()
         restored = all(GoogleBaseHook.__dict__[n] is stock[n] for n in names)
         print(json.dumps({"before": before, "after": after, "restored": restored}))
     """)
@@ -120,11 +120,11 @@ def test_the_import_hook_removes_itself_once_it_has_fired_and_deactivate_restore
 def test_deactivate_before_the_import_leaves_google_untouched():
     result = run_python("""
         import json, sys
-        from airflow_provider_gcp_wif import integration
+        from airflow_provider_gcp_wif import extension
         import airflow_provider_gcp_wif.plugin
-        integration.deactivate()
+        extension.deactivate()
         from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
-        print(json.dumps({"finders": sum(isinstance(f, integration._PostImportFinder) for f in sys.meta_path),
+        print(json.dumps({"finders": sum(isinstance(f, extension._PostImportFinder) for f in sys.meta_path),
                           "wrapped": any(hasattr(GoogleBaseHook.__dict__[n], "__wrapped__")
                                          for n in ("__init__", "get_credentials_and_project_id"))}))
     """)
@@ -195,10 +195,10 @@ MUTATIONS = {
     # Whatever goes wrong inside the extension, the import of base_google must not fail.
     "extension crashes": """
         def mutate(cls):
-            from airflow_provider_gcp_wif import integration
+            from airflow_provider_gcp_wif import extension
             def crash(hook_class):
                 raise RuntimeError("boom")
-            integration.contract_problems = crash
+            extension.contract_problems = crash
     """,
 }
 
@@ -261,7 +261,7 @@ def test_a_changed_google_provider_breaks_no_google_operator_and_wif_connections
     assert answer["keyed"] == ["google.oauth2.service_account", "keyed-project", "service_account"]
     assert answer["anonymous"] == [True, []] and answer["operator"] == []
     assert len(answer["errors"]) == 1, answer["errors"]
-    version = integration.google_provider_version()
+    version = extension.google_provider_version()
     if mutation == "extension crashes":
         assert "could not extend GoogleBaseHook" in answer["errors"][0]
     else:
@@ -272,7 +272,7 @@ def test_a_changed_google_provider_breaks_no_google_operator_and_wif_connections
         kind, field, message = refusal
         assert (kind, field) == ("WifConfigError", "conn_type")
         assert f"apache-airflow-providers-google {version} is not supported" in message
-        oldest, newest = integration.TESTED_GOOGLE_PROVIDERS
+        oldest, newest = extension.TESTED_GOOGLE_PROVIDERS
         assert f"tested {oldest} to {newest}" in message
 
 
