@@ -19,9 +19,12 @@ only at extras keys that a ``google_cloud_platform`` connection never has, and t
 
 Activation costs almost nothing: if ``base_google`` is not imported yet, a post-import hook extends it the moment it
 is, then removes itself (no boto3, google-auth or googleapiclient import happens here). The extension is guarded:
-:func:`contract_problems` checks the installed ``GoogleBaseHook`` first; on a mismatch nothing is wrapped, one error
-is logged and only ``gcp_wif`` connections are refused (:func:`unsupported_provider_error`). Nothing raises inside
-the import of ``base_google``. :func:`deactivate` restores the original methods.
+:func:`contract_problems` checks the installed ``GoogleBaseHook``'s interface first; on a mismatch nothing is wrapped,
+one error is logged and only ``gcp_wif`` connections are refused (:func:`unsupported_provider_error`). What the
+constructor does is checked by its effect, on every hook it builds, before the hook is bound
+(:func:`constructor_problems`): a constructor that no longer leaves ``gcp_conn_id`` and the connection's ``extras``
+refuses ``gcp_wif`` connections the same way, and changes nothing for the others. Nothing raises inside the import of
+``base_google``. :func:`deactivate` restores the original methods.
 """
 
 from __future__ import annotations
@@ -107,7 +110,14 @@ def _remove_finders() -> None:
 
 class _PostImportFinder(importlib.abc.MetaPathFinder):
     """Wraps the loader of ``base_google`` so that :func:`extend` runs right after the module executes; removes
-    itself from ``sys.meta_path`` once it has (every later import finds the module in ``sys.modules``)."""
+    itself from ``sys.meta_path`` once it has (every later import finds the module in ``sys.modules``).
+
+    Not ``wrapt.register_post_import_hook`` (same API in every wrapt MWAA pins, 1.16 to 2.x), because it is not
+    simpler here: ``import wrapt`` costs 20-40 ms in every Airflow process (Airflow 3 and the Google provider do not
+    import it: measured with wrapt 2.5.2 after ``airflow.plugins_manager``), more than this whole activation; its
+    finder stays in ``sys.meta_path`` for good and a hook cannot be unregistered, so :func:`deactivate` would need
+    an "active" flag checked by a hook that still fires; and these two classes are the whole mechanism.
+    """
 
     def __init__(self) -> None:
         self._busy = False
@@ -179,19 +189,20 @@ def _mask_secret(value: str) -> None:
 
 
 def contract_problems(hook_class: Any) -> list[str]:
-    """What the installed ``GoogleBaseHook`` lacks of what :func:`extend` wraps and ``integration.attach`` reads
-    (empty when it can be extended). "Compatible" means:
+    """What the installed ``GoogleBaseHook`` lacks of the interface :func:`extend` wraps (empty when it can be
+    extended). "Compatible" means:
 
     * ``__init__`` is a function taking ``gcp_conn_id`` and ``impersonation_chain`` by keyword, requiring no other
-      argument, and storing ``gcp_conn_id`` and ``extras`` (read by ``attach``; ``extras`` may instead be a
-      property) through ``get_connection``;
+      argument;
     * ``get_connection`` is callable;
     * ``get_credentials_and_project_id`` is a plain (not async) function of ``self`` alone;
     * ``provide_gcp_credential_file_as_context`` and ``provide_authorized_gcloud`` are ``@contextmanager``
       functions of ``self`` alone.
 
     Callers pass nothing else to these (the wrappers have the same signatures), so any release that keeps them
-    works; one that renames or re-signs one of them is refused instead of half-extended.
+    works; one that renames or re-signs one of them is refused instead of half-extended. What the constructor does
+    is checked where it runs, on every hook it builds (:func:`constructor_problems`): how its body is written
+    (decorated, split into helpers) does not matter.
     """
     if not isinstance(hook_class, type):
         return ["GoogleBaseHook is not a class"]
@@ -205,11 +216,11 @@ def contract_problems(hook_class: Any) -> list[str]:
         elif not inspect.isfunction(function):
             problems.append(f"GoogleBaseHook.{name} is a {type(function).__name__}, not a method")
         else:
-            problems.extend(_signature_problems(hook_class, name, function))
+            problems.extend(_signature_problems(name, function))
     return problems
 
 
-def _signature_problems(hook_class: type, name: str, function: Any) -> list[str]:
+def _signature_problems(name: str, function: Any) -> list[str]:
     try:
         parameters = list(inspect.signature(function).parameters.values())
     except (TypeError, ValueError) as err:
@@ -235,11 +246,30 @@ def _signature_problems(hook_class: type, name: str, function: Any) -> list[str]
     required = [p.name for p in rest if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     if required:
         problems.append(f"{where} requires {', '.join(required)}")
-    names = set(function.__code__.co_names)
-    extras = inspect.getattr_static(hook_class, "extras", None)
-    extras_property = isinstance(extras, (property, functools.cached_property))
-    if not {"gcp_conn_id", "get_connection"} <= names or not ("extras" in names or extras_property):
-        problems.append(f"GoogleBaseHook.{name} no longer sets gcp_conn_id and extras from get_connection")
+    return problems
+
+
+def constructor_problems(hook: Any, lookups: Mapping[Any, Any]) -> list[str]:
+    """What ``GoogleBaseHook``'s constructor, having just run, left out of what ``integration.attach`` reads (empty
+    when the hook can be bound): ``gcp_conn_id`` is set, and ``extras`` reads as a mapping that is the connection's
+    extras — when the constructor looked up (``lookups``) a ``gcp_wif`` connection whose extras mark it as one,
+    ``extras`` marks it too (else such a hook would quietly take the stock path, with Application Default
+    Credentials). No lookup and no I/O: ``extras`` is read as ``attach`` reads it (a property reading the connection
+    finds it in ``lookups``)."""
+    problems = []
+    conn_id = getattr(hook, "gcp_conn_id", _MISSING)
+    if conn_id is _MISSING:
+        problems.append("GoogleBaseHook.__init__ no longer sets gcp_conn_id")
+    try:
+        extras = hook.extras
+    except Exception as err:  # noqa: BLE001 - whatever it raises, attach could not read it
+        return [*problems, f"GoogleBaseHook.extras is not readable after __init__ ({type(err).__name__})"]
+    if not isinstance(extras, Mapping):
+        return [*problems, f"GoogleBaseHook.extras is a {type(extras).__name__}, not the connection's extras"]
+    connection = lookups[conn_id] if conn_id is not _MISSING and conn_id in lookups else None
+    if (getattr(connection, "conn_type", None) == CONN_TYPE and not looks_like_wif(extras)
+            and looks_like_wif(getattr(connection, "extra_dejson", None))):
+        problems.append(f"GoogleBaseHook.extras are not the extras of the connection {conn_id!r}")
     return problems
 
 
@@ -341,7 +371,7 @@ def extend(module: ModuleType) -> None:
             yield
 
     wrappers = {
-        "__init__": _init_wrapper(hook_class.__init__, attach),
+        "__init__": _init_wrapper(hook_class.__init__, _checked_attach),
         "get_credentials_and_project_id": get_credentials_and_project_id,
         "provide_gcp_credential_file_as_context": functools.wraps(original_file)(
             provide_gcp_credential_file_as_context
@@ -352,22 +382,64 @@ def extend(module: ModuleType) -> None:
     log.debug("gcp_wif: GoogleBaseHook extended for gcp_wif connections")
 
 
+_constructor_reported = False  # whether the error about the constructor was logged (once per process)
+
+
+def _checked_attach(hook: Any, lookups: Mapping[Any, Any]) -> None:
+    """After the stock constructor: bind a ``gcp_wif`` connection (``integration.attach``) if the constructor left
+    what that reads (:func:`constructor_problems`); if it did not, fail closed as on a contract mismatch — the
+    unsupported-provider error for a ``gcp_wif`` connection, nothing for any other (one error logged)."""
+    try:
+        problems = constructor_problems(hook, lookups)
+    except Exception as err:  # noqa: BLE001 - never break a hook over the check itself
+        problems = [f"checking what GoogleBaseHook.__init__ left failed ({type(err).__name__}: {err})"]
+    if not problems:
+        attach(hook, lookups)
+        return
+    global _constructor_reported
+    if not _constructor_reported:
+        _constructor_reported = True
+        log.error(
+            "gcp_wif: %s %s is not supported (%s); gcp_wif connections will fail with a WifConfigError, "
+            "every other Google connection works as before",
+            GOOGLE_PROVIDER, google_provider_version(), "; ".join(problems),
+        )
+    _refuse_wif(hook, lookups, problems)
+
+
+def _refuse_wif(hook: Any, lookups: Mapping[Any, Any], problems: list[str]) -> None:
+    """Raise :func:`unsupported_provider_error` if the hook's constructor used a ``gcp_wif`` connection: one it
+    looked up, or the one ``gcp_conn_id`` names when its extras look like one (or cannot be read). Any error of its
+    own is swallowed: every other connection behaves as the constructor made it."""
+    try:
+        seen = dict(lookups)
+        conn_id = getattr(hook, "gcp_conn_id", None)
+        if conn_id is not None and conn_id not in seen and _extras_may_be_wif(hook):
+            seen[conn_id] = hook.get_connection(conn_id)
+        wif = [cid for cid, conn in seen.items() if getattr(conn, "conn_type", None) == CONN_TYPE]
+    except Exception:
+        log.debug("gcp_wif: could not tell whether this hook's connection is gcp_wif", exc_info=True)
+        return
+    if wif:
+        raise unsupported_provider_error(wif[0], problems)
+
+
+def _extras_may_be_wif(hook: Any) -> bool:
+    """Whether the hook's ``extras`` look like a ``gcp_wif`` connection's, or cannot tell (unreadable, or not a
+    mapping): then only the connection itself can say."""
+    try:
+        extras = getattr(hook, "extras", None)
+    except Exception:  # noqa: BLE001 - unreadable
+        return True
+    return looks_like_wif(extras) if extras is None or isinstance(extras, Mapping) else True
+
+
 def _refuse_wif_connections(hook_class: type[Any], problems: list[str]) -> None:
     """The one patch left when the contract fails: a pass-through ``__init__`` that raises for ``gcp_wif``
-    connections only, whatever the constructor's signature. Any error of its own is swallowed."""
+    connections only, whatever the constructor's signature."""
 
     def refuse(hook: Any, lookups: Mapping[Any, Any]) -> None:
-        try:
-            seen = dict(lookups)
-            conn_id = getattr(hook, "gcp_conn_id", None)
-            if conn_id is not None and conn_id not in seen and looks_like_wif(getattr(hook, "extras", None)):
-                seen[conn_id] = hook.get_connection(conn_id)
-            wif = [cid for cid, conn in seen.items() if getattr(conn, "conn_type", None) == CONN_TYPE]
-        except Exception:
-            log.debug("gcp_wif: could not tell whether this hook's connection is gcp_wif", exc_info=True)
-            return
-        if wif:
-            raise unsupported_provider_error(wif[0], problems)
+        _refuse_wif(hook, lookups, problems)
 
     _install(hook_class, {"__init__": _init_wrapper(hook_class.__init__, refuse)}, extended=False)
 
