@@ -44,11 +44,10 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_gcp_wif.constants import CONN_TYPE
-from airflow_provider_gcp_wif.integration import attach, looks_like_wif
+from airflow_provider_gcp_wif.integration import attach, binding_of, looks_like_wif
 
 if TYPE_CHECKING:
     from airflow_provider_gcp_wif.errors import WifConfigError
-    from airflow_provider_gcp_wif.integration import WifBinding
 
 log = logging.getLogger(__name__)
 
@@ -341,14 +340,14 @@ def extend(module: ModuleType) -> None:
 
     @functools.wraps(original_credentials)
     def get_credentials_and_project_id(self: Any) -> tuple[Any, str | None]:
-        binding: WifBinding | None = self.__dict__.get("_gcp_wif")
+        binding = binding_of(self)
         if binding is None:
             return original_credentials(self)
         return binding.credentials(), binding.settings.project
 
     @contextlib.contextmanager
     def provide_gcp_credential_file_as_context(self: Any) -> Generator[str | None, None, None]:
-        binding: WifBinding | None = self.__dict__.get("_gcp_wif")
+        binding = binding_of(self)
         if binding is None:
             with original_file(self) as path:
                 yield path
@@ -360,7 +359,7 @@ def extend(module: ModuleType) -> None:
 
     @contextlib.contextmanager
     def provide_authorized_gcloud(self: Any) -> Generator[None, None, None]:
-        binding: WifBinding | None = self.__dict__.get("_gcp_wif")
+        binding = binding_of(self)
         if binding is None:
             with original_gcloud(self):
                 yield

@@ -32,6 +32,17 @@ def looks_like_wif(extras: Mapping[str, Any] | None) -> bool:
     return any(key in WIF_MARKER_KEYS or key.startswith(LEGACY_PREFIX) for key in extras)
 
 
+#: Where :func:`attach` keeps a hook's binding: the hook's own ``__dict__`` (not its class, not a property: a stock
+#: hook that is not ``gcp_wif`` has none, and copies of a hook object do not share one).
+_BINDING = "_gcp_wif"
+
+
+def binding_of(hook: Any) -> WifBinding | None:
+    """The :class:`WifBinding` :func:`attach` gave ``hook``, or ``None`` when its connection is not ``gcp_wif``."""
+    binding: WifBinding | None = getattr(hook, "__dict__", {}).get(_BINDING)
+    return binding
+
+
 def attach(hook: Any, lookups: Mapping[Any, Any]) -> None:
     """Bind a hook whose connection is ``gcp_wif``; reuse the connection its constructor looked up (``lookups``)."""
     extras = getattr(hook, "extras", None)
@@ -41,7 +52,7 @@ def attach(hook: Any, lookups: Mapping[Any, Any]) -> None:
     connection = lookups[conn_id] if conn_id in lookups else hook.get_connection(conn_id)
     if getattr(connection, "conn_type", None) != CONN_TYPE:
         return
-    hook.__dict__["_gcp_wif"] = WifBinding.for_hook(
+    hook.__dict__[_BINDING] = WifBinding.for_hook(
         conn_id,
         connection.extra_dejson,
         impersonation_chain=getattr(hook, "impersonation_chain", None),
