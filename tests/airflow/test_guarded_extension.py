@@ -191,6 +191,16 @@ def constructor_with_unreadable_extras(stock_init):
     return __init__
 
 
+def constructor_with_other_extras(stock_init):
+    def __init__(self, gcp_conn_id="google_cloud_default", impersonation_chain=None, **kwargs):
+        self.gcp_conn_id = gcp_conn_id
+        self.impersonation_chain = impersonation_chain
+        self.connection = self.get_connection(self.gcp_conn_id)
+        self.extras = {}  # the connection's extras are read elsewhere now
+
+    return __init__
+
+
 @pytest.mark.parametrize("make_init", [decorated_constructor, constructor_with_a_helper])
 def test_a_constructor_decorated_or_split_into_a_helper_is_extended_and_binds_wif_connections(make_init, monkeypatch):
     from google.auth.credentials import AnonymousCredentials
@@ -210,6 +220,7 @@ def test_a_constructor_decorated_or_split_into_a_helper_is_extended_and_binds_wi
 @pytest.mark.parametrize(("make_init", "problem"), [
     (constructor_without_gcp_conn_id, "no longer sets gcp_conn_id"),
     (constructor_with_unreadable_extras, "GoogleBaseHook.extras is a str"),
+    (constructor_with_other_extras, "GoogleBaseHook.extras are not the extras of the connection 'gcp_wif_probe'"),
 ])
 def test_a_constructor_that_no_longer_leaves_what_the_extension_reads_refuses_wif_connections(make_init, problem,
                                                                                              monkeypatch):
