@@ -1,6 +1,6 @@
 """Where secrets minted or read by the core are announced, so that a host (Airflow's secrets masker) can redact them.
 
-The core imports no Airflow: :mod:`airflow_provider_gcp_wif.integration` registers Airflow's ``mask_secret`` here.
+The core imports no Airflow: :mod:`airflow_provider_gcp_wif.extension` registers Airflow's ``mask_secret`` here.
 
 :func:`redact_google_auth_logs` covers what announcing cannot: google-auth's own request/response logging
 (recent google-auth releases, not 2.34 and older; switched on by ``GOOGLE_SDK_PYTHON_LOGGING_SCOPE`` or by

@@ -13,7 +13,7 @@ from importlib import metadata
 
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_provider_gcp_wif.integration import activate
+from airflow_provider_gcp_wif.extension import activate
 
 #: The distributions whose versions the load line names (a failed pip install on MWAA is otherwise silent).
 LOAD_LINE_DISTRIBUTIONS = ("airflow-provider-gcp-wif", "apache-airflow-providers-google", "google-auth")

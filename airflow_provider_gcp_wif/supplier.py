@@ -13,19 +13,14 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
-import hmac
-import io
 import json
 import logging
 import math
 import os
-import secrets
 import threading
-import time
 import urllib.parse
 import weakref
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from google.auth import aws, identity_pool
@@ -67,14 +62,6 @@ def web_identity_token_duration(
     duration = min(wanted, remaining)
     return duration if duration >= MIN_JWT_DURATION_SECONDS else None
 
-
-#: The role name the loopback credential endpoint reports (google-auth asks for it, then for its credentials).
-ENDPOINT_ROLE_NAME = "gcp-wif"
-#: Seconds the loopback credential endpoint gives a connection to send its whole request before it closes it
-#: (google-auth, gcloud and the Java library send their request at once).
-ENDPOINT_READ_TIMEOUT_SECONDS = 10.0
-#: Connections the loopback credential endpoint serves at once, one thread each; more wait to be accepted.
-ENDPOINT_MAX_CONNECTIONS = 16
 
 # Every live AWS and JWT supplier, so that a forked child can give each one fresh locks (and the AWS ones no boto3
 # session): the one fork registry of this module, see _after_fork_in_child.
@@ -184,78 +171,6 @@ def _install_shared_handlers() -> None:
         get_session._gcp_wif_shared = True  # type: ignore[attr-defined]
         get_session.__wrapped__ = original  # type: ignore[attr-defined]
         botocore.session.get_session = get_session
-
-
-class _RequestDeadlineReader(io.RawIOBase):
-    """A connection's socket read until one deadline: each read waits at most until ``deadline`` (on
-    ``time.monotonic``), and once it has passed raises ``TimeoutError`` (what ``BaseHTTPRequestHandler`` already
-    takes for a read timeout), so a client sending its request a byte at a time cannot hold the connection longer
-    than a client sending nothing."""
-
-    def __init__(self, connection: Any, deadline: float) -> None:
-        super().__init__()
-        self._connection = connection
-        self._deadline = deadline
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("the request did not arrive whole before its deadline")
-        self._connection.settimeout(remaining)
-        return int(self._connection.recv_into(buffer))
-
-
-class _BoundedThreadingHTTPServer(ThreadingHTTPServer):
-    """A ``ThreadingHTTPServer`` that serves at most ``max_connections`` connections at once: the accepting
-    thread waits for a free slot before it starts a thread for the connection it accepted, and meanwhile accepts
-    nothing else (further connections wait in the listen backlog)."""
-
-    daemon_threads = True
-    request_queue_size = 64  # the connections that wait for a slot wait here, not in SYN retries (default 5)
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int) -> None:
-        super().__init__(address, handler)
-        self._max_connections = max(1, max_connections)
-        self._serving = 0
-        self._stopping = False
-        self._slots = threading.Condition()
-
-    def verify_request(self, request: Any, client_address: Any) -> bool:
-        # Runs on the accepting thread before process_request starts a thread: take a slot, or wait for one.
-        with self._slots:
-            while self._serving >= self._max_connections and not self._stopping:
-                self._slots.wait()
-            if self._stopping:
-                return False
-            self._serving += 1
-            return True
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._free_slot()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._free_slot()
-
-    def _free_slot(self) -> None:
-        with self._slots:
-            self._serving -= 1
-            self._slots.notify()
-
-    def stop_waiting_for_slots(self) -> None:
-        """Let an accepting thread that waits for a slot go (it closes that connection), so shutdown() returns."""
-        with self._slots:
-            self._stopping = True
-            self._slots.notify_all()
 
 
 class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
@@ -427,111 +342,6 @@ class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
                 client = session.client("sts", region_name=region)
             self._caller_arn = str(_announcing_signatures(client).get_caller_identity()["Arn"])
         return self._caller_arn
-
-    # -- child processes -------------------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def credential_endpoint(self, web_identity_token: Callable[[], str] | None = None, *,
-                            read_timeout: float = ENDPOINT_READ_TIMEOUT_SECONDS,
-                            max_connections: int = ENDPOINT_MAX_CONNECTIONS) -> Iterator[str]:
-        """Serve this supplier's current AWS credentials to child processes, in the EC2 instance-metadata format
-        that google-auth's (and gcloud's, and the Java library's) ``aws1`` credential source reads from its
-        ``url``; yields that URL.
-
-        With ``web_identity_token`` (``federation: jwt``) it serves that JWT instead, as ``{"token": JWT}`` for an
-        ``identity_pool`` credential source with a ``url`` and a ``json`` format, and yields that URL; the AWS
-        credentials are then not served at all.
-
-        The child then needs no AWS secret in its environment, so none is put into ``os.environ`` (which every
-        thread and every later child of this process would share). The endpoint listens on ``127.0.0.1`` only,
-        on a free port, for the duration of the ``with`` block; every path lies under a random 256-bit
-        capability (``secrets.token_urlsafe``), compared in constant time, so only a process that can read the
-        URL (the 0600 credential file, or this process's memory) can ask; anything else gets 404. Each answer
-        is read from the boto3 session at that moment, so a long child (a Dataflow launch, a gcloud session)
-        keeps working across the session's own refresh of assumed-role credentials. Nothing is logged (the
-        path holds the capability).
-
-        Any local user can connect, capability or not, so connections are bounded: a connection whose whole
-        request has not arrived ``read_timeout`` seconds after it was accepted is closed (however it trickles in:
-        one deadline per connection, not per read), and at most ``max_connections`` are served at once (one thread
-        each); further connections wait in the listen backlog until a slot frees, so idle or trickling connections
-        cost no more than ``max_connections`` threads, and each holds its slot for at most ``read_timeout`` before
-        its request is read. Answering (which may refresh the AWS credentials) is not under that deadline.
-        """
-        capability = secrets.token_urlsafe(32)
-        supplier = self
-        base = f"/{capability}/latest/meta-data/iam/security-credentials"
-
-        jwt_path = f"/{capability}/web-identity-token"
-
-        class Handler(BaseHTTPRequestHandler):
-            def setup(self) -> None:
-                super().setup()
-                deadline = time.monotonic() + read_timeout
-                self.rfile = io.BufferedReader(_RequestDeadlineReader(self.connection, deadline))
-
-            def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0].rstrip("/")
-                if web_identity_token is not None:
-                    if not hmac.compare_digest(path.encode(), jwt_path.encode()):
-                        self._answer(404, "text/plain", "not found")
-                        return
-                    try:
-                        token = web_identity_token()
-                    except (WifExchangeError, WifConfigError) as err:  # names the AWS step and the fix; no secret
-                        self._answer(500, "text/plain", str(err))
-                        return
-                    except Exception as err:  # noqa: BLE001 - the child gets a 500, not a dropped connection
-                        self._answer(500, "text/plain", f"{supplier.description}: {type(err).__name__}")
-                        return
-                    self._answer(200, "application/json", json.dumps({"token": token}))
-                elif hmac.compare_digest(path.encode(), base.encode()):
-                    self._answer(200, "text/plain", ENDPOINT_ROLE_NAME)
-                elif hmac.compare_digest(path.encode(), f"{base}/{ENDPOINT_ROLE_NAME}".encode()):
-                    try:
-                        aws = supplier.get_aws_security_credentials(None, None)
-                    except WifExchangeError as err:  # says which AWS source failed and how to fix it; no secret
-                        self._answer(500, "text/plain", str(err))
-                        return
-                    except Exception as err:  # noqa: BLE001 - the child gets a 500, not a dropped connection
-                        self._answer(500, "text/plain", f"{supplier.description}: {type(err).__name__}")
-                        return
-                    body = {"Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": aws.access_key_id,
-                            "SecretAccessKey": aws.secret_access_key}
-                    if aws.session_token:
-                        body["Token"] = aws.session_token
-                    self._answer(200, "application/json", json.dumps(body))
-                else:
-                    self._answer(404, "text/plain", "not found")
-
-            def _answer(self, status: int, content_type: str, text: str) -> None:
-                self.connection.settimeout(read_timeout)  # the request's deadline left it whatever time remained
-                data = text.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        Handler.timeout = read_timeout  # StreamRequestHandler sets it on each connection's socket (for the answer)
-        server = _BoundedThreadingHTTPServer(("127.0.0.1", 0), Handler, max_connections)
-        thread = threading.Thread(target=server.serve_forever, name="gcp-wif-credential-endpoint", daemon=True)
-        thread.start()
-        owner = os.getpid()
-        try:
-            yield f"http://127.0.0.1:{server.server_port}{jwt_path if web_identity_token is not None else base}"
-        finally:
-            if os.getpid() == owner:
-                server.stop_waiting_for_slots()
-                server.shutdown()
-                server.server_close()
-                thread.join(timeout=5)
-            else:  # a forked child leaving the block: the serving thread is the parent's (shutdown() would wait
-                server.socket.close()  # for it forever); only the child's copy of the socket is closed
 
     # -- federation jwt --------------------------------------------------------------------------------------
 

@@ -65,7 +65,7 @@ def _refused_api_url(raw: str, settings: WifSettings) -> str | None:
     """Why ``--api-url`` is refused (the endpoint grammar, the sending libraries' reading, the allow-list), or
     ``None``."""
     from airflow_provider_gcp_wif.endpoints import EndpointRefused, checked_endpoint, parse_allowed_hosts
-    from airflow_provider_gcp_wif.integration import allowed_endpoint_hosts  # the environment without Airflow
+    from airflow_provider_gcp_wif.options import allowed_endpoint_hosts  # the environment without Airflow
 
     try:
         checked_endpoint(raw, allowed=parse_allowed_hosts(allowed_endpoint_hosts()), universe=settings.universe_domain)

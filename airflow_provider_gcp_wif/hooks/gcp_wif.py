@@ -1,7 +1,7 @@
 """``GcpWifHook``: the hook of ``gcp_wif`` connections.
 
 Stock Google operators do not need it (their own hooks honour ``gcp_wif`` connections through
-:mod:`airflow_provider_gcp_wif.integration`); it is what Airflow instantiates for the connection form and the Test
+:mod:`airflow_provider_gcp_wif.extension`); it is what Airflow instantiates for the connection form and the Test
 button, and what DAG authors may use for credentials directly.
 """
 
@@ -12,7 +12,8 @@ from typing import Any
 from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
 
 from airflow_provider_gcp_wif.constants import CONN_TYPE, DEFAULT_CONN_ID
-from airflow_provider_gcp_wif.integration import activate
+from airflow_provider_gcp_wif.extension import activate
+from airflow_provider_gcp_wif.integration import binding_of
 from airflow_provider_gcp_wif.provider_info import CONN_FIELDS, HIDDEN_FIELDS, HOOK_NAME
 
 activate()
@@ -92,7 +93,7 @@ class GcpWifHook(GoogleBaseHook):
         from airflow_provider_gcp_wif.errors import WifConfigError
         from airflow_provider_gcp_wif.id_tokens import get_id_token
 
-        binding = self.__dict__.get("_gcp_wif")
+        binding = binding_of(self)
         if binding is None:
             raise WifConfigError("conn_type", f"connection {self.gcp_conn_id!r} is not of type {CONN_TYPE!r}.",
                                  "use a gcp_wif connection (GcpWifHook(gcp_conn_id=...)).")
@@ -112,7 +113,7 @@ class GcpWifHook(GoogleBaseHook):
         from airflow_provider_gcp_wif.credentials import WifCredentials
         from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
 
-        binding = self.__dict__.get("_gcp_wif")
+        binding = binding_of(self)
         if binding is None:
             return False, f"Connection {self.gcp_conn_id!r} is not of type {CONN_TYPE!r}."
         aws_identity = binding.supplier.description

@@ -139,7 +139,7 @@ class CloudSecretManagerWifBackend(CloudSecretManagerBackend):
         self.secret_manager_endpoint = _endpoint(secret_manager_endpoint, self.settings.universe_domain)
 
         from airflow_provider_gcp_wif.credentials import get_credentials
-        from airflow_provider_gcp_wif.integration import activate
+        from airflow_provider_gcp_wif.extension import activate
 
         # Airflow may build its secrets backend before it imports plugins: make sure the tokens minted for it
         # reach the secrets masker (idempotent and cheap, as when the plugin is imported).
@@ -166,7 +166,7 @@ class CloudSecretManagerWifBackend(CloudSecretManagerBackend):
         extras = dict(settings)
         if gcp_scopes and "scope" not in extras:
             extras["scope"] = gcp_scopes
-        from airflow_provider_gcp_wif.integration import allowed_endpoint_hosts
+        from airflow_provider_gcp_wif.options import allowed_endpoint_hosts
 
         try:
             return WifSettings.from_extras(extras, allowed_endpoint_hosts=allowed_endpoint_hosts())
@@ -205,7 +205,7 @@ def _aws_supplier(profile: str | None, role_arn: str | None, region: str | None)
 def _endpoint(raw: str | None, universe: str) -> str:
     """The normalised base URL the REST client sends every request (with the access token) to; checked like
     ``sts_endpoint``: the strict grammar, the sending libraries' own reading of the host, then the allow-list."""
-    from airflow_provider_gcp_wif.integration import allowed_endpoint_hosts
+    from airflow_provider_gcp_wif.options import allowed_endpoint_hosts
 
     default = f"https://secretmanager.{universe}"
     if not raw:

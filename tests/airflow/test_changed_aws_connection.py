@@ -7,7 +7,7 @@ import botocore.session
 import google.auth.transport.requests
 import pytest
 
-from airflow_provider_gcp_wif import integration
+from airflow_provider_gcp_wif import aws_connection
 
 from .connections import gcs_hook, set_conn, wif_extra
 
@@ -49,13 +49,13 @@ def test_the_digest_follows_every_field_and_never_holds_the_secret(wif_env):
 
     base = {"conn_type": "aws", "host": "h", "schema": "s", "login": "AKIAEXAMPLE",
             "password": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "port": 1, "extra": '{"role_arn": "r"}'}
-    digest = integration.aws_connection_digest(Connection(conn_id="aws_x", **base))
-    assert digest == integration.aws_connection_digest(Connection(conn_id="aws_y", **base)), "content, not the id"
+    digest = aws_connection.aws_connection_digest(Connection(conn_id="aws_x", **base))
+    assert digest == aws_connection.aws_connection_digest(Connection(conn_id="aws_y", **base)), "content, not the id"
     for field, other in (("conn_type", "aws2"), ("host", "h2"), ("schema", "s2"), ("login", "AKIAOTHER"),
                          ("password", "rotated"), ("port", 2), ("extra", '{"role_arn": "r2"}')):
-        changed = integration.aws_connection_digest(Connection(conn_id="aws_x", **{**base, field: other}))
+        changed = aws_connection.aws_connection_digest(Connection(conn_id="aws_x", **{**base, field: other}))
         assert changed != digest, field
-    assert base["password"] not in digest and integration.aws_connection_digest(None) == "absent"
+    assert base["password"] not in digest and aws_connection.aws_connection_digest(None) == "absent"
 
 
 @pytest.mark.skipif(

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_gcp_wif import integration
+from airflow_provider_gcp_wif import child_credentials
 
 from .connections import gcs_hook, set_conn, wif_extra
 
@@ -54,7 +54,7 @@ def waiting_at_the_lock(thread: threading.Thread, entered: threading.Event) -> N
     deadline = time.monotonic() + 30
     while not entered.is_set() and time.monotonic() < deadline:
         frame = sys._current_frames().get(thread.ident or 0)
-        while frame is not None and frame.f_code is not integration._patched_environ.__wrapped__.__code__:
+        while frame is not None and frame.f_code is not child_credentials._patched_environ.__wrapped__.__code__:
             frame = frame.f_back
         if frame is not None:
             return
@@ -154,7 +154,7 @@ def test_overlays_closed_in_any_order_restore_exactly(before, opened, close_orde
     snapshot = dict(os.environ)
     contexts = []
     for values in opened:
-        context = integration._patched_environ(values)
+        context = child_credentials._patched_environ(values)
         context.__enter__()
         contexts.append((context, values))
     order = list(range(len(contexts)))
@@ -194,7 +194,7 @@ def _served_access_key_id(path: str) -> str:
     """The AWS access key id the credential file's loopback endpoint serves a child (as google-auth's aws1 asks)."""
     import requests
 
-    from airflow_provider_gcp_wif.supplier import ENDPOINT_ROLE_NAME
+    from airflow_provider_gcp_wif.child_credentials import ENDPOINT_ROLE_NAME
 
     with open(path) as handle:
         url = json.load(handle)["credential_source"]["url"]

@@ -8,16 +8,21 @@ environment."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import types
 
 import pytest
 
-from airflow_provider_gcp_wif import integration
+from airflow_provider_gcp_wif import extension
+from airflow_provider_gcp_wif.errors import WifConfigError
+
+from .connections import set_conn
 
 WRAPPED = ("__init__", "get_credentials_and_project_id", "provide_gcp_credential_file_as_context",
            "provide_authorized_gcloud")
@@ -72,14 +77,14 @@ def test_installed_provider_honours_the_contract_and_the_wrappers_keep_its_signa
             stock[name].__name__, stock[name].__qualname__, stock[name].__doc__)
     # The guard accepts this provider's methods, and refuses them renamed or re-signed.
     stock_class = type("Stock", (GoogleBaseHook,), dict(stock))
-    assert integration.contract_problems(stock_class) == []
+    assert extension.contract_problems(stock_class) == []
     renamed = type("Renamed", (stock_class,), {"provide_authorized_gcloud": None})
-    assert integration.contract_problems(renamed) == ["GoogleBaseHook.provide_authorized_gcloud is missing"]
+    assert extension.contract_problems(renamed) == ["GoogleBaseHook.provide_authorized_gcloud is missing"]
 
     def resigned(self, scopes):
         return stock["get_credentials_and_project_id"](self)
 
-    assert "takes arguments besides self" in integration.contract_problems(
+    assert "takes arguments besides self" in extension.contract_problems(
         type("Resigned", (stock_class,), {"get_credentials_and_project_id": resigned}))[0]
 
 
@@ -87,30 +92,30 @@ def test_deactivate_restores_the_exact_originals_and_activate_extends_again():
     from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
 
     stock = {name: GoogleBaseHook.__dict__[name].__wrapped__ for name in WRAPPED}
-    integration.deactivate()
+    extension.deactivate()
     try:
         assert {name: GoogleBaseHook.__dict__[name] for name in WRAPPED} == stock
         assert all(GoogleBaseHook.__dict__[name] is stock[name] for name in WRAPPED)
         assert "_gcp_wif_extended" not in GoogleBaseHook.__dict__
-        integration.deactivate()  # twice is harmless
+        extension.deactivate()  # twice is harmless
     finally:
-        integration.activate()
+        extension.activate()
     assert all(GoogleBaseHook.__dict__[name].__wrapped__ is stock[name] for name in WRAPPED)
 
 
 def test_the_import_hook_removes_itself_once_it_has_fired_and_deactivate_restores():
     result = run_python("""
         import json, sys
-        from airflow_provider_gcp_wif import integration
+        from airflow_provider_gcp_wif import extension
         import airflow_provider_gcp_wif.plugin
-        finders = lambda: sum(isinstance(f, integration._PostImportFinder) for f in sys.meta_path)
+        finders = lambda: sum(isinstance(f, extension._PostImportFinder) for f in sys.meta_path)
         before = finders()
         from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
         after = finders()
         names = ["__init__", "get_credentials_and_project_id", "provide_gcp_credential_file_as_context",
                  "provide_authorized_gcloud"]
         stock = {n: GoogleBaseHook.__dict__[n].__wrapped__ for n in names}
-        integration.deactivate()
+        extension.deactivate()
         restored = all(GoogleBaseHook.__dict__[n] is stock[n] for n in names)
         print(json.dumps({"before": before, "after": after, "restored": restored}))
     """)
@@ -120,25 +125,125 @@ def test_the_import_hook_removes_itself_once_it_has_fired_and_deactivate_restore
 def test_deactivate_before_the_import_leaves_google_untouched():
     result = run_python("""
         import json, sys
-        from airflow_provider_gcp_wif import integration
+        from airflow_provider_gcp_wif import extension
         import airflow_provider_gcp_wif.plugin
-        integration.deactivate()
+        extension.deactivate()
         from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
-        print(json.dumps({"finders": sum(isinstance(f, integration._PostImportFinder) for f in sys.meta_path),
+        print(json.dumps({"finders": sum(isinstance(f, extension._PostImportFinder) for f in sys.meta_path),
                           "wrapped": any(hasattr(GoogleBaseHook.__dict__[n], "__wrapped__")
                                          for n in ("__init__", "get_credentials_and_project_id"))}))
     """)
     assert last_json(result) == {"finders": 0, "wrapped": False}
 
 
+# -- the constructor is checked by what it leaves on the hook, not by its bytecode ---------------------------------------
+
+PROBE_WIF_EXTRA = {"project_number": "734501234567", "pool_id": "aws-pool", "provider_id": "aws-provider",
+                   "aws_conn_id": "aws_probe_absent"}
+
+
+def provider_with_constructor(make_init):
+    """A ``base_google`` whose ``GoogleBaseHook`` has the installed provider's methods and the constructor
+    ``make_init(stock_init)`` builds, extended as the plugin extends the installed one."""
+    from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
+
+    stock = {name: GoogleBaseHook.__dict__[name].__wrapped__ for name in WRAPPED}
+    module = types.ModuleType("changed_base_google")
+    module.GoogleBaseHook = type("GoogleBaseHook", (GoogleBaseHook,), {**stock, "__init__": make_init(stock["__init__"])})
+    extension.extend(module)
+    return module.GoogleBaseHook
+
+
+def decorated_constructor(stock_init):
+    @functools.wraps(stock_init)
+    def __init__(self, *args, **kwargs):
+        stock_init(self, *args, **kwargs)
+
+    return __init__
+
+
+def constructor_with_a_helper(stock_init):
+    def configure(hook, gcp_conn_id, impersonation_chain, kwargs):
+        stock_init(hook, gcp_conn_id=gcp_conn_id, impersonation_chain=impersonation_chain, **kwargs)
+
+    def __init__(self, gcp_conn_id="google_cloud_default", impersonation_chain=None, **kwargs):
+        configure(self, gcp_conn_id, impersonation_chain, kwargs)
+
+    return __init__
+
+
+def constructor_without_gcp_conn_id(stock_init):
+    def __init__(self, gcp_conn_id="google_cloud_default", impersonation_chain=None, **kwargs):
+        self.impersonation_chain = impersonation_chain
+        self.source = types.SimpleNamespace()
+        self.source.gcp_conn_id = gcp_conn_id  # the id moved off the hook; the names are all still there
+        self.extras = self.get_connection(self.source.gcp_conn_id).extra_dejson
+
+    return __init__
+
+
+def constructor_with_unreadable_extras(stock_init):
+    def __init__(self, gcp_conn_id="google_cloud_default", impersonation_chain=None, **kwargs):
+        self.gcp_conn_id = gcp_conn_id
+        self.impersonation_chain = impersonation_chain
+        self.extras = self.get_connection(self.gcp_conn_id).extra  # the JSON text, not the extras
+
+    return __init__
+
+
+def constructor_with_other_extras(stock_init):
+    def __init__(self, gcp_conn_id="google_cloud_default", impersonation_chain=None, **kwargs):
+        self.gcp_conn_id = gcp_conn_id
+        self.impersonation_chain = impersonation_chain
+        self.connection = self.get_connection(self.gcp_conn_id)
+        self.extras = {}  # the connection's extras are read elsewhere now
+
+    return __init__
+
+
+@pytest.mark.parametrize("make_init", [decorated_constructor, constructor_with_a_helper])
+def test_a_constructor_decorated_or_split_into_a_helper_is_extended_and_binds_wif_connections(make_init, monkeypatch):
+    from google.auth.credentials import AnonymousCredentials
+
+    from airflow_provider_gcp_wif.credentials import WifCredentials
+
+    set_conn(monkeypatch, "gcp_wif_probe", "gcp_wif", PROBE_WIF_EXTRA)
+    set_conn(monkeypatch, "gcp_anon_probe", "google_cloud_platform", {"is_anonymous": True, "project": "anon"})
+    hook_class = provider_with_constructor(make_init)
+    assert hook_class.__dict__.get("_gcp_wif_extended") is True
+    credentials, _ = hook_class(gcp_conn_id="gcp_wif_probe").get_credentials_and_project_id()
+    assert isinstance(credentials, WifCredentials)
+    credentials, project = hook_class(gcp_conn_id="gcp_anon_probe").get_credentials_and_project_id()
+    assert isinstance(credentials, AnonymousCredentials) and project == "anon"
+
+
+@pytest.mark.parametrize(("make_init", "problem"), [
+    (constructor_without_gcp_conn_id, "no longer sets gcp_conn_id"),
+    (constructor_with_unreadable_extras, "GoogleBaseHook.extras is a str"),
+    (constructor_with_other_extras, "GoogleBaseHook.extras are not the extras of the connection 'gcp_wif_probe'"),
+])
+def test_a_constructor_that_no_longer_leaves_what_the_extension_reads_refuses_wif_connections(make_init, problem,
+                                                                                             monkeypatch):
+    set_conn(monkeypatch, "gcp_wif_probe", "gcp_wif", PROBE_WIF_EXTRA)
+    set_conn(monkeypatch, "gcp_anon_probe", "google_cloud_platform", {"is_anonymous": True, "project": "anon"})
+    hook_class = provider_with_constructor(make_init)
+    with pytest.raises(WifConfigError) as caught:
+        hook_class(gcp_conn_id="gcp_wif_probe")
+    oldest, newest = extension.TESTED_GOOGLE_PROVIDERS
+    assert caught.value.field == "conn_type" and caught.value.conn_id == "gcp_wif_probe"
+    assert f"apache-airflow-providers-google {extension.google_provider_version()} is not supported" in str(caught.value)
+    assert problem in str(caught.value) and f"tested {oldest} to {newest}" in str(caught.value)
+    stock = hook_class(gcp_conn_id="gcp_anon_probe")  # any other connection: the constructor's own behaviour
+    assert "_gcp_wif" not in stock.__dict__
+
+
 # -- a Google provider that changed under us -------------------------------------------------------------------------
 
-# Installed in sys.meta_path *before* the plugin: the plugin's finder (inserted in front of it) wraps this loader,
-# so the mutation runs right after base_google executes and before the extension looks at the class — as if the
-# installed provider had shipped it.
+# The plugin is imported first, as Airflow does, and base_google after it: the mutation runs inside that import, right
+# after base_google executes and before the extension looks at the class (the plugin's own import hook calls
+# `extension.extend`) — as if the installed provider had shipped it.
 MUTATING_IMPORT = """
-    import importlib.abc, importlib.util, logging, sys
-    BASE_GOOGLE = "airflow.providers.google.common.hooks.base_google"
+    import logging, sys
     ERRORS = []
 
     class Recorder(logging.Handler):
@@ -149,27 +254,20 @@ MUTATING_IMPORT = """
     logging.getLogger("airflow_provider_gcp_wif").addHandler(Recorder())
     STOCK = {}
 
-    class Mutating(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-        busy = False
-        def find_spec(self, fullname, path, target=None):
-            if fullname != BASE_GOOGLE or self.busy:
-                return None
-            self.busy = True
-            try:
-                spec = importlib.util.find_spec(fullname)
-            finally:
-                self.busy = False
-            self.loader, spec.loader = spec.loader, self
-            return spec
-        def create_module(self, spec):
-            return self.loader.create_module(spec)
-        def exec_module(self, module):
-            self.loader.exec_module(module)
+    import airflow_provider_gcp_wif.plugin
+    from airflow_provider_gcp_wif import extension
+
+    assert "airflow.providers.google.common.hooks.base_google" not in sys.modules
+    extend = extension.extend
+
+    def mutated_then_extended(module):
+        if not STOCK:  # the first time (later activations, e.g. GcpWifHook's import, extend the same class)
             mutate(module.GoogleBaseHook)
             STOCK.update({k: v for k, v in vars(module.GoogleBaseHook).items() if not k.startswith("__")})
             STOCK["__init__"] = vars(module.GoogleBaseHook)["__init__"]
+        extend(module)
 
-    sys.meta_path.insert(0, Mutating())
+    extension.extend = mutated_then_extended
 """
 
 MUTATIONS = {
@@ -195,10 +293,10 @@ MUTATIONS = {
     # Whatever goes wrong inside the extension, the import of base_google must not fail.
     "extension crashes": """
         def mutate(cls):
-            from airflow_provider_gcp_wif import integration
+            from airflow_provider_gcp_wif import extension
             def crash(hook_class):
                 raise RuntimeError("boom")
-            integration.contract_problems = crash
+            extension.contract_problems = crash
     """,
 }
 
@@ -261,7 +359,7 @@ def test_a_changed_google_provider_breaks_no_google_operator_and_wif_connections
     assert answer["keyed"] == ["google.oauth2.service_account", "keyed-project", "service_account"]
     assert answer["anonymous"] == [True, []] and answer["operator"] == []
     assert len(answer["errors"]) == 1, answer["errors"]
-    version = integration.google_provider_version()
+    version = extension.google_provider_version()
     if mutation == "extension crashes":
         assert "could not extend GoogleBaseHook" in answer["errors"][0]
     else:
@@ -272,7 +370,7 @@ def test_a_changed_google_provider_breaks_no_google_operator_and_wif_connections
         kind, field, message = refusal
         assert (kind, field) == ("WifConfigError", "conn_type")
         assert f"apache-airflow-providers-google {version} is not supported" in message
-        oldest, newest = integration.TESTED_GOOGLE_PROVIDERS
+        oldest, newest = extension.TESTED_GOOGLE_PROVIDERS
         assert f"tested {oldest} to {newest}" in message
 
 

@@ -144,11 +144,11 @@ def test_a_google_connection_with_a_look_alike_key_is_untouched(wif_env, monkeyp
 def test_integration_is_idempotent():
     from airflow.providers.google.common.hooks import base_google
 
-    from airflow_provider_gcp_wif import integration
+    from airflow_provider_gcp_wif import extension
 
     wrapped = base_google.GoogleBaseHook.get_credentials_and_project_id
-    integration.activate()
-    integration.extend(base_google)
+    extension.activate()
+    extension.extend(base_google)
     assert base_google.GoogleBaseHook.get_credentials_and_project_id is wrapped
     assert not hasattr(wrapped.__wrapped__, "__wrapped__")
 

@@ -10,9 +10,9 @@ import botocore
 import pytest
 from packaging.version import Version
 
+from airflow_provider_gcp_wif.aws_connection import aws_connection_supplier
 from airflow_provider_gcp_wif.diagnosis import jwt_claims
 from airflow_provider_gcp_wif.errors import WifConfigError
-from airflow_provider_gcp_wif.integration import aws_connection_supplier
 from airflow_provider_gcp_wif.supplier import GET_WEB_IDENTITY_TOKEN_BOTOCORE, WebIdentityTokenSupplier
 from tests.fixtures import JWT_PROVIDER, jwt_provider
 

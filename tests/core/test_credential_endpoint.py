@@ -11,12 +11,12 @@ import urllib.parse
 import pytest
 import requests
 
-from airflow_provider_gcp_wif.supplier import ENDPOINT_ROLE_NAME
+from airflow_provider_gcp_wif.child_credentials import ENDPOINT_ROLE_NAME, credential_endpoint
 
 
 def test_the_endpoint_serves_current_credentials_under_its_capability_only(role_supplier):
     supplier = role_supplier()
-    with supplier.credential_endpoint() as url:
+    with credential_endpoint(supplier) as url:
         parsed = urllib.parse.urlsplit(url)
         assert parsed.hostname == "127.0.0.1"
         capability = parsed.path.split("/")[1]
@@ -55,7 +55,7 @@ def test_idle_connections_are_closed_after_the_read_timeout_and_hold_a_bounded_n
     the read timeout, at most ``max_connections`` are served at once (each by one thread; the others wait in the
     listen backlog), and a request made behind a queue of idle connections still gets its answer."""
     cap = 4
-    with _static_supplier().credential_endpoint(read_timeout=0.2, max_connections=cap) as url:
+    with credential_endpoint(_static_supplier(), read_timeout=0.2, max_connections=cap) as url:
         port = urllib.parse.urlsplit(url).port
         before = set(threading.enumerate())
         idle = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(3 * cap)]
@@ -74,7 +74,7 @@ def test_idle_connections_are_closed_after_the_read_timeout_and_hold_a_bounded_n
 def test_a_request_is_answered_at_once_while_idle_connections_hold_fewer_than_the_cap():
     """The cap bounds threads, it does not serialise: with idle connections held (and a read timeout far longer
     than the client waits) a request still gets its answer."""
-    with _static_supplier().credential_endpoint(read_timeout=600, max_connections=4) as url:
+    with credential_endpoint(_static_supplier(), read_timeout=600, max_connections=4) as url:
         port = urllib.parse.urlsplit(url).port
         idle = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(3)]
         try:
@@ -92,7 +92,7 @@ def test_a_trickling_client_is_cut_off_at_the_request_deadline_and_frees_its_slo
     cap = 2
     interval = 0.05  # between two bytes: a tenth of the timeout, so no single read ever times out
     budget = 200  # bytes each trickler sends at most (10 s): far beyond the 0.5 s the whole request may take
-    with _static_supplier().credential_endpoint(read_timeout=0.5, max_connections=cap) as url:
+    with credential_endpoint(_static_supplier(), read_timeout=0.5, max_connections=cap) as url:
         port = urllib.parse.urlsplit(url).port
         tricklers = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(cap)]
         sent_when_cut: dict[int, int | None] = {}

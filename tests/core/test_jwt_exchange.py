@@ -178,6 +178,7 @@ def test_a_child_process_gets_a_token_from_the_jwt_credential_file(emulator, aws
     import subprocess
     import sys
 
+    from airflow_provider_gcp_wif.child_credentials import credential_file
     from airflow_provider_gcp_wif.integration import WifBinding
 
     binding = WifBinding(jwt_settings, role_supplier())
@@ -185,7 +186,7 @@ def test_a_child_process_gets_a_token_from_the_jwt_credential_file(emulator, aws
              "c, _ = google.auth.load_credentials_from_file(os.environ['GOOGLE_APPLICATION_CREDENTIALS']); "
              "c = c.with_scopes(['https://www.googleapis.com/auth/cloud-platform']); "
              "c.refresh(google.auth.transport.requests.Request()); print(json.dumps({'ok': bool(c.token)}))")
-    with binding.credential_file() as path:
+    with credential_file(jwt_settings, binding.credentials) as path:
         with open(path) as handle:
             config = json.load(handle)
         assert config["subject_token_type"] == "urn:ietf:params:oauth:token-type:jwt"

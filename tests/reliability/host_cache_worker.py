@@ -62,7 +62,7 @@ def main() -> None:
         elif spec["identity"] == "ambient":
             import boto3
 
-            # What integration.aws_connection_supplier builds for aws_default = aws://: the key names the
+            # What aws_connection.aws_connection_supplier builds for aws_default = aws://: the key names the
             # connection's content, which says nothing of the identity boto3 resolves.
             supplier = Boto3Supplier(lambda: boto3.session.Session(), identity_key="aws-conn:aws_default:keyless",
                                      description="AWS connection 'aws_default'")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 
-from airflow_provider_gcp_wif.integration import _patched_environ
+from airflow_provider_gcp_wif.child_credentials import _patched_environ
 
 VARIABLE = "GCP_WIF_TEST_FORKED_OVERLAY"
 OWN = "GCP_WIF_TEST_FORKED_OWN"

@@ -1,6 +1,6 @@
-"""A process forked while a child-process credential context is open (``WifBinding.credential_file``: the 0600 file
-and the loopback endpoint serving the JWT or the AWS credentials) and that leaves the context in the child must
-neither hang (the endpoint's server thread exists only in the parent) nor tear down what the parent still serves:
+"""A process forked while a child-process credential context is open (``child_credentials.credential_file``: the
+0600 file and the loopback endpoint serving the JWT or the AWS credentials) and that leaves the context in the child
+must neither hang (the endpoint's server thread exists only in the parent) nor tear down what the parent still serves:
 its file, its endpoint."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import urllib.request
 
 import pytest
 
+from airflow_provider_gcp_wif.child_credentials import credential_file
 from airflow_provider_gcp_wif.integration import WifBinding
 
 pytestmark = [pytest.mark.usefixtures("aws_env"),
@@ -35,7 +36,7 @@ def test_a_forked_child_leaving_the_context_neither_hangs_nor_closes_the_parents
                                                                                 role_supplier, federation):
     route = {"federation": "jwt", "provider_id": emulator.info["jwt_provider_id"]} if federation == "jwt" else {}
     binding = WifBinding(settings_for(**route), role_supplier())
-    context = binding.credential_file()
+    context = credential_file(binding.settings, binding.credentials)
     path = context.__enter__()
     try:
         pid = os.fork()

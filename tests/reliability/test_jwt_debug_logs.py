@@ -150,6 +150,7 @@ def test_a_child_process_inheriting_google_auth_debug_logging_prints_no_credenti
     import subprocess
     import sys
 
+    from airflow_provider_gcp_wif.child_credentials import credential_file
     from airflow_provider_gcp_wif.credentials import web_identity_token_supplier
     from airflow_provider_gcp_wif.integration import WifBinding
 
@@ -164,7 +165,7 @@ def test_a_child_process_inheriting_google_auth_debug_logging_prints_no_credenti
              "c, _ = google.auth.load_credentials_from_file(os.environ['GOOGLE_APPLICATION_CREDENTIALS']); "
              "c = c.with_scopes(['https://www.googleapis.com/auth/cloud-platform']); "
              "c.refresh(google.auth.transport.requests.Request()); print('token', bool(c.token))")
-    with binding.credential_file():
+    with credential_file(settings, binding.credentials):
         done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120,
                               env=dict(os.environ))
     assert done.returncode == 0 and "token True" in done.stdout, done.stderr[-2000:]
