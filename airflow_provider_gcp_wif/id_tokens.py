@@ -110,7 +110,9 @@ def get_id_token(credentials: WifCredentials, audience: str, *, request: Any | N
 
 def _generate(credentials: WifCredentials, audience: str, request: Any | None) -> tuple[str, float]:
     """One ``generateIdToken`` call (retrying transient failures as the access-token exchange does)."""
-    from airflow_provider_gcp_wif.credentials import caller_of, exchange_transport, retry_transient
+    from airflow_provider_gcp_wif.chain import caller_of
+    from airflow_provider_gcp_wif.credentials import retry_transient
+    from airflow_provider_gcp_wif.transport import exchange_transport
 
     settings = credentials.settings
     # Like the STS and generateAccessToken steps, never the caller's transport: it may follow redirects.

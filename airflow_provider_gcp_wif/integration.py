@@ -742,7 +742,7 @@ class WifBinding:
         """``federation: jwt``: what the loopback endpoint serves the child (the shared, cached JWT supplier)."""
         if self.settings.federation != "jwt":
             return None
-        from airflow_provider_gcp_wif.credentials import web_identity_token_supplier
+        from airflow_provider_gcp_wif.chain import web_identity_token_supplier
 
         jwt = web_identity_token_supplier(self.settings, self.credentials().supplier)
         return lambda: jwt.get_subject_token(None, None)

@@ -12,7 +12,8 @@ import google.auth.transport.requests
 import pytest
 import requests
 
-from airflow_provider_gcp_wif.credentials import WifCredentials, build_chain, get_credentials, utcnow
+from airflow_provider_gcp_wif.chain import build_chain
+from airflow_provider_gcp_wif.credentials import WifCredentials, get_credentials, utcnow
 from airflow_provider_gcp_wif.errors import WifExchangeError
 
 REQUEST = google.auth.transport.requests.Request()

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from airflow_provider_gcp_wif.credentials import jwt_audience
+from airflow_provider_gcp_wif.chain import jwt_audience
 from airflow_provider_gcp_wif.diagnosis import jwt_claims
 from airflow_provider_gcp_wif.supplier import WebIdentityTokenSupplier
 

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from airflow_provider_gcp_wif.chain import jwt_audience
 from airflow_provider_gcp_wif.config import AWS_SUBJECT_TOKEN_TYPE, KNOWN_KEYS, LEGACY_PREFIX, SEED_ENV, WifSettings
-from airflow_provider_gcp_wif.credentials import jwt_audience
 from airflow_provider_gcp_wif.errors import WifConfigError
 
 MESSAGE_LIMIT = 2048
