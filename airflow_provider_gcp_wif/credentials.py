@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
 import random
 import threading
 import weakref
@@ -26,7 +25,7 @@ import tenacity
 from google.auth import credentials as google_credentials
 from google.auth import exceptions as google_exceptions
 
-from airflow_provider_gcp_wif import masking
+from airflow_provider_gcp_wif import forks, masking
 from airflow_provider_gcp_wif.chain import build_chain
 from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.errors import WifExchangeError
@@ -381,7 +380,8 @@ def _after_fork_in_child() -> None:
     # A forked child (Celery's prefork pool, LocalExecutor, Airflow's task runner, the triggerer's runner) must not
     # inherit locks another thread may hold, nor share boto3 connection pools with its parent: it starts with an
     # empty cache and a new generation, and every credentials object it inherited gets a fresh lock (the AWS
-    # suppliers, whose handler ran first, do the same for theirs and drop their boto3 sessions, see supplier.py).
+    # suppliers, whose handler runs before this one (forks.AWS_SUPPLIERS), do the same for theirs and drop their
+    # boto3 sessions, see supplier.py).
     global _cache_lock, _fork_generation
     _cache_lock = threading.Lock()
     _cache.clear()
@@ -393,5 +393,4 @@ def _after_fork_in_child() -> None:
             log.debug("gcp_wif: resetting credentials after fork failed", exc_info=True)
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+forks.register(forks.GOOGLE_CREDENTIALS, _after_fork_in_child)

@@ -48,6 +48,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_gcp_wif import forks
+
 log = logging.getLogger(__name__)
 
 #: Token cache modes of ``[gcp_wif] token_cache``.
@@ -345,5 +347,4 @@ def _close_inherited_locks() -> None:
     _held_locks.clear()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_close_inherited_locks)
+forks.register(forks.HOST_CACHE_LOCKS, _close_inherited_locks)

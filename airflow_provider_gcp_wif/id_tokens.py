@@ -17,13 +17,12 @@ a time per audience; every token is announced to the secrets masker.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_gcp_wif import masking
+from airflow_provider_gcp_wif import forks, masking
 from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.diagnosis import Caller, parse_google_answer, translate, translate_exception
 from airflow_provider_gcp_wif.errors import (
@@ -179,5 +178,4 @@ def _after_fork_in_child() -> None:
     _cache.clear()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+forks.register(forks.ID_TOKENS, _after_fork_in_child)

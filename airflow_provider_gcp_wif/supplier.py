@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from google.auth import aws, identity_pool
 
-from airflow_provider_gcp_wif import masking
+from airflow_provider_gcp_wif import forks, masking
 from airflow_provider_gcp_wif.constants import JWT_DURATION_SECONDS, JWT_SIGNING_ALGORITHM
 from airflow_provider_gcp_wif.diagnosis import aws_error_code, translate_aws_error
 from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
@@ -77,7 +77,7 @@ ENDPOINT_READ_TIMEOUT_SECONDS = 10.0
 ENDPOINT_MAX_CONNECTIONS = 16
 
 # Every live AWS and JWT supplier, so that a forked child can give each one fresh locks (and the AWS ones no boto3
-# session): the one fork registry of this module, see _after_fork_in_child.
+# session): what this module's fork handler walks, see _after_fork_in_child.
 _live_suppliers: weakref.WeakSet[Boto3Supplier | WebIdentityTokenSupplier] = weakref.WeakSet()
 
 _shared_loaders: dict[str | None, Any] = {}
@@ -749,11 +749,10 @@ def missing_operation_error() -> WifConfigError:
 
 
 def _after_fork_in_child() -> None:
-    # Registered when this module is imported, so before credentials.py's handler, which rebuilds credentials
-    # (and takes the suppliers' locks): os.register_at_fork runs child handlers in registration order.
+    # Runs before credentials.py's handler (forks.AWS_SUPPLIERS < forks.GOOGLE_CREDENTIALS), which rebuilds
+    # credentials and takes the suppliers' locks.
     for supplier in list(_live_suppliers):
         supplier._after_fork()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+forks.register(forks.AWS_SUPPLIERS, _after_fork_in_child)

@@ -7,11 +7,10 @@ exchange never uses them (see :func:`exchange_transport`). This module imports n
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
-from airflow_provider_gcp_wif import masking
+from airflow_provider_gcp_wif import forks, masking
 from airflow_provider_gcp_wif.errors import AnswerEncoded, AnswerTooLarge, RedirectRefused
 
 #: The most of an STS or IAM Credentials answer the exchange's transport reads (a real one is under a kilobyte).
@@ -112,5 +111,4 @@ def _forget_transport_in_child() -> None:
     _transport_lock = threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_transport_in_child)
+forks.register(forks.EXCHANGE_TRANSPORT, _forget_transport_in_child)
