@@ -30,6 +30,7 @@ from airflow_provider_gcp_wif.chain import build_chain
 from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.errors import WifExchangeError
 from airflow_provider_gcp_wif.host_cache import HostTokenCache, SharedToken
+from airflow_provider_gcp_wif.refresh import Clock, RefreshWindows, utcnow
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
 from airflow_provider_gcp_wif.transport import exchange_transport
 
@@ -45,9 +46,11 @@ MANDATORY_REFRESH_SECONDS = 225
 FEDERATED_TOKEN_MAX_SECONDS = 3600
 
 
-def utcnow() -> datetime.datetime:
-    """Now, as naive UTC: how google-auth keeps ``expiry``."""
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+def access_token_windows(expiry: datetime.datetime, now: datetime.datetime) -> RefreshWindows:
+    """The refresh windows of a Google access token obtained ``now``: :data:`ADVISORY_REFRESH_SECONDS` and
+    :data:`MANDATORY_REFRESH_SECONDS` before its expiry, at most a quarter and a tenth of its lifetime."""
+    return RefreshWindows.from_expiry(expiry, now, advisory=ADVISORY_REFRESH_SECONDS,
+                                      mandatory=MANDATORY_REFRESH_SECONDS, advisory_share=0.25, mandatory_share=0.1)
 
 
 def _default_request() -> Any:
@@ -139,7 +142,7 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         supplier: Boto3Supplier,
         *,
         retry_initial_delay: float = 0.5,
-        clock: Callable[[], datetime.datetime] = utcnow,
+        clock: Clock = utcnow,
         host_cache: HostTokenCache | None = None,
     ) -> None:
         super().__init__()
@@ -151,9 +154,8 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         self._lock = threading.Lock()
         _live_credentials.add(self)
         self._retry_initial_delay = retry_initial_delay
-        self._clock = clock
-        self._advisory_at: datetime.datetime | None = None
-        self._mandatory_at: datetime.datetime | None = None
+        self.clock = clock
+        self._windows: RefreshWindows | None = None
         self._issued_at: datetime.datetime | None = None
         self.exchange_count = 0  # successful refreshes (read by the load tests)
         self._host_cache = host_cache
@@ -172,7 +174,8 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
 
     @property
     def expired(self) -> bool:
-        return self._mandatory_at is None or self._clock() >= self._mandatory_at
+        windows = self._windows
+        return windows is None or windows.mandatory_due(self.clock())
 
     @property
     def valid(self) -> bool:
@@ -187,8 +190,19 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
             return state.INVALID
         return state.STALE if self._advisory_due() else state.FRESH
 
+    @property
+    def windows(self) -> RefreshWindows | None:
+        """The current token's refresh windows (``None`` before the first token)."""
+        return self._windows
+
+    @property
+    def refreshing(self) -> bool:
+        """Whether a thread is renewing this credential's token right now (it holds the credential's lock)."""
+        return self._lock.locked()
+
     def _advisory_due(self) -> bool:
-        return self._advisory_at is None or self._clock() >= self._advisory_at
+        windows = self._windows
+        return windows is None or windows.advisory_due(self.clock())
 
     # -- refresh ---------------------------------------------------------------------------------------------
 
@@ -205,14 +219,14 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
 
     def before_request(self, request: Any, method: str, url: str, headers: dict[str, str]) -> None:
         # The hot path: one clock read, two comparisons, two header writes.
-        advisory_at, mandatory_at = self._advisory_at, self._mandatory_at
-        if self.token is None or advisory_at is None or mandatory_at is None:
+        windows = self._windows
+        if self.token is None or windows is None:
             self._refresh(request, blocking=True)
         else:
-            now = self._clock()
-            if now >= mandatory_at:
+            now = self.clock()
+            if windows.mandatory_due(now):
                 self._refresh(request, blocking=True)
-            elif now >= advisory_at:
+            elif windows.advisory_due(now):
                 self._refresh(request, blocking=False)
         headers["authorization"] = f"Bearer {self.token}"
         if self._quota_project_id:
@@ -249,13 +263,9 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         # The federated token (the impersonation's source) is a bearer credential too.
         masking.announce(self.token, self.chain.federated.token)
         self.exchange_count += 1
-        now = self._issued_at = self._clock()
+        now = self._issued_at = self.clock()
         expiry = self.expiry or now + datetime.timedelta(seconds=3600)
-        lifetime = max(0.0, (expiry - now).total_seconds())
-        advisory = min(ADVISORY_REFRESH_SECONDS, lifetime * 0.25)
-        mandatory = min(MANDATORY_REFRESH_SECONDS, lifetime * 0.1)
-        self._advisory_at = expiry - datetime.timedelta(seconds=advisory)
-        self._mandatory_at = expiry - datetime.timedelta(seconds=mandatory)
+        self._windows = access_token_windows(expiry, now)
         log.debug(
             "gcp_wif: new Google token for %s (expires %s)",
             self.settings.service_account or "the federated identity",
@@ -298,28 +308,27 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         principal = self.settings.service_account or self.settings.audience
         lifetime = self.settings.lifetime_seconds if self.chain.impersonating else FEDERATED_TOKEN_MAX_SECONDS
         with host.locked(key):
-            now = self._clock()
+            now = self.clock()
             left = host.read(key, principal, now=now, max_lifetime_seconds=lifetime) if reuse else None
-            if left is not None and now < left.advisory_at:
+            if left is not None and not left.windows.advisory_due(now):
                 self._take(left)
                 return
             exchanged = protected_refresh(lambda: self._exchange(request, shared=False),
-                                          mandatory=lambda: left is None or now >= left.mandatory_at,
+                                          mandatory=lambda: left is None or left.windows.mandatory_due(now),
                                           what="the Google token (the host's current one)")
             if not exchanged:
                 assert left is not None
                 self._take(left)
                 return
             assert self.token is not None and self.expiry is not None and self._issued_at is not None
-            assert self._advisory_at is not None and self._mandatory_at is not None
-            host.write(key, SharedToken(self.token, self.expiry, principal, self._advisory_at, self._mandatory_at,
-                                        self._issued_at))
+            assert self._windows is not None and self._windows.expiry == self.expiry
+            host.write(key, SharedToken(self.token, principal, self._windows, self._issued_at))
 
     def _take(self, left: SharedToken) -> None:
         """Use a token another process exchanged (this process's masker learns it too)."""
         masking.announce(left.token)
         self.token, self.expiry = left.token, left.expiry
-        self._advisory_at, self._mandatory_at = left.advisory_at, left.mandatory_at
+        self._windows = left.windows
         log.debug("gcp_wif: Google token for %s taken from the host token cache (expires %s)",
                   left.principal, left.expiry.isoformat())
 

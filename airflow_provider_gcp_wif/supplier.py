@@ -34,6 +34,7 @@ from airflow_provider_gcp_wif import forks, masking
 from airflow_provider_gcp_wif.constants import JWT_DURATION_SECONDS, JWT_SIGNING_ALGORITHM
 from airflow_provider_gcp_wif.diagnosis import aws_error_code, translate_aws_error
 from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
+from airflow_provider_gcp_wif.refresh import Clock, RefreshWindows, utcnow
 from airflow_provider_gcp_wif.resource_names import sts_host
 
 if TYPE_CHECKING:
@@ -608,6 +609,13 @@ def _assume_role_parameters(fetcher: Any) -> str:
     return json.dumps(parameters, sort_keys=True, default=str)
 
 
+def jwt_windows(expiration: datetime.datetime, now: datetime.datetime) -> RefreshWindows:
+    """How long a JWT obtained ``now`` is reused: until a minute before its expiration, or half its lifetime when
+    that is shorter (one window: a JWT is fetched under the supplier's lock, every caller waits for it)."""
+    return RefreshWindows.from_expiry(expiration, now, advisory=60.0, mandatory=60.0, advisory_share=0.5,
+                                      mandatory_share=0.5)
+
+
 class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
     """The ``federation: jwt`` route's subject tokens: JWTs from AWS STS ``GetWebIdentityToken`` (IAM outbound
     identity federation), asked for by the AWS identity of ``aws`` on its region's STS endpoint, for ``audience``
@@ -629,15 +637,15 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
         audience: str,
         *,
         duration_seconds: int = JWT_DURATION_SECONDS,
-        clock: Callable[[], datetime.datetime] | None = None,
+        clock: Clock = utcnow,
     ) -> None:
         self.aws = aws
         self.audience = audience
         self.duration_seconds = duration_seconds
-        self._clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
+        self.clock = clock
         self._lock = threading.Lock()
         self._token: str | None = None
-        self._reuse_until: datetime.datetime | None = None
+        self._windows: RefreshWindows | None = None
         self.fetch_count = 0  # GetWebIdentityToken calls that returned a JWT (read by tests)
         _live_suppliers.add(self)
         masking.redact_botocore_wire_secrets()  # botocore logs the answer (DEBUG) before we hold the JWT
@@ -647,12 +655,11 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
 
     def get_subject_token(self, context: Any, request: Any) -> str:
         with self._lock:
-            now = self._clock()
-            if self._token is not None and self._reuse_until is not None and now < self._reuse_until:
+            now = self.clock()
+            if self._token is not None and self._windows is not None and not self._windows.mandatory_due(now):
                 return self._token
             token, expiration = self._fetch(now)
-            lifetime = max(0.0, (expiration - now).total_seconds())
-            self._reuse_until = expiration - datetime.timedelta(seconds=min(60.0, lifetime / 2))
+            self._windows = jwt_windows(expiration, now)
             self._token = token
             self.fetch_count += 1
             return token
@@ -676,7 +683,8 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
         # The credentials the call will be signed with (refreshed by botocore if they were due), then their expiry.
         self.aws.get_aws_security_credentials(None, None)
         expiry = self.aws.credentials_expiry()
-        duration = web_identity_token_duration(self.duration_seconds, expiry, now)
+        duration = web_identity_token_duration(self.duration_seconds, expiry,
+                                               now.replace(tzinfo=datetime.timezone.utc))
         # Credentials advertised to end before even the shortest JWT: AWS judges against the role *session*, which
         # can outlast them (make mwaa's 60-s container credentials over a 15-minute session), so AWS is asked for
         # the shortest one, and only its refusal is the error below.

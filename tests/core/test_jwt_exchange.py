@@ -171,7 +171,8 @@ def test_one_jwt_serves_every_exchange_until_it_nears_expiry(emulator, aws_env, 
     assert web_identity_token_supplier(direct, supplier).fetch_count == 1
     # ... and a new one is asked for once it nears its expiry (Google gives a federated token no longer than it).
     jwt = web_identity_token_supplier(direct, supplier)
-    jwt._clock = lambda: datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=250)
+    jwt.clock = lambda: datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) + datetime.timedelta(
+        seconds=250)
     assert jwt.get_subject_token(None, None) and jwt.fetch_count == 2
 
 
