@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from google.auth import aws, identity_pool
 
 from airflow_provider_gcp_wif import forks, masking
+from airflow_provider_gcp_wif.botocore_sharing import shared_botocore_data
 from airflow_provider_gcp_wif.constants import JWT_DURATION_SECONDS, JWT_SIGNING_ALGORITHM
 from airflow_provider_gcp_wif.diagnosis import aws_error_code, translate_aws_error
 from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
@@ -80,111 +81,6 @@ ENDPOINT_MAX_CONNECTIONS = 16
 # Every live AWS and JWT supplier, so that a forked child can give each one fresh locks (and the AWS ones no boto3
 # session): what this module's fork handler walks, see _after_fork_in_child.
 _live_suppliers: weakref.WeakSet[Boto3Supplier | WebIdentityTokenSupplier] = weakref.WeakSet()
-
-_shared_loaders: dict[str | None, Any] = {}
-_shared_loader_scope = threading.local()
-_shared_loader_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def shared_botocore_data() -> Iterator[None]:
-    """Botocore sessions created on this thread inside the block share one process-wide data loader.
-
-    Every new botocore session otherwise parses the STS service model, its endpoint rule set and the endpoints
-    and partitions files again (~30-40 ms of JSON per session: each cold token, e.g. every new ``AwsBaseHook``
-    session assuming a role). The files are read-only data, so one :class:`botocore.loaders.Loader` (with its
-    own cache) per search path serves every session, as the Amazon provider already does for its async sessions.
-
-    Likewise every new botocore session registers botocore's ~130 built-in event handlers one by one (~4 ms of
-    event-name aliasing per session; ``AwsBaseHook`` makes two per role it assumes). Sessions that
-    ``botocore.session.get_session()`` creates inside the block start instead from a copy of one session's
-    registered handlers: the copy botocore itself makes of a session's handlers for each client
-    (``HierarchicalEmitter.__copy__``), through ``Session``'s public ``event_hooks`` and
-    ``include_builtin_handlers`` arguments, so each session still owns its handlers (what one registers, no other
-    sees). Sessions, credentials and their refresh are untouched; other threads and code outside the block see
-    botocore as it was.
-    """
-    _install_shared_loader()
-    _install_shared_handlers()
-    previous = getattr(_shared_loader_scope, "active", False)
-    _shared_loader_scope.active = True
-    try:
-        yield
-    finally:
-        _shared_loader_scope.active = previous
-
-
-def _install_shared_loader() -> None:
-    import botocore.session
-
-    with _shared_loader_lock:
-        original = botocore.session.create_loader
-        if getattr(original, "_gcp_wif_shared", False):
-            return
-
-        def create_loader(search_path_string: str | None = None) -> Any:
-            if not getattr(_shared_loader_scope, "active", False):
-                return original(search_path_string)
-            loader = _shared_loaders.get(search_path_string)
-            if loader is None:
-                loader = _shared_loaders.setdefault(search_path_string, original(search_path_string))
-            return loader
-
-        create_loader._gcp_wif_shared = True  # type: ignore[attr-defined]
-        create_loader.__wrapped__ = original  # type: ignore[attr-defined]
-        botocore.session.create_loader = create_loader
-
-
-_handlers_template: list[Any] = []
-_handlers_template_lock = threading.Lock()
-
-
-def _builtin_handlers() -> Any:
-    """An event emitter holding exactly botocore's built-in handlers, registered as ``Session.__init__`` does;
-    ``None`` when this botocore is not shaped as expected. No session is made for it, so no botocore initializer
-    (``botocore.register_initializer``) adds its own handlers here: they run for each real session, once."""
-    import botocore.hooks
-    import botocore.session
-
-    try:
-        emitter = botocore.hooks.HierarchicalEmitter()
-        registrar = botocore.session.Session.__new__(botocore.session.Session)
-        registrar._events = botocore.hooks.EventAliaser(emitter)
-        registrar._register_builtin_handlers(registrar._events)
-    except Exception:  # this botocore is shaped otherwise: it registers them itself
-        log.debug("gcp_wif: botocore's built-in handlers could not be prepared once", exc_info=True)
-        return None
-    return emitter
-
-
-def _install_shared_handlers() -> None:
-    import copy
-
-    import botocore.hooks
-    import botocore.session
-
-    with _shared_loader_lock:
-        original = botocore.session.get_session
-        if getattr(original, "_gcp_wif_shared", False):
-            return
-
-        def get_session(env_vars: Any = None) -> Any:
-            if not getattr(_shared_loader_scope, "active", False):
-                return original(env_vars)
-            if not _handlers_template:
-                with _handlers_template_lock:
-                    if not _handlers_template:
-                        _handlers_template.append(_builtin_handlers())
-            template = _handlers_template[0]
-            if template is None:  # a botocore this does not fit: leave it be
-                return original(env_vars)
-            handlers = copy.copy(template)
-            handlers._lookup_cache = {}  # __copy__ shares the template's (empty) cache dict: give it its own
-            return botocore.session.Session(env_vars, event_hooks=handlers, include_builtin_handlers=False)
-
-        get_session._gcp_wif_shared = True  # type: ignore[attr-defined]
-        get_session.__wrapped__ = original  # type: ignore[attr-defined]
-        botocore.session.get_session = get_session
 
 
 class _RequestDeadlineReader(io.RawIOBase):

@@ -418,7 +418,7 @@ def main() -> int:
         import botocore.session
 
         from airflow_provider_gcp_wif import masking
-        from airflow_provider_gcp_wif.supplier import shared_botocore_data
+        from airflow_provider_gcp_wif.botocore_sharing import shared_botocore_data
 
         def botocore_setup() -> float:
             """Thread CPU of what AwsBaseHook does around AssumeRole, minus the request: a basic session, its STS

@@ -123,7 +123,7 @@ def test_cold_sessions_hold_the_same_handlers_as_botocores_own_and_each_its_own(
 def test_botocore_initializers_run_once_for_each_cold_session(aws_env, monkeypatch):
     """Code that hooks every botocore session (``botocore.register_initializer``: tracing, metrics) sees each of
     ours once, and its handlers are there once, as on a session botocore makes itself."""
-    from airflow_provider_gcp_wif import supplier
+    from airflow_provider_gcp_wif import botocore_sharing
 
     initialized = []
 
@@ -131,7 +131,7 @@ def test_botocore_initializers_run_once_for_each_cold_session(aws_env, monkeypat
         initialized.append(session)
         session.register("gcp-wif-test.initialized", _initializer_handler)
 
-    monkeypatch.setattr(supplier, "_handlers_template", [])  # prepared anew while the initializer is registered
+    monkeypatch.setattr(botocore_sharing, "_handlers_template", [])  # prepared anew while the initializer is registered
     botocore.register_initializer(initializer)
     try:
         factory = _assuming_role_factory(aws_env)
