@@ -132,6 +132,8 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         settings: the validated settings.
         supplier: the AWS identity source.
         retry_initial_delay: first backoff delay, in seconds, for transient failures (doubles, capped at 8 s).
+        clock: what the refresh windows are read on (naive UTC, :func:`~airflow_provider_gcp_wif.refresh.utcnow`
+            by default; tests move it); the ID tokens minted with these credentials follow it too.
         host_cache: share the final token with the other processes of this OS user on this host
             (``[gcp_wif] token_cache = host``); ``None`` keeps it in this process.
     """
