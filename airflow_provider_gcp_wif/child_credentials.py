@@ -29,6 +29,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_gcp_wif import forks
 from airflow_provider_gcp_wif.constants import (
     AWS_SUBJECT_TOKEN_TYPE,
     JWT_SUBJECT_TOKEN_TYPE,
@@ -358,7 +359,7 @@ def _web_identity_token(settings: WifSettings, credentials: SharedCredentials) -
     """``federation: jwt``: what the loopback endpoint serves the child (the shared, cached JWT supplier)."""
     if settings.federation != "jwt":
         return None
-    from airflow_provider_gcp_wif.credentials import web_identity_token_supplier
+    from airflow_provider_gcp_wif.chain import web_identity_token_supplier
 
     jwt = web_identity_token_supplier(settings, credentials().supplier)
     return lambda: jwt.get_subject_token(None, None)
@@ -440,8 +441,7 @@ def _environ_after_fork_in_child() -> None:
         _environ_lock = threading.RLock()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_environ_after_fork_in_child)
+forks.register(forks.CHILD_ENVIRONMENT, _environ_after_fork_in_child)
 
 
 def _set_env(key: str, value: str | None) -> None:

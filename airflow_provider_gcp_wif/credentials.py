@@ -1,67 +1,38 @@
-"""Google credentials from an AWS identity, built on google-auth and shared process-wide.
+"""Google credentials from an AWS identity, shared process-wide: one exchange per token lifetime per process.
 
-The exchange itself is google-auth's: ``google.auth.aws.Credentials`` with our boto3 supplier does the STS token
-exchange, ``google.auth.impersonated_credentials.Credentials`` the ``generateAccessToken`` call (with ``delegates``
-for chains, which google-auth's built-in external-account impersonation lacks). This module adds three things:
+:func:`get_credentials` hands every caller with the same settings and AWS identity source the same
+:class:`WifCredentials`, whose refresh follows botocore's ``RefreshableCredentials``: in the *advisory* window before
+expiry one caller refreshes while the others keep using the still-valid token (and a failed advisory refresh is only
+logged); in the *mandatory* window everyone waits for a single refresh. Transient failures (429, 5xx, resets,
+malformed answers) are retried with capped exponential backoff, up to ``num_retries`` times.
 
-1. **Audience-bound subject tokens.** google-auth adds ``x-goog-cloud-target-resource`` *after* signing, so its
-   subject tokens can be replayed against any other provider that trusts the same AWS role. We sign it
-   (google-auth's own ``RequestSigner`` signs ``additional_headers``). A fresh request is signed for every exchange.
-2. **Step-named errors.** Failures come out as :class:`~airflow_provider_gcp_wif.errors.WifExchangeError` saying
-   which step failed (``aws_credentials``, ``sts_exchange``, ``impersonation``), Google's reason and the fix.
-3. **One exchange per token lifetime per process.** :func:`get_credentials` hands every caller with the same
-   settings and AWS identity source the same :class:`WifCredentials`, whose refresh follows botocore's
-   ``RefreshableCredentials``: in the *advisory* window before expiry one caller refreshes while the others keep
-   using the still-valid token (and a failed advisory refresh is only logged); in the *mandatory* window everyone
-   waits for a single refresh. Transient failures (429, 5xx, resets, malformed answers) are retried with capped
-   exponential backoff, up to ``num_retries`` times.
-4. **No credential leaves by a side door.** STS and IAM Credentials requests go through the provider's own
-   transport, which never follows a redirect (:func:`exchange_transport`), whatever transport the caller passed;
-   every token is announced to the secrets masker before it can be logged; a failure chains a sanitised copy of
-   google-auth's exception (whose arguments can hold a response body with a live token), never the original.
+The exchange itself (google-auth's credentials, audience-bound subject tokens, step-named errors) is
+:mod:`~airflow_provider_gcp_wif.chain`'s; its transport, which never follows a redirect, is
+:mod:`~airflow_provider_gcp_wif.transport`'s.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
-import json
 import logging
-import os
 import random
 import threading
-import urllib.parse
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import tenacity
-from google.auth import aws, external_account, identity_pool, impersonated_credentials
 from google.auth import credentials as google_credentials
 from google.auth import exceptions as google_exceptions
 
-from airflow_provider_gcp_wif import masking
+from airflow_provider_gcp_wif import forks, masking
+from airflow_provider_gcp_wif.chain import build_chain
 from airflow_provider_gcp_wif.config import WifSettings
-from airflow_provider_gcp_wif.constants import (
-    AWS_SUBJECT_TOKEN_TYPE,
-    GET_CALLER_IDENTITY_URL,
-    IAM_SCOPE,
-    JWT_SUBJECT_TOKEN_TYPE,
-    TARGET_RESOURCE_HEADER,
-)
-from airflow_provider_gcp_wif.diagnosis import UNKNOWN_CALLER, Caller, translate_exception
-from airflow_provider_gcp_wif.errors import (
-    AnswerEncoded,
-    AnswerTooLarge,
-    RedirectRefused,
-    Step,
-    WifConfigError,
-    WifExchangeError,
-    sanitized_cause,
-)
+from airflow_provider_gcp_wif.errors import WifExchangeError
 from airflow_provider_gcp_wif.host_cache import HostTokenCache, SharedToken
-from airflow_provider_gcp_wif.resource_names import https_audience, sts_host
-from airflow_provider_gcp_wif.supplier import Boto3Supplier, WebIdentityTokenSupplier
+from airflow_provider_gcp_wif.refresh import Clock, RefreshWindows, utcnow
+from airflow_provider_gcp_wif.supplier import Boto3Supplier
+from airflow_provider_gcp_wif.transport import exchange_transport
 
 log = logging.getLogger(__name__)
 
@@ -75,354 +46,11 @@ MANDATORY_REFRESH_SECONDS = 225
 FEDERATED_TOKEN_MAX_SECONDS = 3600
 
 
-class _StatusRecorder:
-    """Passes requests through to google-auth's transport and remembers the last HTTP status, which google-auth
-    drops from the exceptions it raises for error answers, and an error answer's body, which it can drop too (its
-    OAuth error handler raises a bare ``TypeError`` for a JSON body that is not an object). A successful answer's
-    body (it carries the token) is never kept."""
-
-    def __init__(self, request: Any) -> None:
-        self._request = request
-        self.status: int | None = None
-        self.error_body: bytes | None = None
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        response = self._request(*args, **kwargs)
-        self.status = getattr(response, "status", None)
-        failed = isinstance(self.status, int) and self.status >= 400
-        self.error_body = getattr(response, "data", None) if failed else None
-        return response
-
-
-@dataclasses.dataclass(frozen=True)
-class WifContext:
-    """What a failed step's error names: the settings and who the AWS caller is."""
-
-    settings: WifSettings
-    caller: Caller
-
-
-class _NamedStep:
-    """What our three google-auth credential classes share. Their context is a constructor argument, so every copy
-    google-auth makes (``with_scopes``, ``with_quota_project``, ...: ``_constructor_args`` for external accounts, the
-    source credentials for impersonation) keeps it; their refresh goes through :func:`exchange_transport` whatever
-    transport the caller passed, announces the new token, and turns any failure into a
-    :class:`~airflow_provider_gcp_wif.errors.WifExchangeError` naming ``step``, except our own errors, which
-    surface as they are: a ``WifExchangeError`` of an earlier step, and a ``WifConfigError`` (a setting the AWS side
-    cannot serve, found before anything is sent)."""
-
-    step: Step
-    token: Any
-
-    def __init__(self, *args: Any, wif: WifContext, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.wif = wif
-
-    def _constructor_args(self) -> dict[str, Any]:
-        args: dict[str, Any] = super()._constructor_args()  # type: ignore[misc]
-        args["wif"] = self.wif
-        return args
-
-    def _secrets(self) -> list[str | None]:
-        """The tokens a sanitised cause must not carry."""
-        return [self.token]
-
-    def refresh(self, request: Any) -> None:
-        # ``request`` (whatever transport the caller holds) is not used: see exchange_transport().
-        recorder = _StatusRecorder(exchange_transport())
-        try:
-            super().refresh(recorder)  # type: ignore[misc]
-        except (WifExchangeError, WifConfigError):
-            raise  # an earlier step failed (or the AWS side cannot serve a setting): already named
-        except Exception as exc:  # noqa: BLE001 - re-raised below as a WifExchangeError
-            error = translate_exception(self.step, exc, self.wif.settings, self.wif.caller, status=recorder.status,
-                                        body=recorder.error_body)
-            cause = sanitized_cause(exc, self._secrets())
-        else:
-            masking.announce(self.token)  # before the next step sends it (and google-auth logs it)
-            return
-        raise error from cause
-
-
-class _FederatedCredentials(_NamedStep, aws.Credentials):
-    """``aws.Credentials`` that signs the audience into each subject token and names the STS step on failure."""
-
-    step = "sts_exchange"
-
-    def __init__(self, *args: Any, audience: str, subject_token_type: str,
-                 aws_security_credentials_supplier: aws.AwsSecurityCredentialsSupplier, **kwargs: Any) -> None:
-        super().__init__(*args, audience=audience, subject_token_type=subject_token_type,
-                         aws_security_credentials_supplier=aws_security_credentials_supplier, **kwargs)
-        # Our own copies of what signing needs (google-auth's copies pass these arguments again): nothing below
-        # reads google-auth's private attributes.
-        self.signed_audience = audience
-        self.aws_supplier = aws_security_credentials_supplier
-        self.supplier_context = external_account.SupplierContext(subject_token_type, audience)
-
-    def retrieve_subject_token(self, request: Any) -> str:
-        supplier, context = self.aws_supplier, self.supplier_context
-        region = supplier.get_aws_region(context, request)
-        aws_credentials = supplier.get_aws_security_credentials(context, request)
-        signed = aws.RequestSigner(region).get_request_options(
-            aws_credentials,
-            GET_CALLER_IDENTITY_URL.format(host=sts_host(region)),
-            "POST",
-            additional_headers={TARGET_RESOURCE_HEADER: self.signed_audience},
-        )
-        serialized = {
-            "url": signed["url"],
-            "method": signed["method"],
-            "headers": [{"key": key, "value": value} for key, value in signed["headers"].items()],
-        }
-        subject_token = urllib.parse.quote(json.dumps(serialized, separators=(",", ":"), sort_keys=True))
-        # Announced before it is sent: google-auth's request logging writes it before we see any answer. Its
-        # signature and session token, not the whole subject token: see masking.signed_request_secrets.
-        masking.announce(*masking.signed_request_secrets(signed["headers"].get("Authorization") or subject_token,
-                                                         aws_credentials.session_token))
-        return subject_token
-
-
-class _OidcFederatedCredentials(_NamedStep, identity_pool.Credentials):
-    """``identity_pool.Credentials`` over AWS-signed JWTs (``federation: jwt``) that names the STS step on failure.
-    The JWT is bound to its audience by AWS's signature (its ``aud`` claim), so nothing needs signing here."""
-
-    step = "sts_exchange"
-
-
-def jwt_audience(settings: WifSettings) -> str:
-    """The ``aud`` of the AWS JWT: the provider's name in the ``https://iam.<universe>/...`` form that Google's
-    OIDC providers accept by default (when ``allowed_audiences`` is empty)."""
-    return https_audience(settings.audience)
-
-
-def web_identity_token_supplier(settings: WifSettings, supplier: Boto3Supplier) -> WebIdentityTokenSupplier:
-    """The one JWT supplier of this AWS identity for the settings' audience (see
-    :meth:`~airflow_provider_gcp_wif.supplier.Boto3Supplier.web_identity_token_supplier`)."""
-    return supplier.web_identity_token_supplier(jwt_audience(settings))
-
-
-class _FederatedSource(google_credentials.Credentials):
-    """The impersonation's source as google-auth sees it: a window onto the chain's federated credentials, which
-    we hold. google-auth keeps a (shallow) copy of its source and re-scopes it when it can, so handing it the
-    federated credentials themselves would leave us a token we could only read back out of google-auth's private
-    attributes; every copy of this window refreshes and reads the one federated credential instead (so ID tokens,
-    access tokens and every ``with_*`` copy share one STS exchange). It carries the chain's context to the
-    impersonated credentials' constructor, which google-auth's copies call with the source alone."""
-
-    def __init__(self, federated: _FederatedCredentials | _OidcFederatedCredentials) -> None:
-        super().__init__()
-        self.federated = federated
-        self.wif = federated.wif
-
-    @property
-    def universe_domain(self) -> str:
-        return str(self.federated.universe_domain)
-
-    def refresh(self, request: Any) -> None:
-        if not self.federated.valid:
-            self.federated.refresh(request)
-        self.token, self.expiry = self.federated.token, self.federated.expiry
-
-
-class _ImpersonatedCredentials(_NamedStep, impersonated_credentials.Credentials):
-    """``impersonated_credentials.Credentials`` that names the impersonation step on failure."""
-
-    step = "impersonation"
-
-    def __init__(self, source_credentials: _FederatedSource, *args: Any, **kwargs: Any) -> None:
-        # google-auth's copies (``_make_copy``) pass the source and google-auth's own arguments only: the context
-        # and the federated credentials come with the source.
-        self.federated = source_credentials.federated
-        super().__init__(source_credentials, *args, wif=source_credentials.wif, **kwargs)
-
-    def _secrets(self) -> list[str | None]:
-        return [self.token, self.federated.token]
-
-
-class CredentialChain:
-    """The google-auth credentials of one exchange, held here rather than read back out of google-auth:
-    ``federated`` (the STS step) and ``final``, whose token callers use (``federated`` itself for direct resource
-    access, else the impersonated credentials over it). No I/O happens on construction."""
-
-    def __init__(self, federated: _FederatedCredentials | _OidcFederatedCredentials,
-                 final: google_credentials.Credentials) -> None:
-        self.federated = federated
-        self.final = final
-
-    @property
-    def impersonating(self) -> bool:
-        return self.final is not self.federated
-
-    def federated_token(self, request: Any) -> str:
-        """A live federated token (refreshed, without retries, when it is not valid)."""
-        if not self.federated.valid:
-            self.federated.refresh(request)
-        return str(self.federated.token)
-
-
-def build_chain(settings: WifSettings, supplier: Boto3Supplier) -> CredentialChain:
-    """The google-auth credentials for ``settings`` (not shared, not refreshed: no I/O happens here)."""
-    wif = WifContext(settings, caller_of(settings, supplier))
-    impersonating = bool(settings.impersonation_chain)
-    common: dict[str, Any] = dict(
-        audience=settings.audience,
-        token_url=settings.sts_endpoint,
-        # Impersonation needs a federated token that may call IAM Credentials, and nothing more (as google-auth
-        # re-scopes an impersonation's source): a leaked federated token is then no key to other Google APIs. The
-        # requested scopes go to generateAccessToken instead (ERRORS.md:
-        # iamcredentials_scope_insufficient_on_federated_token).
-        scopes=[IAM_SCOPE] if impersonating else list(settings.scopes),
-        quota_project_id=None if impersonating else settings.quota_project_id,
-        universe_domain=settings.universe_domain,
-        wif=wif,
-    )
-    federated: _FederatedCredentials | _OidcFederatedCredentials
-    if settings.federation == "jwt":
-        federated = _OidcFederatedCredentials(
-            subject_token_type=JWT_SUBJECT_TOKEN_TYPE,
-            subject_token_supplier=web_identity_token_supplier(settings, supplier),
-            **common,
-        )
-    else:
-        federated = _FederatedCredentials(
-            subject_token_type=AWS_SUBJECT_TOKEN_TYPE, aws_security_credentials_supplier=supplier, **common
-        )
-    if not impersonating:
-        return CredentialChain(federated, federated)
-    assert settings.service_account is not None
-    impersonated = _ImpersonatedCredentials(
-        _FederatedSource(federated),
-        target_principal=settings.service_account,
-        target_scopes=list(settings.scopes),
-        delegates=[f"projects/-/serviceAccounts/{email}" for email in settings.delegates] or None,
-        lifetime=settings.lifetime_seconds,
-        quota_project_id=settings.quota_project_id,
-        iam_endpoint_override=settings.impersonation_url(settings.service_account),
-    )
-    return CredentialChain(federated, impersonated)
-
-
-def caller_of(settings: WifSettings, supplier: Boto3Supplier | None) -> Caller:
-    """Who the fix texts may name: the AWS caller's ARN and (federation jwt) the claims of the JWT that was sent,
-    looked up only when an error is translated."""
-    if supplier is None:
-        return UNKNOWN_CALLER
-    return Caller(
-        arn_lookup=supplier.caller_arn,
-        jwt_claims_lookup=(lambda: web_identity_token_supplier(settings, supplier).last_claims())
-        if settings.federation == "jwt" else None,
-    )
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The exchange's own transport
-# ---------------------------------------------------------------------------------------------------------------
-
-#: The most of an STS or IAM Credentials answer the exchange's transport reads (a real one is under a kilobyte).
-MAX_ANSWER_BYTES = 1024 * 1024
-_ANSWER_CHUNK_BYTES = 64 * 1024
-
-_transport: Any = None
-_transport_lock = threading.Lock()
-
-
-def exchange_transport() -> Any:
-    """The transport of every STS and IAM Credentials request: google-auth's requests transport over a session
-    that never follows a redirect (a 3xx answer raises :class:`~airflow_provider_gcp_wif.errors.RedirectRefused`).
-
-    google-auth refreshes with whatever ``request`` its caller passes (an ``AuthorizedSession``'s, the httplib2
-    adapter of google-api-python-client, a hook's), and those follow redirects: an allowed endpoint answering
-    ``307 Location: https://elsewhere/`` would have the subject token POSTed to ``elsewhere``. So the exchange never
-    uses the caller's transport. Created once per process, on first use (a forked child makes its own).
-    """
-    global _transport
-    transport = _transport
-    if transport is None:
-        with _transport_lock:
-            transport = _transport
-            if transport is None:
-                transport = _transport = _no_redirect_transport()
-                masking.redact_google_auth_logs()
-    return transport
-
-
-def _no_redirect_transport() -> Any:
-    import http.cookiejar
-
-    import google.auth.transport.requests
-    import requests
-
-    class NoRedirectSession(requests.Session):
-        def get_redirect_target(self, resp: Any) -> str | None:
-            return None  # never follow, whatever allow_redirects says
-
-        def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
-            # Streamed, then read here up to MAX_ANSWER_BYTES: an endless or huge answer is not read into memory
-            # whole. Uncompressed only: a compressed chunk is decoded whole before it can be counted.
-            kwargs["stream"] = True
-            headers = {name: value for name, value in dict(kwargs.get("headers") or {}).items()
-                       if str(name).lower() != "accept-encoding"}
-            kwargs["headers"] = {**headers, "Accept-Encoding": "identity"}
-            response = super().request(method, url, *args, **kwargs)
-            _read_capped(response, str(url))
-            return response
-
-    class NoRedirectRequest(google.auth.transport.requests.Request):
-        def __call__(self, url: str, method: str = "GET", body: Any = None, headers: Any = None,
-                     timeout: Any = None, **kwargs: Any) -> Any:
-            kwargs["allow_redirects"] = False
-            if timeout is not None:
-                kwargs["timeout"] = timeout
-            response = super().__call__(url, method=method, body=body, headers=headers, **kwargs)
-            if 300 <= response.status < 400:
-                raise RedirectRefused(response.status, response.headers.get("location"), url)
-            return response
-
-    session = NoRedirectSession()
-    # Shared by every connection's exchange in the process: no state may pass from one answer to the next request.
-    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    return NoRedirectRequest(session)
-
-
-def _read_capped(response: Any, url: str) -> None:
-    """Read a streamed ``requests`` answer into ``response.content``, or raise :class:`AnswerTooLarge` (after
-    closing the connection) once it passes :data:`MAX_ANSWER_BYTES`, declared or not, or :class:`AnswerEncoded`
-    (unread) when it has a ``Content-Encoding`` other than identity (the exchange asks for identity; a compressed
-    body would be decoded chunk by chunk before the cap counts it, and with urllib3 < 2.6 one chunk whole)."""
-    try:
-        encoding = str(response.headers.get("content-encoding") or "").strip()
-        if encoding and encoding.lower() != "identity":
-            raise AnswerEncoded(encoding, int(response.status_code), url)
-        declared = str(response.headers.get("content-length") or "").strip()
-        if declared.isdecimal() and declared.isascii() and int(declared) > MAX_ANSWER_BYTES:
-            raise AnswerTooLarge(MAX_ANSWER_BYTES, int(response.status_code), url)
-        chunks, size = [], 0
-        for chunk in response.iter_content(_ANSWER_CHUNK_BYTES):
-            size += len(chunk)
-            if size > MAX_ANSWER_BYTES:
-                raise AnswerTooLarge(MAX_ANSWER_BYTES, int(response.status_code), url)
-            chunks.append(chunk)
-    except BaseException:
-        response.close()  # not consumed: the connection is dropped, not returned to the pool
-        raise
-    response._content = b"".join(chunks)  # what .content returns from now on (requests' own cache of the body)
-    response.close()  # consumed: returns the connection to the pool (keep-alive)
-
-
-def _forget_transport_in_child() -> None:
-    # A forked child must not share the parent's connection pool, nor inherit a lock held by another thread.
-    global _transport, _transport_lock
-    _transport = None
-    _transport_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_transport_in_child)
-
-
-def utcnow() -> datetime.datetime:
-    """Now, as naive UTC: how google-auth keeps ``expiry``."""
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+def access_token_windows(expiry: datetime.datetime, now: datetime.datetime) -> RefreshWindows:
+    """The refresh windows of a Google access token obtained ``now``: :data:`ADVISORY_REFRESH_SECONDS` and
+    :data:`MANDATORY_REFRESH_SECONDS` before its expiry, at most a quarter and a tenth of its lifetime."""
+    return RefreshWindows.from_expiry(expiry, now, advisory=ADVISORY_REFRESH_SECONDS,
+                                      mandatory=MANDATORY_REFRESH_SECONDS, advisory_share=0.25, mandatory_share=0.1)
 
 
 def _default_request() -> Any:
@@ -504,6 +132,8 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         settings: the validated settings.
         supplier: the AWS identity source.
         retry_initial_delay: first backoff delay, in seconds, for transient failures (doubles, capped at 8 s).
+        clock: what the refresh windows are read on (naive UTC, :func:`~airflow_provider_gcp_wif.refresh.utcnow`
+            by default; tests move it); the ID tokens minted with these credentials follow it too.
         host_cache: share the final token with the other processes of this OS user on this host
             (``[gcp_wif] token_cache = host``); ``None`` keeps it in this process.
     """
@@ -514,7 +144,7 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         supplier: Boto3Supplier,
         *,
         retry_initial_delay: float = 0.5,
-        clock: Callable[[], datetime.datetime] = utcnow,
+        clock: Clock = utcnow,
         host_cache: HostTokenCache | None = None,
     ) -> None:
         super().__init__()
@@ -526,9 +156,8 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         self._lock = threading.Lock()
         _live_credentials.add(self)
         self._retry_initial_delay = retry_initial_delay
-        self._clock = clock
-        self._advisory_at: datetime.datetime | None = None
-        self._mandatory_at: datetime.datetime | None = None
+        self.clock = clock
+        self._windows: RefreshWindows | None = None
         self._issued_at: datetime.datetime | None = None
         self.exchange_count = 0  # successful refreshes (read by the load tests)
         self._host_cache = host_cache
@@ -547,7 +176,8 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
 
     @property
     def expired(self) -> bool:
-        return self._mandatory_at is None or self._clock() >= self._mandatory_at
+        windows = self._windows
+        return windows is None or windows.mandatory_due(self.clock())
 
     @property
     def valid(self) -> bool:
@@ -562,8 +192,19 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
             return state.INVALID
         return state.STALE if self._advisory_due() else state.FRESH
 
+    @property
+    def windows(self) -> RefreshWindows | None:
+        """The current token's refresh windows (``None`` before the first token)."""
+        return self._windows
+
+    @property
+    def refreshing(self) -> bool:
+        """Whether a thread is renewing this credential's token right now (it holds the credential's lock)."""
+        return self._lock.locked()
+
     def _advisory_due(self) -> bool:
-        return self._advisory_at is None or self._clock() >= self._advisory_at
+        windows = self._windows
+        return windows is None or windows.advisory_due(self.clock())
 
     # -- refresh ---------------------------------------------------------------------------------------------
 
@@ -580,14 +221,14 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
 
     def before_request(self, request: Any, method: str, url: str, headers: dict[str, str]) -> None:
         # The hot path: one clock read, two comparisons, two header writes.
-        advisory_at, mandatory_at = self._advisory_at, self._mandatory_at
-        if self.token is None or advisory_at is None or mandatory_at is None:
+        windows = self._windows
+        if self.token is None or windows is None:
             self._refresh(request, blocking=True)
         else:
-            now = self._clock()
-            if now >= mandatory_at:
+            now = self.clock()
+            if windows.mandatory_due(now):
                 self._refresh(request, blocking=True)
-            elif now >= advisory_at:
+            elif windows.advisory_due(now):
                 self._refresh(request, blocking=False)
         headers["authorization"] = f"Bearer {self.token}"
         if self._quota_project_id:
@@ -624,13 +265,9 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         # The federated token (the impersonation's source) is a bearer credential too.
         masking.announce(self.token, self.chain.federated.token)
         self.exchange_count += 1
-        now = self._issued_at = self._clock()
+        now = self._issued_at = self.clock()
         expiry = self.expiry or now + datetime.timedelta(seconds=3600)
-        lifetime = max(0.0, (expiry - now).total_seconds())
-        advisory = min(ADVISORY_REFRESH_SECONDS, lifetime * 0.25)
-        mandatory = min(MANDATORY_REFRESH_SECONDS, lifetime * 0.1)
-        self._advisory_at = expiry - datetime.timedelta(seconds=advisory)
-        self._mandatory_at = expiry - datetime.timedelta(seconds=mandatory)
+        self._windows = access_token_windows(expiry, now)
         log.debug(
             "gcp_wif: new Google token for %s (expires %s)",
             self.settings.service_account or "the federated identity",
@@ -673,28 +310,27 @@ class WifCredentials(google_credentials.CredentialsWithQuotaProject):
         principal = self.settings.service_account or self.settings.audience
         lifetime = self.settings.lifetime_seconds if self.chain.impersonating else FEDERATED_TOKEN_MAX_SECONDS
         with host.locked(key):
-            now = self._clock()
+            now = self.clock()
             left = host.read(key, principal, now=now, max_lifetime_seconds=lifetime) if reuse else None
-            if left is not None and now < left.advisory_at:
+            if left is not None and not left.windows.advisory_due(now):
                 self._take(left)
                 return
             exchanged = protected_refresh(lambda: self._exchange(request, shared=False),
-                                          mandatory=lambda: left is None or now >= left.mandatory_at,
+                                          mandatory=lambda: left is None or left.windows.mandatory_due(now),
                                           what="the Google token (the host's current one)")
             if not exchanged:
                 assert left is not None
                 self._take(left)
                 return
             assert self.token is not None and self.expiry is not None and self._issued_at is not None
-            assert self._advisory_at is not None and self._mandatory_at is not None
-            host.write(key, SharedToken(self.token, self.expiry, principal, self._advisory_at, self._mandatory_at,
-                                        self._issued_at))
+            assert self._windows is not None and self._windows.expiry == self.expiry
+            host.write(key, SharedToken(self.token, principal, self._windows, self._issued_at))
 
     def _take(self, left: SharedToken) -> None:
         """Use a token another process exchanged (this process's masker learns it too)."""
         masking.announce(left.token)
         self.token, self.expiry = left.token, left.expiry
-        self._advisory_at, self._mandatory_at = left.advisory_at, left.mandatory_at
+        self._windows = left.windows
         log.debug("gcp_wif: Google token for %s taken from the host token cache (expires %s)",
                   left.principal, left.expiry.isoformat())
 
@@ -755,7 +391,8 @@ def _after_fork_in_child() -> None:
     # A forked child (Celery's prefork pool, LocalExecutor, Airflow's task runner, the triggerer's runner) must not
     # inherit locks another thread may hold, nor share boto3 connection pools with its parent: it starts with an
     # empty cache and a new generation, and every credentials object it inherited gets a fresh lock (the AWS
-    # suppliers, whose handler ran first, do the same for theirs and drop their boto3 sessions, see supplier.py).
+    # suppliers, whose handler runs before this one (forks.AWS_SUPPLIERS), do the same for theirs and drop their
+    # boto3 sessions, see supplier.py).
     global _cache_lock, _fork_generation
     _cache_lock = threading.Lock()
     _cache.clear()
@@ -767,5 +404,4 @@ def _after_fork_in_child() -> None:
             log.debug("gcp_wif: resetting credentials after fork failed", exc_info=True)
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+forks.register(forks.GOOGLE_CREDENTIALS, _after_fork_in_child)

@@ -48,6 +48,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_gcp_wif import forks
+from airflow_provider_gcp_wif.refresh import RefreshWindows
+
 log = logging.getLogger(__name__)
 
 #: Token cache modes of ``[gcp_wif] token_cache``.
@@ -68,19 +71,20 @@ class SharedToken:
 
     Attributes:
         token: the final Google access token (the service account's, or the federated one without impersonation).
-        expiry: when Google stops accepting it.
         principal: whom it belongs to (the service account email, or the workload identity provider's audience).
-        advisory_at: from this moment a process refreshes ahead of expiry.
-        mandatory_at: from this moment the token is not used any more.
+        windows: when Google stops accepting it (``expiry``), from when a process refreshes ahead of expiry
+            (``advisory_at``), from when the token is not used any more (``mandatory_at``).
         issued_at: when the process that exchanged for it got it.
     """
 
     token: str = field(repr=False)
-    expiry: datetime.datetime
     principal: str
-    advisory_at: datetime.datetime
-    mandatory_at: datetime.datetime
+    windows: RefreshWindows
     issued_at: datetime.datetime
+
+    @property
+    def expiry(self) -> datetime.datetime:
+        return self.windows.expiry
 
 
 def default_directory() -> str:
@@ -288,15 +292,15 @@ class HostTokenCache:
             token = data["token"]
             if not isinstance(token, str) or not token:
                 return None
-            shared = SharedToken(token, _utc(data["expiry"]), principal, _utc(data["advisory_at"]),
-                                 _utc(data["mandatory_at"]), _utc(data["issued_at"]))
+            windows = RefreshWindows(_utc(data["expiry"]), _utc(data["advisory_at"]), _utc(data["mandatory_at"]))
+            shared = SharedToken(token, principal, windows, _utc(data["issued_at"]))
         except (ValueError, KeyError, TypeError, OverflowError, OSError):
             log.info("gcp_wif: ignoring a corrupt host token cache file")
             return None
         skew = datetime.timedelta(seconds=CLAIM_SKEW_SECONDS)
         if not (shared.issued_at <= now + skew
-                and shared.expiry <= shared.issued_at + datetime.timedelta(seconds=max_lifetime_seconds) + skew
-                and shared.issued_at <= shared.advisory_at <= shared.mandatory_at <= shared.expiry):
+                and windows.expiry <= shared.issued_at + datetime.timedelta(seconds=max_lifetime_seconds) + skew
+                and shared.issued_at <= windows.advisory_at <= windows.mandatory_at <= windows.expiry):
             log.info("gcp_wif: ignoring a host token cache file that claims more than its token can be")
             return None
         return shared
@@ -305,8 +309,8 @@ class HostTokenCache:
         """Leave ``shared`` for the other processes (atomically; failures are logged, never raised)."""
         body = json.dumps({
             "version": FORMAT_VERSION, "key": key, "principal": shared.principal, "token": shared.token,
-            "expiry": _epoch(shared.expiry), "advisory_at": _epoch(shared.advisory_at),
-            "mandatory_at": _epoch(shared.mandatory_at), "issued_at": _epoch(shared.issued_at),
+            "expiry": _epoch(shared.windows.expiry), "advisory_at": _epoch(shared.windows.advisory_at),
+            "mandatory_at": _epoch(shared.windows.mandatory_at), "issued_at": _epoch(shared.issued_at),
         }).encode()
         with self._directory() as directory:
             if directory is None:
@@ -345,5 +349,4 @@ def _close_inherited_locks() -> None:
     _held_locks.clear()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_close_inherited_locks)
+forks.register(forks.HOST_CACHE_LOCKS, _close_inherited_locks)

@@ -16,14 +16,13 @@ a time per audience; every token is announced to the secrets masker.
 
 from __future__ import annotations
 
+import datetime
 import json
-import os
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_gcp_wif import masking
+from airflow_provider_gcp_wif import forks, masking
 from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.diagnosis import Caller, parse_google_answer, translate, translate_exception
 from airflow_provider_gcp_wif.errors import (
@@ -33,6 +32,7 @@ from airflow_provider_gcp_wif.errors import (
     WifConfigError,
     WifExchangeError,
 )
+from airflow_provider_gcp_wif.refresh import RefreshWindows
 
 if TYPE_CHECKING:
     from airflow_provider_gcp_wif.credentials import WifCredentials
@@ -43,14 +43,29 @@ REFRESH_AHEAD_SECONDS = 300
 MINIMUM_REMAINING_SECONDS = 60
 
 
+#: The latest expiry an ID token's ``exp`` claim is read as (9999-12-31T23:59:59Z: datetime's last second).
+_LAST_EPOCH = 253402300799
+
+
+def id_token_windows(expiry: datetime.datetime, now: datetime.datetime) -> RefreshWindows:
+    """The refresh windows of an ID token: renewed :data:`REFRESH_AHEAD_SECONDS` before its expiry, served until
+    :data:`MINIMUM_REMAINING_SECONDS` before it when the renewal fails."""
+    return RefreshWindows.from_expiry(expiry, now, advisory=REFRESH_AHEAD_SECONDS, mandatory=MINIMUM_REMAINING_SECONDS)
+
+
 @dataclass
 class _CachedIdToken:
     token: str | None = field(default=None, repr=False)
-    expires_at: float = 0.0
+    windows: RefreshWindows | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def remaining(self) -> float:
-        return self.expires_at - time.time() if self.token else -1.0
+    def fresh(self, now: datetime.datetime) -> bool:
+        """Before its advisory window: served as it is."""
+        return bool(self.token) and self.windows is not None and not self.windows.advisory_due(now)
+
+    def usable(self, now: datetime.datetime) -> bool:
+        """Before its mandatory window: still served when a renewal fails."""
+        return bool(self.token) and self.windows is not None and not self.windows.mandatory_due(now)
 
 
 _cache: dict[tuple[Any, ...], _CachedIdToken] = {}
@@ -94,23 +109,26 @@ def get_id_token(credentials: WifCredentials, audience: str, *, request: Any | N
     if entry is None:
         with _cache_lock:
             entry = _cache.setdefault(key, _CachedIdToken())
-    if entry.remaining() > REFRESH_AHEAD_SECONDS:
+    clock = credentials.clock
+    if entry.fresh(clock()):
         return str(entry.token)
     with entry.lock:
-        if entry.remaining() > REFRESH_AHEAD_SECONDS:  # another thread renewed it meanwhile
+        if entry.fresh(clock()):  # another thread renewed it meanwhile
             return str(entry.token)
 
         def renew() -> None:
-            entry.token, entry.expires_at = _generate(credentials, audience, request)
+            token, expiry = _generate(credentials, audience, request)
+            entry.token, entry.windows = token, id_token_windows(expiry, clock())
 
-        protected_refresh(renew, mandatory=lambda: entry.remaining() <= MINIMUM_REMAINING_SECONDS,
-                          what=f"the ID token for {audience}")
+        protected_refresh(renew, mandatory=lambda: not entry.usable(clock()), what=f"the ID token for {audience}")
         return str(entry.token)
 
 
-def _generate(credentials: WifCredentials, audience: str, request: Any | None) -> tuple[str, float]:
+def _generate(credentials: WifCredentials, audience: str, request: Any | None) -> tuple[str, datetime.datetime]:
     """One ``generateIdToken`` call (retrying transient failures as the access-token exchange does)."""
-    from airflow_provider_gcp_wif.credentials import caller_of, exchange_transport, retry_transient
+    from airflow_provider_gcp_wif.chain import caller_of
+    from airflow_provider_gcp_wif.credentials import retry_transient
+    from airflow_provider_gcp_wif.transport import exchange_transport
 
     settings = credentials.settings
     # Like the STS and generateAccessToken steps, never the caller's transport: it may follow redirects.
@@ -126,7 +144,7 @@ def _generate(credentials: WifCredentials, audience: str, request: Any | None) -
 
 
 def _call(request: Any, url: str, bearer: str, body: dict[str, Any], settings: WifSettings, caller: Caller
-          ) -> tuple[str, float]:
+          ) -> tuple[str, datetime.datetime]:
     from google.auth import exceptions as google_exceptions
     from google.auth import jwt
 
@@ -157,12 +175,13 @@ def _call(request: Any, url: str, bearer: str, body: dict[str, Any], settings: W
             # unmasked in the error's chain or a log of this answer either).
             masking.announce(token)
         claims = jwt.decode(token, verify=False)  # our own fresh token: only its expiry is read
-        expires_at = float(claims["exp"])
+        expires_at = min(max(float(claims["exp"]), 0.0), _LAST_EPOCH)
+        expiry = datetime.datetime.fromtimestamp(expires_at, datetime.timezone.utc).replace(tzinfo=None)
     except (ValueError, KeyError, TypeError) as err:
         raise WifExchangeError("impersonation", "generateIdToken answered 200 without a readable ID token.",
                                "retry; if it persists, check iam_endpoint.", status=status,
                                retryable=True) from err
-    return str(token), expires_at
+    return str(token), expiry
 
 
 def clear_cache() -> None:
@@ -177,5 +196,4 @@ def _after_fork_in_child() -> None:
     _cache.clear()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+forks.register(forks.ID_TOKENS, _after_fork_in_child)

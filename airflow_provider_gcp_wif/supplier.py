@@ -10,7 +10,6 @@ assumed roles is what keeps them valid.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import json
@@ -20,15 +19,17 @@ import os
 import threading
 import urllib.parse
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from google.auth import aws, identity_pool
 
-from airflow_provider_gcp_wif import masking
+from airflow_provider_gcp_wif import forks, masking
+from airflow_provider_gcp_wif.botocore_sharing import shared_botocore_data
 from airflow_provider_gcp_wif.constants import JWT_DURATION_SECONDS, JWT_SIGNING_ALGORITHM
 from airflow_provider_gcp_wif.diagnosis import aws_error_code, translate_aws_error
 from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
+from airflow_provider_gcp_wif.refresh import Clock, RefreshWindows, utcnow
 from airflow_provider_gcp_wif.resource_names import sts_host
 
 if TYPE_CHECKING:
@@ -64,113 +65,8 @@ def web_identity_token_duration(
 
 
 # Every live AWS and JWT supplier, so that a forked child can give each one fresh locks (and the AWS ones no boto3
-# session): the one fork registry of this module, see _after_fork_in_child.
+# session): what this module's fork handler walks, see _after_fork_in_child.
 _live_suppliers: weakref.WeakSet[Boto3Supplier | WebIdentityTokenSupplier] = weakref.WeakSet()
-
-_shared_loaders: dict[str | None, Any] = {}
-_shared_loader_scope = threading.local()
-_shared_loader_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def shared_botocore_data() -> Iterator[None]:
-    """Botocore sessions created on this thread inside the block share one process-wide data loader.
-
-    Every new botocore session otherwise parses the STS service model, its endpoint rule set and the endpoints
-    and partitions files again (~30-40 ms of JSON per session: each cold token, e.g. every new ``AwsBaseHook``
-    session assuming a role). The files are read-only data, so one :class:`botocore.loaders.Loader` (with its
-    own cache) per search path serves every session, as the Amazon provider already does for its async sessions.
-
-    Likewise every new botocore session registers botocore's ~130 built-in event handlers one by one (~4 ms of
-    event-name aliasing per session; ``AwsBaseHook`` makes two per role it assumes). Sessions that
-    ``botocore.session.get_session()`` creates inside the block start instead from a copy of one session's
-    registered handlers: the copy botocore itself makes of a session's handlers for each client
-    (``HierarchicalEmitter.__copy__``), through ``Session``'s public ``event_hooks`` and
-    ``include_builtin_handlers`` arguments, so each session still owns its handlers (what one registers, no other
-    sees). Sessions, credentials and their refresh are untouched; other threads and code outside the block see
-    botocore as it was.
-    """
-    _install_shared_loader()
-    _install_shared_handlers()
-    previous = getattr(_shared_loader_scope, "active", False)
-    _shared_loader_scope.active = True
-    try:
-        yield
-    finally:
-        _shared_loader_scope.active = previous
-
-
-def _install_shared_loader() -> None:
-    import botocore.session
-
-    with _shared_loader_lock:
-        original = botocore.session.create_loader
-        if getattr(original, "_gcp_wif_shared", False):
-            return
-
-        def create_loader(search_path_string: str | None = None) -> Any:
-            if not getattr(_shared_loader_scope, "active", False):
-                return original(search_path_string)
-            loader = _shared_loaders.get(search_path_string)
-            if loader is None:
-                loader = _shared_loaders.setdefault(search_path_string, original(search_path_string))
-            return loader
-
-        create_loader._gcp_wif_shared = True  # type: ignore[attr-defined]
-        create_loader.__wrapped__ = original  # type: ignore[attr-defined]
-        botocore.session.create_loader = create_loader
-
-
-_handlers_template: list[Any] = []
-_handlers_template_lock = threading.Lock()
-
-
-def _builtin_handlers() -> Any:
-    """An event emitter holding exactly botocore's built-in handlers, registered as ``Session.__init__`` does;
-    ``None`` when this botocore is not shaped as expected. No session is made for it, so no botocore initializer
-    (``botocore.register_initializer``) adds its own handlers here: they run for each real session, once."""
-    import botocore.hooks
-    import botocore.session
-
-    try:
-        emitter = botocore.hooks.HierarchicalEmitter()
-        registrar = botocore.session.Session.__new__(botocore.session.Session)
-        registrar._events = botocore.hooks.EventAliaser(emitter)
-        registrar._register_builtin_handlers(registrar._events)
-    except Exception:  # this botocore is shaped otherwise: it registers them itself
-        log.debug("gcp_wif: botocore's built-in handlers could not be prepared once", exc_info=True)
-        return None
-    return emitter
-
-
-def _install_shared_handlers() -> None:
-    import copy
-
-    import botocore.hooks
-    import botocore.session
-
-    with _shared_loader_lock:
-        original = botocore.session.get_session
-        if getattr(original, "_gcp_wif_shared", False):
-            return
-
-        def get_session(env_vars: Any = None) -> Any:
-            if not getattr(_shared_loader_scope, "active", False):
-                return original(env_vars)
-            if not _handlers_template:
-                with _handlers_template_lock:
-                    if not _handlers_template:
-                        _handlers_template.append(_builtin_handlers())
-            template = _handlers_template[0]
-            if template is None:  # a botocore this does not fit: leave it be
-                return original(env_vars)
-            handlers = copy.copy(template)
-            handlers._lookup_cache = {}  # __copy__ shares the template's (empty) cache dict: give it its own
-            return botocore.session.Session(env_vars, event_hooks=handlers, include_builtin_handlers=False)
-
-        get_session._gcp_wif_shared = True  # type: ignore[attr-defined]
-        get_session.__wrapped__ = original  # type: ignore[attr-defined]
-        botocore.session.get_session = get_session
 
 
 class Boto3Supplier(aws.AwsSecurityCredentialsSupplier):
@@ -418,6 +314,13 @@ def _assume_role_parameters(fetcher: Any) -> str:
     return json.dumps(parameters, sort_keys=True, default=str)
 
 
+def jwt_windows(expiration: datetime.datetime, now: datetime.datetime) -> RefreshWindows:
+    """How long a JWT obtained ``now`` is reused: until a minute before its expiration, or half its lifetime when
+    that is shorter (one window: a JWT is fetched under the supplier's lock, every caller waits for it)."""
+    return RefreshWindows.from_expiry(expiration, now, advisory=60.0, mandatory=60.0, advisory_share=0.5,
+                                      mandatory_share=0.5)
+
+
 class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
     """The ``federation: jwt`` route's subject tokens: JWTs from AWS STS ``GetWebIdentityToken`` (IAM outbound
     identity federation), asked for by the AWS identity of ``aws`` on its region's STS endpoint, for ``audience``
@@ -439,15 +342,15 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
         audience: str,
         *,
         duration_seconds: int = JWT_DURATION_SECONDS,
-        clock: Callable[[], datetime.datetime] | None = None,
+        clock: Clock = utcnow,
     ) -> None:
         self.aws = aws
         self.audience = audience
         self.duration_seconds = duration_seconds
-        self._clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
+        self.clock = clock
         self._lock = threading.Lock()
         self._token: str | None = None
-        self._reuse_until: datetime.datetime | None = None
+        self._windows: RefreshWindows | None = None
         self.fetch_count = 0  # GetWebIdentityToken calls that returned a JWT (read by tests)
         _live_suppliers.add(self)
         masking.redact_botocore_wire_secrets()  # botocore logs the answer (DEBUG) before we hold the JWT
@@ -457,12 +360,11 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
 
     def get_subject_token(self, context: Any, request: Any) -> str:
         with self._lock:
-            now = self._clock()
-            if self._token is not None and self._reuse_until is not None and now < self._reuse_until:
+            now = self.clock()
+            if self._token is not None and self._windows is not None and not self._windows.mandatory_due(now):
                 return self._token
             token, expiration = self._fetch(now)
-            lifetime = max(0.0, (expiration - now).total_seconds())
-            self._reuse_until = expiration - datetime.timedelta(seconds=min(60.0, lifetime / 2))
+            self._windows = jwt_windows(expiration, now)
             self._token = token
             self.fetch_count += 1
             return token
@@ -486,7 +388,8 @@ class WebIdentityTokenSupplier(identity_pool.SubjectTokenSupplier):
         # The credentials the call will be signed with (refreshed by botocore if they were due), then their expiry.
         self.aws.get_aws_security_credentials(None, None)
         expiry = self.aws.credentials_expiry()
-        duration = web_identity_token_duration(self.duration_seconds, expiry, now)
+        duration = web_identity_token_duration(self.duration_seconds, expiry,
+                                               now.replace(tzinfo=datetime.timezone.utc))
         # Credentials advertised to end before even the shortest JWT: AWS judges against the role *session*, which
         # can outlast them (make mwaa's 60-s container credentials over a 15-minute session), so AWS is asked for
         # the shortest one, and only its refusal is the error below.
@@ -559,11 +462,10 @@ def missing_operation_error() -> WifConfigError:
 
 
 def _after_fork_in_child() -> None:
-    # Registered when this module is imported, so before credentials.py's handler, which rebuilds credentials
-    # (and takes the suppliers' locks): os.register_at_fork runs child handlers in registration order.
+    # Runs before credentials.py's handler (forks.AWS_SUPPLIERS < forks.GOOGLE_CREDENTIALS), which rebuilds
+    # credentials and takes the suppliers' locks.
     for supplier in list(_live_suppliers):
         supplier._after_fork()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+forks.register(forks.AWS_SUPPLIERS, _after_fork_in_child)

@@ -32,11 +32,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_gcp_wif.config import SEED_ENV, WifSettings
 from airflow_provider_gcp_wif.constants import AWS_ACCOUNT_ID_ENV, AWS_ROLE_NAME_ENV
-from airflow_provider_gcp_wif.credentials import WifCredentials, exchange_transport, get_credentials
+from airflow_provider_gcp_wif.credentials import WifCredentials, get_credentials
 from airflow_provider_gcp_wif.errors import WifConfigError
 from airflow_provider_gcp_wif.fields import BY_KEY
 from airflow_provider_gcp_wif.resource_names import iam_role_arn
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
+from airflow_provider_gcp_wif.transport import exchange_transport
 
 if TYPE_CHECKING:
     import boto3

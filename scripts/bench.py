@@ -343,6 +343,7 @@ def main() -> int:
 
         import airflow_provider_gcp_wif.plugin  # noqa: F401 - what every Airflow process does at start-up
         from airflow_provider_gcp_wif import credentials as wif_credentials
+        from airflow_provider_gcp_wif import transport as wif_transport
 
         # What a fresh task's masker holds when its first token comes: what Airflow and the plugin taught it at
         # import (restored before each cold run of (iii)).
@@ -417,7 +418,7 @@ def main() -> int:
         import botocore.session
 
         from airflow_provider_gcp_wif import masking
-        from airflow_provider_gcp_wif.supplier import shared_botocore_data
+        from airflow_provider_gcp_wif.botocore_sharing import shared_botocore_data
 
         def botocore_setup() -> float:
             """Thread CPU of what AwsBaseHook does around AssumeRole, minus the request: a basic session, its STS
@@ -460,7 +461,7 @@ def main() -> int:
             wif_credentials.clear_cache()
             # A task's first token also builds the exchange's transport and opens its connections (no keep-alive
             # connection to the emulated servers left over from the previous run).
-            wif_credentials._transport = None
+            wif_transport._transport = None
             if masker_state is not None:
                 masker.patterns, masker.replacer = set(masker_state[0]), masker_state[1]
                 masking._announced.clear()  # nor has a fresh task announced anything

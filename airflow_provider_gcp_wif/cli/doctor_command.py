@@ -149,7 +149,7 @@ class Doctor:
                      f"{self.caller_arn} (account {account_of(self.caller_arn) or '?'}, region {region}).")
 
     def check_subject_length(self) -> Check:
-        from airflow_provider_gcp_wif.credentials import caller_of
+        from airflow_provider_gcp_wif.chain import caller_of
         from airflow_provider_gcp_wif.diagnosis import GoogleAnswer, translate
 
         assert self.source is not None and self.caller_arn is not None
@@ -175,7 +175,7 @@ class Doctor:
     def check_web_identity_token(self) -> Check:
         """``federation: jwt``: one GetWebIdentityToken (the JWT the STS step then exchanges, cached), and what
         Google's OIDC provider will check in it: audience, issuer, subject size, this host's clock."""
-        from airflow_provider_gcp_wif.credentials import jwt_audience, web_identity_token_supplier
+        from airflow_provider_gcp_wif.chain import jwt_audience, web_identity_token_supplier
         from airflow_provider_gcp_wif.diagnosis import jwt_claims
         from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
 
@@ -209,7 +209,7 @@ class Doctor:
         return Check("web identity token", OK, detail)
 
     def check_sts_exchange(self) -> Check:
-        from airflow_provider_gcp_wif.credentials import build_chain
+        from airflow_provider_gcp_wif.chain import build_chain
 
         assert self.source is not None
         settings = self.source.settings

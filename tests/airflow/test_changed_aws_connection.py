@@ -65,7 +65,7 @@ def test_federation_jwt_never_reuses_the_old_identitys_jwt_after_the_aws_connect
                                                                                           monkeypatch):
     """The jwt route caches the AWS JWT (minutes): the next hook after the AWS connection changed must ask AWS as
     the new identity, not hand Google the old identity's still-fresh JWT; an unchanged connection reuses it."""
-    from airflow_provider_gcp_wif.credentials import web_identity_token_supplier
+    from airflow_provider_gcp_wif.chain import web_identity_token_supplier
 
     aws = {"region_name": wif_env["aws_region"], "endpoint_url": wif_env["aws_endpoint"]}
     user = {"login": wif_env["aws_access_key_id"], "password": wif_env["aws_secret_access_key"]}

@@ -9,8 +9,8 @@ import botocore.session
 import google.auth.transport.requests
 import pytest
 
+from airflow_provider_gcp_wif import botocore_sharing, masking
 from airflow_provider_gcp_wif import credentials as wif_credentials
-from airflow_provider_gcp_wif import masking
 
 from .connections import gcs_hook
 
@@ -24,6 +24,7 @@ def cold_token() -> None:
     assert credentials.token
 
 
+@pytest.mark.skipif(not botocore_sharing.applies(), reason="botocore outside PROVEN_BOTOCORE: handlers not shared")
 def test_a_cold_token_builds_only_the_assume_role_client_and_registers_no_botocore_handlers(wif_env, monkeypatch):
     assert "role_arn" in wif_env["env"]["AIRFLOW_CONN_AWS_DEFAULT"]
     cold_token()  # the process's first: may parse botocore's data and register its handlers once

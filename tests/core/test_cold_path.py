@@ -5,12 +5,20 @@ code outside them sees botocore as it was."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 
 import boto3
+import botocore
 import botocore.session
+import pytest
 
+from airflow_provider_gcp_wif import botocore_sharing
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
+
+#: The sharing itself is pinned only where it applies (a botocore it was proven on).
+sharing = pytest.mark.skipif(not botocore_sharing.applies(), reason="botocore outside PROVEN_BOTOCORE: not shared")
 
 
 def _assuming_role_factory(info):
@@ -30,6 +38,7 @@ def _assuming_role_factory(info):
     return make
 
 
+@sharing
 def test_cold_sessions_parse_botocore_data_once_per_process(aws_env, monkeypatch):
     parsed: list[int] = []
     original = json.loads
@@ -47,6 +56,7 @@ def test_cold_sessions_parse_botocore_data_once_per_process(aws_env, monkeypatch
     assert len({id(loader) for loader in factory.loaders}) == 1
 
 
+@sharing
 def test_sessions_stay_separate_and_other_code_keeps_its_own_loader(aws_env):
     factory = _assuming_role_factory(aws_env)
     first, second = Boto3Supplier(factory).session(), Boto3Supplier(factory).session()
@@ -83,6 +93,7 @@ def _handlers_of(session) -> tuple:
     return walk(emitter._handlers._root), tuple(sorted(emitter._unique_id_handlers))
 
 
+@sharing
 def test_cold_sessions_register_botocore_handlers_once_per_process(aws_env, monkeypatch):
     registered: list[int] = []
     original = botocore.session.Session._register_builtin_handlers
@@ -99,6 +110,7 @@ def test_cold_sessions_register_botocore_handlers_once_per_process(aws_env, monk
     assert registered == [], "botocore's built-in event handlers were registered again for a new AWS session"
 
 
+@sharing
 def test_cold_sessions_hold_the_same_handlers_as_botocores_own_and_each_its_own(aws_env):
     factory = _assuming_role_factory(aws_env)
     first, second = (Boto3Supplier(factory).session()._session for _ in range(2))
@@ -120,18 +132,17 @@ def test_cold_sessions_hold_the_same_handlers_as_botocores_own_and_each_its_own(
     assert heard == ["first"]
 
 
+@sharing
 def test_botocore_initializers_run_once_for_each_cold_session(aws_env, monkeypatch):
     """Code that hooks every botocore session (``botocore.register_initializer``: tracing, metrics) sees each of
     ours once, and its handlers are there once, as on a session botocore makes itself."""
-    from airflow_provider_gcp_wif import supplier
-
     initialized = []
 
     def initializer(session):
         initialized.append(session)
         session.register("gcp-wif-test.initialized", _initializer_handler)
 
-    monkeypatch.setattr(supplier, "_handlers_template", [])  # prepared anew while the initializer is registered
+    monkeypatch.setattr(botocore_sharing, "_handlers_template", [])  # prepared anew while the initializer is registered
     botocore.register_initializer(initializer)
     try:
         factory = _assuming_role_factory(aws_env)
@@ -147,3 +158,36 @@ def test_botocore_initializers_run_once_for_each_cold_session(aws_env, monkeypat
 
 def _initializer_handler(**kwargs):
     return None
+
+
+@pytest.mark.parametrize(("version", "applies"), [
+    ("1.33.99", False), ("1.34.0", True), ("1.34.106", True), ("1.43.56", True), ("1.44.18", True),
+    ("1.44.999", True), ("1.45.0", False), ("2.0.0", False), ("unknown", False),
+])
+def test_the_sharing_applies_to_the_botocore_versions_it_was_proven_on(monkeypatch, version, applies):
+    monkeypatch.setattr(botocore, "__version__", version)
+    botocore_sharing.applies.cache_clear()
+    try:
+        assert botocore_sharing.applies() is applies
+    finally:
+        monkeypatch.undo()
+        botocore_sharing.applies.cache_clear()
+
+
+OUTSIDE_THE_GATE = """
+import botocore, botocore.session
+botocore.__version__ = "1.45.0"
+from airflow_provider_gcp_wif.botocore_sharing import shared_botocore_data
+get_session, create_loader = botocore.session.get_session, botocore.session.create_loader
+with shared_botocore_data():
+    sessions = [botocore.session.get_session() for _ in range(2)]
+assert botocore.session.get_session is get_session and botocore.session.create_loader is create_loader
+assert sessions[0].get_component("data_loader") is not sessions[1].get_component("data_loader")
+print("untouched")
+"""
+
+
+def test_a_botocore_outside_the_proven_versions_is_left_as_it_is():
+    result = subprocess.run([sys.executable, "-c", OUTSIDE_THE_GATE], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "untouched"

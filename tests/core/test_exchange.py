@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import threading
+import time
 import urllib.parse
 
 import google.auth._helpers
@@ -12,10 +13,14 @@ import google.auth.transport.requests
 import pytest
 import requests
 
-from airflow_provider_gcp_wif.credentials import WifCredentials, build_chain, get_credentials, utcnow
+from airflow_provider_gcp_wif.chain import build_chain
+from airflow_provider_gcp_wif.credentials import WifCredentials, get_credentials
 from airflow_provider_gcp_wif.errors import WifExchangeError
+from airflow_provider_gcp_wif.refresh import utcnow
 
 REQUEST = google.auth.transport.requests.Request()
+#: How long the emulator holds an advisory refresh's IAM request while another caller asks for the token.
+REFRESH_HELD_SECONDS = 20
 
 
 def counts(emulator):
@@ -279,13 +284,23 @@ def test_refresh_ahead_of_expiry_keeps_serving_the_valid_token_meanwhile(emulato
     credentials = get_credentials(settings_for(), role_supplier(), clock=clock)
     first = headers_after(credentials)["authorization"]
     # Advisory window = a quarter of the lifetime (5 s here): inside it, a caller refreshes, others are not blocked.
-    clock.move_to(credentials._advisory_at + datetime.timedelta(seconds=0.1))
+    clock.move_to(credentials.windows.advisory_at + datetime.timedelta(seconds=0.1))
     assert credentials.valid
-    credentials._lock.acquire()  # as if another thread were refreshing right now
+    emulator.control.inject_faults("iam", kinds=["delay"], delay_seconds=REFRESH_HELD_SECONDS, count=1)
+    refreshing = threading.Thread(target=headers_after, args=(credentials,))
+    refreshing.start()
     try:
+        deadline = time.monotonic() + 30
+        while not requests.get(emulator.info["control_url"] + "/faults", timeout=10).json()[0]["fired"]:  # the refreshing thread's request is held at IAM now
+            assert time.monotonic() < deadline, "the refresh never reached IAM"
+            time.sleep(0.02)
+        assert credentials.refreshing
+        started = time.monotonic()
         assert headers_after(credentials)["authorization"] == first
+        assert time.monotonic() - started < REFRESH_HELD_SECONDS / 2, "a caller waited for the advisory refresh"
     finally:
-        credentials._lock.release()
+        emulator.control.clear_faults()  # let the held request go
+        refreshing.join(REFRESH_HELD_SECONDS + 30)
     second = headers_after(credentials)["authorization"]
     assert second != first and counts(emulator)[1] == 2
 
@@ -295,7 +310,7 @@ def test_advisory_refresh_failure_keeps_the_current_token(emulator, settings_for
     clock = SharedClock(emulator)
     credentials = get_credentials(settings_for(), role_supplier(), clock=clock)
     first = headers_after(credentials)["authorization"]
-    clock.move_to(credentials._advisory_at + datetime.timedelta(seconds=0.1))
+    clock.move_to(credentials.windows.advisory_at + datetime.timedelta(seconds=0.1))
     emulator.control.inject_faults("iam", statuses=[403])
     assert headers_after(credentials)["authorization"] == first
 

@@ -14,7 +14,7 @@ import pytest
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
 from airflow_provider_gcp_wif import masking
-from airflow_provider_gcp_wif.credentials import jwt_audience
+from airflow_provider_gcp_wif.chain import jwt_audience
 from airflow_provider_gcp_wif.diagnosis import jwt_claims
 from airflow_provider_gcp_wif.errors import WifExchangeError
 from airflow_provider_gcp_wif.supplier import Boto3Supplier, WebIdentityTokenSupplier
@@ -132,7 +132,8 @@ def test_the_same_identity_gets_a_working_token_through_both_routes(emulator, aw
                                                                     jwt_settings):
     """Differential: one AWS identity, one service account; sigv4 through the AWS provider, jwt through the OIDC
     provider; both end as the same service account's token, and the jwt route's subject token is AWS's JWT."""
-    from airflow_provider_gcp_wif.credentials import exchange_transport, get_credentials
+    from airflow_provider_gcp_wif.credentials import get_credentials
+    from airflow_provider_gcp_wif.transport import exchange_transport
 
     supplier = role_supplier()
     tokens = {}
@@ -157,7 +158,8 @@ def test_the_same_identity_gets_a_working_token_through_both_routes(emulator, aw
 
 
 def test_one_jwt_serves_every_exchange_until_it_nears_expiry(emulator, aws_env, role_supplier, jwt_settings):
-    from airflow_provider_gcp_wif.credentials import get_credentials, web_identity_token_supplier
+    from airflow_provider_gcp_wif.chain import web_identity_token_supplier
+    from airflow_provider_gcp_wif.credentials import get_credentials
 
     supplier = role_supplier()
     direct = jwt_settings.replace(impersonation_chain="")  # every refresh is an STS exchange
@@ -169,7 +171,8 @@ def test_one_jwt_serves_every_exchange_until_it_nears_expiry(emulator, aws_env, 
     assert web_identity_token_supplier(direct, supplier).fetch_count == 1
     # ... and a new one is asked for once it nears its expiry (Google gives a federated token no longer than it).
     jwt = web_identity_token_supplier(direct, supplier)
-    jwt._clock = lambda: datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=250)
+    jwt.clock = lambda: datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) + datetime.timedelta(
+        seconds=250)
     assert jwt.get_subject_token(None, None) and jwt.fetch_count == 2
 
 
@@ -201,7 +204,9 @@ def test_a_child_process_gets_a_token_from_the_jwt_credential_file(emulator, aws
 def test_a_clock_out_of_step_with_google_names_the_clock(emulator, aws_env, role_supplier, jwt_settings):
     """This host's clock 10 minutes behind AWS's and Google's: the JWT it holds looks fresh here but is stale at
     Google (the emulated clouds' clock moves; this process's does not)."""
-    from airflow_provider_gcp_wif.credentials import exchange_transport, get_credentials, web_identity_token_supplier
+    from airflow_provider_gcp_wif.chain import web_identity_token_supplier
+    from airflow_provider_gcp_wif.credentials import get_credentials
+    from airflow_provider_gcp_wif.transport import exchange_transport
 
     supplier = role_supplier()
     web_identity_token_supplier(jwt_settings, supplier).get_subject_token(None, None)
@@ -234,8 +239,9 @@ def test_the_doctor_passes_every_step_of_the_jwt_route(emulator, aws_env, jwt_se
 
 def test_an_old_botocore_stops_the_exchange_with_the_version_needed(aws_env, role_supplier, jwt_settings, tmp_path,
                                                                     monkeypatch):
-    from airflow_provider_gcp_wif.credentials import exchange_transport, get_credentials
+    from airflow_provider_gcp_wif.credentials import get_credentials
     from airflow_provider_gcp_wif.errors import WifConfigError
+    from airflow_provider_gcp_wif.transport import exchange_transport
 
     sts_model_without_get_web_identity_token(tmp_path)
     monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
@@ -273,7 +279,9 @@ def test_a_refused_jwt_appears_in_no_error_traceback_or_log(emulator, aws_env, r
     import logging
     import traceback
 
-    from airflow_provider_gcp_wif.credentials import exchange_transport, get_credentials, web_identity_token_supplier
+    from airflow_provider_gcp_wif.chain import web_identity_token_supplier
+    from airflow_provider_gcp_wif.credentials import get_credentials
+    from airflow_provider_gcp_wif.transport import exchange_transport
 
     jwt_provider(emulator.control, aws_env, allowed_audiences=["https://example.test/other"])
     settings = settings_for(provider_id=JWT_PROVIDER, federation="jwt")
@@ -295,8 +303,9 @@ def test_the_host_cache_never_hands_one_routes_token_to_the_other(emulator, aws_
     """Same AWS identity, same service account, one host cache directory: the sigv4 credentials do their own
     exchange after the jwt ones left a token, and each route's second process takes its own route's token. (The two
     routes need two providers here; that the route alone changes the key is pinned in test_jwt_route.py.)"""
-    from airflow_provider_gcp_wif.credentials import WifCredentials, exchange_transport
+    from airflow_provider_gcp_wif.credentials import WifCredentials
     from airflow_provider_gcp_wif.host_cache import HostTokenCache
+    from airflow_provider_gcp_wif.transport import exchange_transport
 
     cache = HostTokenCache(str(tmp_path / "cache"))
     supplier = role_supplier()

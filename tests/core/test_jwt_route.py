@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from airflow_provider_gcp_wif.chain import jwt_audience
 from airflow_provider_gcp_wif.config import KNOWN_KEYS, SEED_ENV, WifSettings
-from airflow_provider_gcp_wif.credentials import cache_key, jwt_audience
+from airflow_provider_gcp_wif.credentials import cache_key
 from airflow_provider_gcp_wif.errors import WifConfigError
 from airflow_provider_gcp_wif.host_cache import HostTokenCache
 from airflow_provider_gcp_wif.provider_info import CONN_FIELDS

@@ -9,8 +9,9 @@ import urllib.parse
 import google.auth.transport.requests
 import pytest
 
-from airflow_provider_gcp_wif.credentials import get_credentials, sts_host
+from airflow_provider_gcp_wif.credentials import get_credentials
 from airflow_provider_gcp_wif.errors import WifExchangeError
+from airflow_provider_gcp_wif.resource_names import sts_host
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
 from airflow_provider_gcp_wif.token_service import assume_role_session
 

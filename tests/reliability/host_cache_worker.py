@@ -48,8 +48,9 @@ def main() -> None:
         def credentials():
             return GCSHook(gcp_conn_id="gcp_wif_default").get_credentials_and_project_id()[0]
     else:
-        from airflow_provider_gcp_wif.credentials import get_credentials, utcnow
+        from airflow_provider_gcp_wif.credentials import get_credentials
         from airflow_provider_gcp_wif.host_cache import HostTokenCache
+        from airflow_provider_gcp_wif.refresh import utcnow
         from airflow_provider_gcp_wif.supplier import Boto3Supplier
         from airflow_provider_gcp_wif.token_service import assume_role_session
         from tests.fixtures import make_settings

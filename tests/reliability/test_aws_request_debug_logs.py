@@ -100,8 +100,10 @@ def action_of(request: tuple[str, str, dict[str, str], bytes]) -> str:
 @pytest.mark.parametrize("federation", ["sigv4", "jwt"])
 def test_no_logged_aws_request_can_be_replayed(emulator, aws_env, settings_for, jwt_settings, role_supplier,
                                                user_supplier, rendered_logs, sent_requests, federation, keys):
-    from airflow_provider_gcp_wif.credentials import exchange_transport, get_credentials, web_identity_token_supplier
+    from airflow_provider_gcp_wif.chain import web_identity_token_supplier
+    from airflow_provider_gcp_wif.credentials import get_credentials
     from airflow_provider_gcp_wif.errors import WifExchangeError
+    from airflow_provider_gcp_wif.transport import exchange_transport
 
     supplier = role_supplier() if keys == "temporary" else user_supplier()
     settings = jwt_settings if federation == "jwt" else settings_for()
@@ -149,7 +151,7 @@ def test_the_signature_of_our_sts_request_is_announced_before_botocore_logs_the_
         emulator, jwt_settings, user_supplier, sent_requests, monkeypatch):
     """The masker hears each signature of our own STS client once signed, before ``Sending http request`` (a
     ``request-created`` handler after the signer), for whatever renders it besides botocore's filtered loggers."""
-    from airflow_provider_gcp_wif.credentials import web_identity_token_supplier
+    from airflow_provider_gcp_wif.chain import web_identity_token_supplier
 
     heard: list[str] = []
     sending: list[list[str]] = []

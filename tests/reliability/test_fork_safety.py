@@ -27,7 +27,7 @@ def test_fork_while_a_thread_is_mid_exchange_child_exchanges_with_the_same_crede
     parent_exchange.start()
     # The emulator has taken the STS request and holds it: the thread is inside the exchange, holding its lock.
     wait_until(lambda: requests.get(emulator.info["control_url"] + "/faults", timeout=10).json()[0]["fired"] >= 1)
-    assert credentials._lock.locked()
+    assert credentials.refreshing
 
     def child() -> bool:
         credentials.refresh(google.auth.transport.requests.Request())

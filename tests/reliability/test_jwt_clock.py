@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from airflow_provider_gcp_wif.credentials import jwt_audience
+from airflow_provider_gcp_wif.chain import jwt_audience
 from airflow_provider_gcp_wif.diagnosis import jwt_claims
 from airflow_provider_gcp_wif.supplier import WebIdentityTokenSupplier
 
@@ -28,7 +28,8 @@ def test_a_reused_jwt_is_fresh_at_the_clouds_clock_whatever_the_hosts_skew(emula
     moved = 0.0  # how far the clouds' clock (and, by the same amount, the host's) has been moved
 
     def host_clock() -> datetime.datetime:
-        return datetime.datetime.fromtimestamp(time.time() + moved + host_skew, datetime.timezone.utc)
+        return datetime.datetime.fromtimestamp(time.time() + moved + host_skew, datetime.timezone.utc).replace(
+            tzinfo=None)
 
     jwt = WebIdentityTokenSupplier(role_supplier(), jwt_audience(settings_for(federation="jwt")), clock=host_clock)
     first = jwt.get_subject_token(None, None)

@@ -50,7 +50,9 @@ def _pieces(jwt: str) -> list[str]:
 
 def test_botocore_debug_logging_of_our_get_web_identity_token_shows_no_jwt(
         emulator, role_supplier, jwt_settings, every_record_at_debug, monkeypatch):
-    from airflow_provider_gcp_wif.credentials import exchange_transport, get_credentials, web_identity_token_supplier
+    from airflow_provider_gcp_wif.chain import web_identity_token_supplier
+    from airflow_provider_gcp_wif.credentials import get_credentials
+    from airflow_provider_gcp_wif.transport import exchange_transport
 
     monkeypatch.setattr(masking, "_listeners", [])  # no host masker: the records themselves must be clean
     supplier = role_supplier()
@@ -150,8 +152,8 @@ def test_a_child_process_inheriting_google_auth_debug_logging_prints_no_credenti
     import subprocess
     import sys
 
+    from airflow_provider_gcp_wif.chain import web_identity_token_supplier
     from airflow_provider_gcp_wif.child_credentials import credential_file
-    from airflow_provider_gcp_wif.credentials import web_identity_token_supplier
     from airflow_provider_gcp_wif.integration import WifBinding
 
     from .token_oracle import known_tokens, tokens_in

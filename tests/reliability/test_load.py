@@ -56,12 +56,12 @@ class SharedClock:
         self.offset = datetime.timedelta()
 
     def __call__(self) -> datetime.datetime:
-        from airflow_provider_gcp_wif.credentials import utcnow
+        from airflow_provider_gcp_wif.refresh import utcnow
 
         return utcnow() + self.offset
 
     def move_to(self, moment: datetime.datetime) -> None:
-        from airflow_provider_gcp_wif.credentials import utcnow
+        from airflow_provider_gcp_wif.refresh import utcnow
 
         self.offset = moment - utcnow()
         self.control.set_clock_offset(self.offset.total_seconds())
@@ -94,7 +94,8 @@ def worker(info: dict[str, Any], start: Any, results: Any) -> None:
         # Inside the advisory window (refresh ahead), before the mandatory one: one thread refreshes. The processes
         # move their clocks together (each sets the emulator's offset to its own: they differ by milliseconds).
         start.wait(60)
-        clock.move_to(credentials._advisory_at + (credentials._mandatory_at - credentials._advisory_at) / 3)
+        windows = credentials.windows
+        clock.move_to(windows.advisory_at + (windows.mandatory_at - windows.advisory_at) / 3)
         advisory = _all_threads_at_once(credentials_for, request)
         after_advisory = credentials.exchange_count
         # Past expiry: everyone waits for a single refresh.

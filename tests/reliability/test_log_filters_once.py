@@ -25,7 +25,7 @@ Boto3Supplier(lambda: None, identity_key="k")  # no call to AWS: the session (a 
 assert count(BOTO, masking.BotocoreWireSecretRedactor) == [1] * len(BOTO), "there before the first AWS answer"
 WebIdentityTokenSupplier(Boto3Supplier(lambda: None, identity_key="k"), "https://aud")  # no call to AWS
 assert count(BOTO, masking.BotocoreWireSecretRedactor) == [1] * len(BOTO), "there before the first call"
-from airflow_provider_gcp_wif.credentials import exchange_transport
+from airflow_provider_gcp_wif.transport import exchange_transport
 exchange_transport()
 assert count(GOOGLE, masking.GoogleAuthLogRedactor) == [1] * len(GOOGLE)
 for _ in range(3):

@@ -17,9 +17,10 @@ from collections.abc import Iterator
 import pytest
 
 from airflow_provider_gcp_wif import id_tokens
-from airflow_provider_gcp_wif.credentials import MAX_ANSWER_BYTES, get_credentials
+from airflow_provider_gcp_wif.credentials import get_credentials
 from airflow_provider_gcp_wif.errors import WifExchangeError
 from airflow_provider_gcp_wif.id_tokens import get_id_token
+from airflow_provider_gcp_wif.transport import MAX_ANSWER_BYTES
 from tests.fixtures import loopback_server
 
 ENDLESS = 64 * 1024 * 1024  # what the endpoint would send if the client kept reading
@@ -171,7 +172,7 @@ def test_a_content_length_that_is_not_ascii_digits_is_ignored(declared):
     ignored (the body is counted as it is read), never a crash of the exchange's transport."""
     import requests
 
-    from airflow_provider_gcp_wif.credentials import _read_capped
+    from airflow_provider_gcp_wif.transport import _read_capped
 
     body = b'{"access_token": "a"}'
     with answering_endpoint({"Content-Type": "application/json", "Content-Length": declared}, body) as (base, _):

@@ -24,7 +24,7 @@ import google.auth.transport.requests
 import google_auth_httplib2
 import pytest
 
-from airflow_provider_gcp_wif import credentials as wif_credentials
+from airflow_provider_gcp_wif import transport as wif_transport
 from airflow_provider_gcp_wif.credentials import get_credentials
 from airflow_provider_gcp_wif.errors import WifExchangeError
 from tests.fixtures import listening_decoy, loopback_server
@@ -174,14 +174,14 @@ def test_a_redirect_without_location_is_refused_too(emulator, settings_for, role
 
 
 def test_the_exchange_transport_is_one_per_process_and_a_forked_child_makes_its_own(settings_for, role_supplier):
-    parent = wif_credentials.exchange_transport()
-    assert wif_credentials.exchange_transport() is parent
+    parent = wif_transport.exchange_transport()
+    assert wif_transport.exchange_transport() is parent
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: a new transport, and a working exchange through it
         code = 1
         try:
-            child = wif_credentials.exchange_transport()
+            child = wif_transport.exchange_transport()
             credentials = get_credentials(settings_for(), role_supplier())
             _refresh(credentials)
             code = 0 if child is not parent and credentials.valid else 2
@@ -191,7 +191,7 @@ def test_the_exchange_transport_is_one_per_process_and_a_forked_child_makes_its_
     os.close(write)
     _, status = os.waitpid(pid, 0)
     assert os.read(read, 1) == b"\x00" and os.waitstatus_to_exitcode(status) == 0
-    assert wif_credentials.exchange_transport() is parent
+    assert wif_transport.exchange_transport() is parent
 
 
 def test_the_error_names_only_the_redirect_host_never_credentials_in_its_url(emulator, settings_for, role_supplier):

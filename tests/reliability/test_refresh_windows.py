@@ -48,18 +48,19 @@ def test_a_failed_renewal_keeps_the_token_only_before_the_mandatory_window(
                                  host_cache=cache)
     first = headers(credentials)["authorization"]
     issued = clock()
-    assert credentials.expiry is not None and credentials._advisory_at and credentials._mandatory_at
+    windows = credentials.windows
+    assert credentials.expiry is not None and windows is not None
     clock.offset = (issued + datetime.timedelta(seconds=3600 * point)) - datetime.datetime.utcnow()
     now = clock()
     emulator.control.inject_faults("iam", statuses=[403])
     exchanges = len(emulator.control.requests("iam"))
-    if now >= credentials._mandatory_at:
+    if now >= windows.mandatory_at:
         with pytest.raises(WifExchangeError):
             headers(credentials)
     else:
         assert headers(credentials)["authorization"] == first
     tried = len(emulator.control.requests("iam")) - exchanges
-    assert tried == (1 if now >= credentials._advisory_at else 0)
+    assert tried == (1 if now >= windows.advisory_at else 0)
 
 
 @pytest.mark.parametrize(("left", "kept"), [(200, True), (90, True), (40, False), (10, False)])

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from airflow_provider_gcp_wif.chain import jwt_audience
 from airflow_provider_gcp_wif.config import KNOWN_KEYS, SEED_ENV, WifSettings
 from airflow_provider_gcp_wif.constants import AWS_SUBJECT_TOKEN_TYPE, LEGACY_PREFIX
-from airflow_provider_gcp_wif.credentials import jwt_audience
 from airflow_provider_gcp_wif.errors import WifConfigError
 
 MESSAGE_LIMIT = 2048

@@ -15,7 +15,8 @@ import pytest
 import requests
 from google.auth import aws
 
-from airflow_provider_gcp_wif.credentials import AWS_SUBJECT_TOKEN_TYPE, build_chain
+from airflow_provider_gcp_wif.chain import build_chain
+from airflow_provider_gcp_wif.constants import AWS_SUBJECT_TOKEN_TYPE
 
 OTHER_PROVIDER = "other-provider"
 

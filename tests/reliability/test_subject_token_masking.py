@@ -29,7 +29,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_gcp_wif import masking
-from airflow_provider_gcp_wif.credentials import AWS_SUBJECT_TOKEN_TYPE, build_chain
+from airflow_provider_gcp_wif.chain import build_chain
+from airflow_provider_gcp_wif.constants import AWS_SUBJECT_TOKEN_TYPE
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
 
 from .test_subject_token_binding import exchange_by_hand
