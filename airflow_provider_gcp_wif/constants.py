@@ -13,6 +13,8 @@ LEGACY_PREFIX = f"extra__{CONN_TYPE}__"
 
 #: Google's defaults: the universe and the scope of tokens when a connection names none.
 DEFAULT_UNIVERSE_DOMAIN = "googleapis.com"
+# A Google project number: the one grammar of resource_names.PROJECT_NUMBER and the connection form's hint (fields).
+PROJECT_NUMBER_PATTERN = "[0-9]{1,20}"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 #: The scope of the federated token when it is only used to impersonate (google-auth's ``_IAM_SCOPE``): enough for
 #: IAM Credentials, nothing else.

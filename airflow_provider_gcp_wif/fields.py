@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from airflow_provider_gcp_wif.constants import CLOUD_PLATFORM_SCOPE, DEFAULT_UNIVERSE_DOMAIN
+from airflow_provider_gcp_wif.constants import CLOUD_PLATFORM_SCOPE, DEFAULT_UNIVERSE_DOMAIN, PROJECT_NUMBER_PATTERN
 
 #: ``federation``: how the AWS identity proves itself to Google. ``sigv4``: a signed GetCallerIdentity request (an
 #: AWS provider of the pool); ``jwt``: a JWT from AWS STS GetWebIdentityToken (an OIDC provider of the pool).
@@ -112,8 +112,9 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "project_number", "Pool Project Number",
         "Number (digits, not the project ID) of the project that owns the workload identity pool.",
-        # The form's hint (empty, or digits); the settings hold the value to resource_names.PROJECT_NUMBER.
-        {"type": ["string", "null"], "pattern": "^[0-9]*$"}, parser="audience", placeholder="123456789012",
+        # The form's hint: empty, or a project number by the one grammar (resource_names.PROJECT_NUMBER).
+        {"type": ["string", "null"], "pattern": f"^({PROJECT_NUMBER_PATTERN})?$"},
+        parser="audience", placeholder="123456789012",
         seed_env="GCP_PROJECT_NUMBER", seed_argument="gcp_project_number",
         setup_flag="--project-number", marks_wif=True,
     ),

@@ -10,7 +10,12 @@ from __future__ import annotations
 import json
 import re
 
-from airflow_provider_gcp_wif.constants import DEFAULT_UNIVERSE_DOMAIN, JWT_DURATION_SECONDS, JWT_SIGNING_ALGORITHM
+from airflow_provider_gcp_wif.constants import (
+    DEFAULT_UNIVERSE_DOMAIN,
+    JWT_DURATION_SECONDS,
+    JWT_SIGNING_ALGORITHM,
+    PROJECT_NUMBER_PATTERN,
+)
 
 # The grammars below are matched with ``fullmatch`` (``$`` also matches before a trailing newline) and are ASCII only
 # (``\d`` would take any Unicode digit).
@@ -34,7 +39,7 @@ ROLE_ARN = re.compile(
     r"(?P<name>[!-.0-~]+)"
 )
 #: A project number: the digits of a Google Cloud project's number (not its id).
-PROJECT_NUMBER = re.compile(r"[0-9]{1,20}")
+PROJECT_NUMBER = re.compile(PROJECT_NUMBER_PATTERN)
 _ASSUMED_ROLE = re.compile(rf"arn:({_PARTITION}):sts::([0-9]{{12}}):assumed-role/([^/]+)/.+")
 _CALLER_ACCOUNT = re.compile(rf"arn:(?:{_PARTITION}):(?:sts|iam)::([0-9]{{12}}):")
 

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
-from airflow_provider_gcp_wif import TokenService, config, integration, provider_info
+from airflow_provider_gcp_wif import TokenService, config, integration, provider_info, resource_names
 from airflow_provider_gcp_wif.cli import setup_args
+from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.errors import WifConfigError
+from airflow_provider_gcp_wif.fields import FIELDS
 
 GOLDEN = json.loads((pathlib.Path(__file__).parent / "golden" / "field_registry.json").read_text())
 
@@ -64,3 +69,22 @@ def test_token_service_blames_the_argument_it_was_given(argument):
     with pytest.raises(WifConfigError) as caught:
         TokenService(**{**GOOD_SEED_ARGUMENTS, argument: BAD_SEED_ARGUMENTS[argument]})
     assert caught.value.field == GOLDEN["token_service_blames"][argument] == argument
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(st.one_of(st.text(alphabet="0123456789", max_size=25), st.text(max_size=25),
+                            st.from_regex(r"[0-9]{1,22}", fullmatch=True)))
+def test_the_forms_project_number_hint_accepts_what_the_settings_accept(value):
+    """The form's pattern (provider_info's conn-fields, GcpWifHook's widgets) and the settings' parser read a project
+    number by one grammar: a value the form lets through is one the settings accept, and the other way round."""
+    form = re.compile(next(f for f in FIELDS if f.key == "project_number").schema["pattern"])
+    hypothesis.assume(value != "")  # empty: the form's "not set", which the settings read as absent
+    form_accepts = bool(form.search(value))
+    assert form_accepts == bool(resource_names.PROJECT_NUMBER.fullmatch(value))
+    extras = {"project_number": value, "pool_id": "aws-pool", "provider_id": "aws-provider"}
+    try:
+        WifSettings.from_extras(extras)
+    except WifConfigError as err:
+        assert not form_accepts and err.field == "project_number"
+    else:
+        assert form_accepts
