@@ -5,7 +5,7 @@ and expect ``GOOGLE_APPLICATION_CREDENTIALS``. :func:`credential_file` writes an
 (:func:`external_account_config`) whose AWS credentials (or, with ``federation: jwt``, whose AWS JWT) come from a
 loopback endpoint of this process (:func:`credential_endpoint`), and sets the file's path and a few non-secret
 variables in ``os.environ`` for the duration through an overlay that restores the environment exactly
-(:func:`_patched_environ`, with its fork handler). :func:`authorized_gcloud` logs a private gcloud configuration in
+(:func:`patched_environ`, with its fork handler). :func:`authorized_gcloud` logs a private gcloud configuration in
 with that file.
 
 The core: no Airflow import. The functions take the connection's :class:`~airflow_provider_gcp_wif.config.WifSettings`
@@ -298,7 +298,7 @@ def credential_file(settings: WifSettings, credentials: SharedCredentials) -> Ge
       ``os.environ`` for the duration, because google-auth reads those before its ``url`` and the child would
       sign with the wrong identity;
     * the remaining, non-secret variables (the file's path, region, project, gcloud's config directory) are set
-      by :func:`_patched_environ`: contexts of different threads run one after another (a per-process
+      by :func:`patched_environ`: contexts of different threads run one after another (a per-process
       re-entrant lock), so a child sees its own context's values only, and afterwards ``os.environ`` is
       exactly what it was (variables that were absent are absent again). The price: in one process, a thread
       opening a context waits while another thread's is open; processes (one task each) are not affected.
@@ -348,7 +348,7 @@ def credential_file(settings: WifSettings, credentials: SharedCredentials) -> Ge
                 # The endpoint is on loopback: a proxy could not reach it (and must not see its capability).
                 for name in ("NO_PROXY", "no_proxy"):
                     environment[name] = ",".join(filter(None, [os.environ.get(name), "127.0.0.1"]))
-            with _patched_environ(environment):
+            with patched_environ(environment):
                 yield path
     finally:
         if os.getpid() == owner:  # a forked child leaving the context must not remove the parent's file
@@ -372,7 +372,7 @@ def authorized_gcloud(settings: WifSettings, credentials: SharedCredentials) -> 
     with (
         credential_file(settings, credentials) as path,
         tempfile.TemporaryDirectory(prefix="gcp-wif-gcloud-") as config_dir,
-        _patched_environ({"CLOUDSDK_CONFIG": config_dir}),
+        patched_environ({"CLOUDSDK_CONFIG": config_dir}),
     ):
         subprocess.check_output(["gcloud", "auth", "login", f"--cred-file={path}", "--quiet"])
         if settings.project:
@@ -391,7 +391,7 @@ _overlay_threads: dict[int, int] = {}  # id(overlay) -> the thread that opened i
 
 
 @contextlib.contextmanager
-def _patched_environ(values: Mapping[str, str | None]) -> Generator[None, None, None]:
+def patched_environ(values: Mapping[str, str | None]) -> Generator[None, None, None]:
     """Set (or, for ``None``, unset) variables for the duration; afterwards each is exactly what it was before.
 
     Holds a per-process re-entrant lock for the duration, so overlays of different threads never overlap. Within

@@ -76,8 +76,8 @@ def activate() -> None:
         module = sys.modules.get(BASE_GOOGLE)
         if module is not None and hasattr(module, "GoogleBaseHook"):
             _extend_logged(module)
-        elif not any(isinstance(finder, _PostImportFinder) for finder in sys.meta_path):
-            sys.meta_path.insert(0, _PostImportFinder())
+        elif not any(isinstance(finder, PostImportFinder) for finder in sys.meta_path):
+            sys.meta_path.insert(0, PostImportFinder())
 
 
 def deactivate() -> None:
@@ -104,10 +104,10 @@ def _restore(hook_class: Any) -> None:
 
 
 def _remove_finders() -> None:
-    sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, _PostImportFinder)]
+    sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, PostImportFinder)]
 
 
-class _PostImportFinder(importlib.abc.MetaPathFinder):
+class PostImportFinder(importlib.abc.MetaPathFinder):
     """Wraps the loader of ``base_google`` so that :func:`extend` runs right after the module executes; removes
     itself from ``sys.meta_path`` once it has (every later import finds the module in ``sys.modules``).
 

@@ -54,7 +54,7 @@ def waiting_at_the_lock(thread: threading.Thread, entered: threading.Event) -> N
     deadline = time.monotonic() + 30
     while not entered.is_set() and time.monotonic() < deadline:
         frame = sys._current_frames().get(thread.ident or 0)
-        while frame is not None and frame.f_code is not child_credentials._patched_environ.__wrapped__.__code__:
+        while frame is not None and frame.f_code is not child_credentials.patched_environ.__wrapped__.__code__:
             frame = frame.f_back
         if frame is not None:
             return
@@ -154,7 +154,7 @@ def test_overlays_closed_in_any_order_restore_exactly(before, opened, close_orde
     snapshot = dict(os.environ)
     contexts = []
     for values in opened:
-        context = child_credentials._patched_environ(values)
+        context = child_credentials.patched_environ(values)
         context.__enter__()
         contexts.append((context, values))
     order = list(range(len(contexts)))

@@ -108,7 +108,7 @@ def test_the_import_hook_removes_itself_once_it_has_fired_and_deactivate_restore
         import json, sys
         from airflow_provider_gcp_wif import extension
         import airflow_provider_gcp_wif.plugin
-        finders = lambda: sum(isinstance(f, extension._PostImportFinder) for f in sys.meta_path)
+        finders = lambda: sum(isinstance(f, extension.PostImportFinder) for f in sys.meta_path)
         before = finders()
         from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
         after = finders()
@@ -129,7 +129,7 @@ def test_deactivate_before_the_import_leaves_google_untouched():
         import airflow_provider_gcp_wif.plugin
         extension.deactivate()
         from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
-        print(json.dumps({"finders": sum(isinstance(f, extension._PostImportFinder) for f in sys.meta_path),
+        print(json.dumps({"finders": sum(isinstance(f, extension.PostImportFinder) for f in sys.meta_path),
                           "wrapped": any(hasattr(GoogleBaseHook.__dict__[n], "__wrapped__")
                                          for n in ("__init__", "get_credentials_and_project_id"))}))
     """)

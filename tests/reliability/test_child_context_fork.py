@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 
-from airflow_provider_gcp_wif.child_credentials import _patched_environ
+from airflow_provider_gcp_wif.child_credentials import patched_environ
 
 VARIABLE = "GCP_WIF_TEST_FORKED_OVERLAY"
 OWN = "GCP_WIF_TEST_FORKED_OWN"
@@ -20,7 +20,7 @@ def test_a_child_forked_while_another_thread_holds_a_context_can_open_its_own_an
     entered, release = threading.Event(), threading.Event()
 
     def other_task() -> None:
-        with _patched_environ({VARIABLE: "the other thread's"}):
+        with patched_environ({VARIABLE: "the other thread's"}):
             entered.set()
             release.wait(20)
 
@@ -38,7 +38,7 @@ def test_a_child_forked_while_another_thread_holds_a_context_can_open_its_own_an
 
             def child_context() -> None:
                 results.append(os.environ.get(VARIABLE))
-                with _patched_environ({OWN: "mine"}):
+                with patched_environ({OWN: "mine"}):
                     results.append(os.environ.get(OWN))
                 done.set()
 
@@ -62,13 +62,13 @@ def test_a_child_forked_while_another_thread_holds_a_context_can_open_its_own_an
 
 def test_a_thread_that_forks_inside_its_own_context_keeps_it_in_the_child():
     os.environ.pop(VARIABLE, None)
-    with _patched_environ({VARIABLE: "mine"}):
+    with patched_environ({VARIABLE: "mine"}):
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
                 inside = os.environ.get(VARIABLE) == "mine"
-                with _patched_environ({OWN: "nested"}):
+                with patched_environ({OWN: "nested"}):
                     pass
                 code = 0 if inside and os.environ.get(VARIABLE) == "mine" else 4
             finally:
