@@ -26,15 +26,28 @@ from tests.airflow_process import Component, stop_components
 # -- the core's emulated-cloud fixtures (tests/core, tests/cli, tests/reliability) ---------------------------------
 
 
+TESTS = pathlib.Path(__file__).resolve().parent
+#: The test directories whose every test starts and ends with an empty credential cache (the core's emulated-cloud
+#: fixtures below are theirs); the others (tests/airflow's wif_env clears it itself) ask for ``fresh_cache``.
+FRESH_CACHE_DIRECTORIES = ("core", "cli", "reliability")
+
+
 @pytest.fixture
 def fresh_cache():
-    """An empty credential cache before and after the test (autouse in tests/core, tests/cli and tests/reliability,
-    through their conftest.py)."""
+    """An empty credential cache before and after the test."""
     from airflow_provider_gcp_wif import credentials as wif_credentials
 
     wif_credentials.clear_cache()
     yield
     wif_credentials.clear_cache()
+
+
+@pytest.fixture(autouse=True)
+def _every_test_has_a_fresh_cache(request):
+    """``fresh_cache`` for every test of :data:`FRESH_CACHE_DIRECTORIES`; nothing for the others."""
+    path = request.path.resolve()
+    if any(path.is_relative_to(TESTS / directory) for directory in FRESH_CACHE_DIRECTORIES):
+        request.getfixturevalue("fresh_cache")
 
 
 @pytest.fixture
@@ -224,6 +237,16 @@ def jwt_settings(emulator, aws_env, settings_for):
 
 
 # -- Airflow (tests/airflow, tests/reliability, tests/cli) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plugin_loaded():
+    """What every Airflow process does at start-up: import the `airflow.plugins` entry point's module (for the test
+    modules that use Airflow's Google hooks in this process)."""
+    from importlib.metadata import entry_points
+
+    (plugin,) = [ep for ep in entry_points(group="airflow.plugins") if ep.name == "gcp_wif"]
+    plugin.load()
 
 
 @pytest.fixture
