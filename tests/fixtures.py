@@ -15,13 +15,30 @@ import json
 import pathlib
 import socket
 import threading
-from collections.abc import Iterator
-from typing import Any
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from airflow_provider_gcp_wif.constants import ALLOWED_HOSTS_ENV
-from tests.airflow_process import Component, stop_components
+
+if TYPE_CHECKING:  # tests.airflow_process imports wait_until from here
+    from tests.airflow_process import Component
+
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], T], timeout: float, poll: float = 0.05) -> T:
+    """``condition()``'s first truthy result, asking every ``poll`` seconds for at most ``timeout`` seconds; its last
+    (falsy) result when time runs out, for the caller to assert on with its own message. The tests' one way to wait
+    for something observable (a process ended, a server answering, a fault fired), rather than a guessed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result or time.monotonic() >= deadline:
+            return result
+        time.sleep(poll)
 
 # -- the core's emulated-cloud fixtures (tests/core, tests/cli, tests/reliability) ---------------------------------
 
@@ -270,6 +287,8 @@ def wif_env(emulator, monkeypatch, tmp_path):
 @pytest.fixture
 def components() -> Iterator[list[Component]]:
     """A list to append started :class:`Component` s to; all are stopped (process groups killed) afterwards."""
+    from tests.airflow_process import stop_components
+
     started: list[Component] = []
     try:
         yield started
