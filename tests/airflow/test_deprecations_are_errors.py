@@ -76,6 +76,11 @@ NAMED_NOISE = [
      "'importlib.metadata.version(\"marshmallow\")' instead.", "marshmallow_sqlalchemy.convert"),
     ("Deprecated API features detected! These feature(s) are not compatible with SQLAlchemy 2.0.",
      "flask_appbuilder.models.sqla"),
+    ("ast.Str is deprecated and will be removed in Python 3.14; use ast.Constant instead", "werkzeug.routing.rules"),
+    ("Attribute s is deprecated and will be removed in Python 3.14; use value instead", "werkzeug.routing.rules"),
+    ("Attribute s is deprecated and will be removed in Python 3.14; use value instead", "ast"),
+    ("Type google._upb._message.MessageMapContainer uses PyType_Spec with a metaclass that has custom tp_new. This is "
+     "deprecated and will no longer be allowed in Python 3.14.", "importlib._bootstrap"),
 ]
 
 
