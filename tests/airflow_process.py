@@ -16,13 +16,14 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.fixtures import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_DAGS = REPO / "example_dags"
@@ -145,15 +146,19 @@ def query(home: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
 def wait_for(condition: Callable[[], Any], timeout: float, components: list[Component], what: str,
              interval: float = 1.0) -> Any:
     """``condition()``'s first truthy result; fails with every component's log when one exits or time runs out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        dead = [c for c in components if not c.alive()]
-        if dead:
-            pytest.fail(f"{', '.join(c.name for c in dead)} exited while waiting for {what}\n{dump_logs(components)}")
-        time.sleep(interval)
+    seen: dict[str, Any] = {}
+
+    def ready_or_dead() -> Any:
+        seen["result"] = condition()
+        seen["dead"] = [] if seen["result"] else [c for c in components if not c.alive()]
+        return seen["result"] or seen["dead"]
+
+    wait_until(ready_or_dead, timeout, poll=interval)
+    if seen["result"]:
+        return seen["result"]
+    if seen["dead"]:
+        pytest.fail(f"{', '.join(c.name for c in seen['dead'])} exited while waiting for {what}\n"
+                    f"{dump_logs(components)}")
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{dump_logs(components)}")
 
 
@@ -203,10 +208,8 @@ def stop_components(components: list[Component], timeout: float = 10) -> None:
     for component in components:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(component.process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(
-            c.process.poll() is None or _group_alive(c.process.pid) for c in components):
-        time.sleep(0.2)
+    wait_until(lambda: not any(c.process.poll() is None or _group_alive(c.process.pid) for c in components), timeout,
+               poll=0.2)
     for component in reversed(components):
         component.stop(timeout=0)
 
@@ -219,14 +222,8 @@ def stop_process_group(process: subprocess.Popen[Any], timeout: float = 20) -> N
             os.killpg(pgid, sig)
         except ProcessLookupError:
             break
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if process.poll() is not None and not _group_alive(pgid):
-                break
-            time.sleep(0.2)
-        else:
-            continue
-        break
+        if wait_until(lambda: process.poll() is not None and not _group_alive(pgid), wait, poll=0.2):
+            break
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=5)
 

@@ -15,26 +15,56 @@ import json
 import pathlib
 import socket
 import threading
-from collections.abc import Iterator
-from typing import Any
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from airflow_provider_gcp_wif.constants import ALLOWED_HOSTS_ENV
-from tests.airflow_process import Component, stop_components
+
+if TYPE_CHECKING:  # tests.airflow_process imports wait_until from here
+    from tests.airflow_process import Component
+
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], T], timeout: float, poll: float = 0.05) -> T:
+    """``condition()``'s first truthy result, asking every ``poll`` seconds for at most ``timeout`` seconds; its last
+    (falsy) result when time runs out, for the caller to assert on with its own message. The tests' one way to wait
+    for something observable (a process ended, a server answering, a fault fired), rather than a guessed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result or time.monotonic() >= deadline:
+            return result
+        time.sleep(poll)
 
 # -- the core's emulated-cloud fixtures (tests/core, tests/cli, tests/reliability) ---------------------------------
 
 
+TESTS = pathlib.Path(__file__).resolve().parent
+#: The test directories whose every test starts and ends with an empty credential cache (the core's emulated-cloud
+#: fixtures below are theirs); the others (tests/airflow's wif_env clears it itself) ask for ``fresh_cache``.
+FRESH_CACHE_DIRECTORIES = ("core", "cli", "reliability")
+
+
 @pytest.fixture
 def fresh_cache():
-    """An empty credential cache before and after the test (autouse in tests/core, tests/cli and tests/reliability,
-    through their conftest.py)."""
+    """An empty credential cache before and after the test."""
     from airflow_provider_gcp_wif import credentials as wif_credentials
 
     wif_credentials.clear_cache()
     yield
     wif_credentials.clear_cache()
+
+
+@pytest.fixture(autouse=True)
+def _every_test_has_a_fresh_cache(request):
+    """``fresh_cache`` for every test of :data:`FRESH_CACHE_DIRECTORIES`; nothing for the others."""
+    path = request.path.resolve()
+    if any(path.is_relative_to(TESTS / directory) for directory in FRESH_CACHE_DIRECTORIES):
+        request.getfixturevalue("fresh_cache")
 
 
 @pytest.fixture
@@ -226,6 +256,16 @@ def jwt_settings(emulator, aws_env, settings_for):
 # -- Airflow (tests/airflow, tests/reliability, tests/cli) ---------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def plugin_loaded():
+    """What every Airflow process does at start-up: import the `airflow.plugins` entry point's module (for the test
+    modules that use Airflow's Google hooks in this process)."""
+    from importlib.metadata import entry_points
+
+    (plugin,) = [ep for ep in entry_points(group="airflow.plugins") if ep.name == "gcp_wif"]
+    plugin.load()
+
+
 @pytest.fixture
 def wif_env(emulator, monkeypatch, tmp_path):
     """The emulator's connections and settings in this process's environment, as a deployment would have them."""
@@ -247,6 +287,8 @@ def wif_env(emulator, monkeypatch, tmp_path):
 @pytest.fixture
 def components() -> Iterator[list[Component]]:
     """A list to append started :class:`Component` s to; all are stopped (process groups killed) afterwards."""
+    from tests.airflow_process import stop_components
+
     started: list[Component] = []
     try:
         yield started

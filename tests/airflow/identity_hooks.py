@@ -55,7 +55,7 @@ def main() -> int:
         rounds += 1
         if time.monotonic() >= deadline:
             break
-        time.sleep(interval)
+        time.sleep(interval)  # the pace of a deployment's tasks over real time: the soak spans AWS key rotations
     print(json.dumps({"rounds": rounds, "failures": failures, "objects": sorted(names)}))
     return 0
 

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 import google.auth.transport.requests
 import pytest
@@ -19,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_gcp_wif import child_credentials
+from tests.fixtures import wait_until
 
 from .connections import gcs_hook, set_conn, wif_extra
 
@@ -51,15 +51,16 @@ def two_aws_connections(wif_env, monkeypatch):
 def waiting_at_the_lock(thread: threading.Thread, entered: threading.Event) -> None:
     """Until ``thread`` is inside the environment overlay (blocked at its lock, as it must be while another context
     is open) or has entered its context (which the caller's assertions then catch): an event, not a guessed sleep."""
-    deadline = time.monotonic() + 30
-    while not entered.is_set() and time.monotonic() < deadline:
+
+    def at_the_lock_or_entered() -> bool:
+        if entered.is_set():
+            return True
         frame = sys._current_frames().get(thread.ident or 0)
         while frame is not None and frame.f_code is not child_credentials.patched_environ.__wrapped__.__code__:
             frame = frame.f_back
-        if frame is not None:
-            return
-        time.sleep(0.01)
-    assert entered.is_set(), "B never reached the environment overlay"
+        return frame is not None
+
+    assert wait_until(at_the_lock_or_entered, 30, poll=0.01), "B never reached the environment overlay"
 
 
 def test_overlapping_contexts_in_two_threads_keep_identities_apart_and_leave_nothing(wif_env, emulator, monkeypatch):

@@ -7,9 +7,8 @@ import os
 import threading
 
 import pytest
-import requests
 
-from tests.reliability.forking import HELD_SECONDS, fork_and_exchange, wait_until
+from tests.reliability.forking import HELD_SECONDS, fork_and_exchange, the_parents_exchange_started
 
 from .connections import gcs_hook
 
@@ -21,7 +20,7 @@ def test_fork_while_a_thread_is_mid_exchange_child_uses_the_same_hook(wif_env, e
     emulator.control.inject_faults("sts", kinds=["delay"], delay_seconds=HELD_SECONDS, count=1)
     parent_call = threading.Thread(target=hook.exists, args=(wif_env["bucket"], "nothing-here"))
     parent_call.start()
-    wait_until(lambda: requests.get(emulator.info["control_url"] + "/faults", timeout=10).json()[0]["fired"] >= 1)
+    the_parents_exchange_started(emulator)
 
     def child() -> bool:
         hook.upload(bucket_name=wif_env["bucket"], object_name=f"from-child-{os.getpid()}", data="forked")

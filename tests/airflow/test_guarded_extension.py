@@ -27,13 +27,7 @@ from .connections import set_conn
 WRAPPED = ("__init__", "get_credentials_and_project_id", "provide_gcp_credential_file_as_context",
            "provide_authorized_gcloud")
 
-
-@pytest.fixture(scope="module", autouse=True)
-def plugin_loaded():
-    from importlib.metadata import entry_points
-
-    (plugin,) = [ep for ep in entry_points(group="airflow.plugins") if ep.name == "gcp_wif"]
-    plugin.load()
+pytestmark = pytest.mark.usefixtures("plugin_loaded")
 
 
 def run_python(code: str, env: dict[str, str] | None = None, path: str | None = None) -> subprocess.CompletedProcess:

@@ -8,14 +8,7 @@ import pytest
 
 from airflow_provider_gcp_wif.credentials import WifCredentials
 
-
-@pytest.fixture(scope="module", autouse=True)
-def plugin_loaded():
-    """What every Airflow process does at start-up: import the `airflow.plugins` entry point's module."""
-    from importlib.metadata import entry_points
-
-    (plugin,) = [ep for ep in entry_points(group="airflow.plugins") if ep.name == "gcp_wif"]
-    plugin.load()
+pytestmark = pytest.mark.usefixtures("plugin_loaded")
 
 
 @pytest.fixture

@@ -1,18 +1,13 @@
 """Fixtures for the command line: the emulated clouds as the seed's variables or as Airflow connections. The helpers
-the tests import (run_cli, statuses, ...) are in tests/cli/running.py: no test imports a conftest."""
+the tests import (run_cli, statuses, ...) are in tests/cli/running.py: no test imports a conftest. The core's fixtures
+(tests/fixtures.py) are shared rather than copied; like the core's, every test here starts and ends with an empty
+credential cache (tests/fixtures.py's _every_test_has_a_fresh_cache)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-
-
-@pytest.fixture(autouse=True)
-def _every_test_has_a_fresh_cache(fresh_cache):
-    """The core's fixtures (tests/fixtures.py) are shared rather than copied; like the core's, every test here starts
-    and ends with an empty credential cache."""
-    yield
 
 
 @pytest.fixture

@@ -3,21 +3,10 @@ exchange, failing with AWS's reason and the fix, and passing with what Google's 
 
 from __future__ import annotations
 
-import pytest
-
-from airflow_provider_gcp_wif import credentials as wif_credentials
-
 from .running import run_cli, statuses
 
 JWT_STEPS = ["settings", "AWS identity", "subject length", "web identity token", "STS exchange", "impersonation",
              "API call"]
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    wif_credentials.clear_cache()
-    yield
-    wif_credentials.clear_cache()
 
 
 def test_feature_disabled_fails_the_web_identity_token_step_with_the_enable_command(emulator, seed_env, monkeypatch):

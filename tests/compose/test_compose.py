@@ -11,11 +11,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.fixtures import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yaml"
@@ -95,11 +96,10 @@ def test_the_emulator_command_and_the_airflow_start_script_work_as_plain_process
     with info_file.open("w") as out:
         emulator = subprocess.Popen([sys.executable, *argv[1:]], stdout=out, stderr=subprocess.PIPE, env=clean_env)
     try:
-        deadline = time.monotonic() + 60
-        while not info_file.read_text().strip():
+        wait_until(lambda: info_file.read_text().strip() or emulator.poll() is not None, 60, poll=0.2)
+        if not info_file.read_text().strip():
             assert emulator.poll() is None, emulator.stderr.read().decode()
-            assert time.monotonic() < deadline, "the emulator did not start"
-            time.sleep(0.2)
+            pytest.fail("the emulator did not start")
         info = json.loads(info_file.read_text())
         assert info["sts_endpoint"].startswith("http://127.0.0.1:")
 

@@ -53,6 +53,8 @@ def test_container_credentials_rotate_and_rotated_away_keys_expire_at_aws(emulat
     vendor.set_ttl(2)
     url = info["aws_identity_sources"]["ecs"]["endpoint"]
     first = requests.get(url, timeout=10).json()
+    # Real elapsed time, on purpose: the emulated ECS agent rotates on the wall clock (time.time()) and moto's STS
+    # refuses expired keys on it, and neither takes an injected clock.
     time.sleep(1.2)  # past half-life: the next request rotates
     second = requests.get(url, timeout=10).json()
     assert second["AccessKeyId"] != first["AccessKeyId"]
@@ -64,7 +66,7 @@ def test_container_credentials_rotate_and_rotated_away_keys_expire_at_aws(emulat
                             aws_session_token=credentials["Token"]).get_caller_identity()
 
     assert caller(first)["Arn"].endswith("assumed-role/wif-role/execution-role")  # not yet past its Expiration
-    time.sleep(1.5)
+    time.sleep(1.5)  # past the first keys' Expiration (moto's wall clock, as above)
     with pytest.raises(ClientError) as caught:
         caller(first)
     assert caught.value.response["Error"]["Code"] == "ExpiredToken"

@@ -22,6 +22,7 @@ from wif_chain import (
 from airflow_provider_gcp_wif.testing import DEFAULT_CONFIG, EmulatorControl, EmulatorControlError
 from airflow_provider_gcp_wif.testing.defaults import aws_jwt_provider
 from airflow_provider_gcp_wif.testing.server import _CONTROLS
+from tests.fixtures import wait_until
 
 
 def _subject_token(info):
@@ -240,9 +241,7 @@ def test_clearing_the_faults_answers_a_request_held_by_an_injected_delay(emulato
     answers: list[int] = []
     held = threading.Thread(target=lambda: answers.append(exchange(info, subject_token).status_code))
     held.start()
-    deadline = time.monotonic() + 30
-    while not requests.get(info["control_url"] + "/faults", timeout=10).json()[0]["fired"] and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: requests.get(info["control_url"] + "/faults", timeout=10).json()[0]["fired"], 30)
     emulator.control.clear_faults()
     held.join(60)  # far below the 120 s hold: only the release can end it in time
     assert answers == [200]

@@ -1,16 +1,11 @@
 """Fixtures for the reliability and security suite. The core's emulated-cloud fixtures (an AWS identity from moto,
 settings pointing at the emulator, a clean credential cache) come from tests/fixtures.py, shared rather than copied;
-every test here starts and ends with an empty credential cache."""
+every test here starts and ends with an empty credential cache (tests/fixtures.py's _every_test_has_a_fresh_cache)."""
 
 from __future__ import annotations
 
 import google.auth.transport.requests
 import pytest
-
-
-@pytest.fixture(autouse=True)
-def _every_test_has_a_fresh_cache(fresh_cache):
-    yield
 
 
 @pytest.fixture

@@ -8,6 +8,10 @@ import signal
 import time
 from collections.abc import Callable
 
+import requests
+
+from tests.fixtures import wait_until
+
 #: The child must finish its own exchange within this many seconds (it takes well under one on an idle machine; CI
 #: runs the MWAA matrix beside this suite on two cores).
 CHILD_DEADLINE = 20.0
@@ -28,19 +32,29 @@ def fork_and_exchange(child_exchange: Callable[[], bool]) -> tuple[str, float]:
             status = 3
         finally:
             os._exit(status)
-    while time.monotonic() - started < CHILD_DEADLINE:
+    code = exit_code(pid, CHILD_DEADLINE - (time.monotonic() - started))
+    if code is None:
+        return "blocked", time.monotonic() - started
+    return ("ok" if code == 0 else f"failed {code}"), time.monotonic() - started
+
+
+def exit_code(pid: int, seconds: float) -> int | None:
+    """The exit code of the forked child ``pid`` once it ends within ``seconds``; ``None`` if it does not (it is
+    killed then)."""
+
+    def ended() -> tuple[int] | None:
         done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            code = os.waitstatus_to_exitcode(status)
-            return ("ok" if code == 0 else f"failed {code}"), time.monotonic() - started
-        time.sleep(0.05)
+        return (os.waitstatus_to_exitcode(status),) if done else None
+
+    ending = wait_until(ended, seconds)
+    if ending:
+        return ending[0]
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
-    return "blocked", time.monotonic() - started
+    return None
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the parent's exchange never started"
-        time.sleep(0.02)
+def the_parents_exchange_started(emulator) -> None:
+    """Until the held exchange reached the emulator (its injected delay fired)."""
+    assert wait_until(lambda: requests.get(emulator.info["control_url"] + "/faults", timeout=10).json()[0]["fired"]
+                      >= 1, 30, poll=0.02), "the parent's exchange never started"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import urllib.request
 
 import pytest
@@ -15,20 +14,10 @@ import pytest
 from airflow_provider_gcp_wif.child_credentials import credential_file
 from airflow_provider_gcp_wif.integration import WifBinding
 
+from .forking import exit_code
+
 pytestmark = [pytest.mark.usefixtures("aws_env"),
               pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")]
-
-
-def _wait(pid: int, seconds: float) -> int | None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.05)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    return None
 
 
 @pytest.mark.parametrize("federation", ["sigv4", "jwt"])
@@ -48,7 +37,7 @@ def test_a_forked_child_leaving_the_context_neither_hangs_nor_closes_the_parents
                 code = 3
             finally:
                 os._exit(code)
-        assert _wait(pid, 10) == 0, "the child hung (or failed) leaving the context"
+        assert exit_code(pid, 10) == 0, "the child hung (or failed) leaving the context"
         assert os.path.exists(path), "the child removed the parent's credential file"
         with open(path) as handle:
             url = json.load(handle)["credential_source"]["url"]

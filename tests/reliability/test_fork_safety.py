@@ -8,13 +8,12 @@ import threading
 
 import google.auth.transport.requests
 import pytest
-import requests
 
 from airflow_provider_gcp_wif import credentials as wif_credentials
 from airflow_provider_gcp_wif.supplier import Boto3Supplier
 from airflow_provider_gcp_wif.token_service import assume_role_session
 
-from .forking import HELD_SECONDS, fork_and_exchange, wait_until
+from .forking import HELD_SECONDS, fork_and_exchange, the_parents_exchange_started
 
 pytestmark = [pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork"),
               pytest.mark.usefixtures("without_airflows_masker")]
@@ -26,7 +25,7 @@ def test_fork_while_a_thread_is_mid_exchange_child_exchanges_with_the_same_crede
     parent_exchange = threading.Thread(target=credentials.refresh, args=(google.auth.transport.requests.Request(),))
     parent_exchange.start()
     # The emulator has taken the STS request and holds it: the thread is inside the exchange, holding its lock.
-    wait_until(lambda: requests.get(emulator.info["control_url"] + "/faults", timeout=10).json()[0]["fired"] >= 1)
+    the_parents_exchange_started(emulator)
     assert credentials.refreshing
 
     def child() -> bool:

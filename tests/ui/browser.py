@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.airflow_process import REPO, Component, airflow_environment, free_port, migrate
+from tests.fixtures import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -38,17 +38,22 @@ class Server(Component):
         return super().log()[-tail:]
 
     def wait_until_answering(self, url: str, timeout: float = SERVER_START_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def answering_or_exited() -> str | None:
             if self.process.poll() is not None:
-                pytest.fail(f"{self.name} exited {self.process.returncode} before answering:\n{self.log()}")
+                return "exited"
             try:
                 with urllib.request.urlopen(url, timeout=5) as response:
                     if response.status == 200:
-                        return
+                        return "answering"
             except (urllib.error.URLError, OSError):
                 pass
-            time.sleep(1)
+            return None
+
+        outcome = wait_until(answering_or_exited, timeout, poll=1)
+        if outcome == "answering":
+            return
+        if outcome == "exited":
+            pytest.fail(f"{self.name} exited {self.process.returncode} before answering:\n{self.log()}")
         pytest.fail(f"{self.name} did not answer {url} within {timeout:.0f}s:\n{self.log()}")
 
 
