@@ -20,9 +20,12 @@ from airflow_provider_gcp_wif.constants import (
 # The grammars below are matched with ``fullmatch`` (``$`` also matches before a trailing newline) and are ASCII only
 # (``\d`` would take any Unicode digit).
 
-#: The AWS partitions the provider writes for and reads ARNs of (``gcp-wif setup --aws-partition``).
+#: The AWS partitions ``gcp-wif setup`` writes for (``--aws-partition``): the ones whose STS hosts
+#: :func:`sts_host` knows.
 AWS_PARTITIONS = ("aws", "aws-us-gov", "aws-cn")
-_PARTITION = "|".join(AWS_PARTITIONS)
+#: Any AWS partition's name (``aws``, ``aws-cn``, ``aws-us-gov``, ``aws-iso``, ``aws-iso-b``, ``aws-eusc``, ...): the
+#: ARNs the provider *reads* (a caller's ARN, the secrets backend's ``aws_role_arn``) may be of any of them.
+_PARTITION = r"aws(?:-[a-z]+)*"
 #: An AWS account id: 12 digits.
 AWS_ACCOUNT = re.compile(r"[0-9]{12}")
 #: IAM role names: 1-64 of letters, digits and +=,.@_- (AWS IAM API reference, CreateRole).

@@ -179,6 +179,10 @@ def build_setup_plan(args: SetupArgs | argparse.Namespace) -> SetupPlan:
         raise WifConfigError("--aws-partition", f"{partition!r} is not an AWS partition.",
                              f"give one of {', '.join(AWS_PARTITIONS)}.")
     arn = ROLE_ARN.fullmatch(role)
+    if arn and arn.group("partition") not in AWS_PARTITIONS:
+        raise WifConfigError("--aws-role-name", f"{role!r} is in the AWS partition {arn.group('partition')!r}, "
+                             "which gcp-wif setup does not write for.",
+                             f"give a role ARN of the partition {', '.join(AWS_PARTITIONS)}, or just the role's name.")
     if arn:
         if account and account != arn.group("account"):
             raise WifConfigError("--aws-account-id", f"{account!r} disagrees with the role ARN's account "

@@ -8,7 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_gcp_wif import diagnosis, fixes, resource_names
+from airflow_provider_gcp_wif.cli.setup_args import SetupArgs, build_setup_plan
 from airflow_provider_gcp_wif.config import WifSettings
+from airflow_provider_gcp_wif.errors import WifConfigError
 
 NUMBERS = st.from_regex(r"[1-9][0-9]{0,11}", fullmatch=True)
 POOL_IDS = st.from_regex(r"[a-z][a-z0-9-]{3,31}", fullmatch=True).filter(lambda s: not s.startswith("gcp-"))
@@ -81,7 +83,8 @@ def test_every_role_arn_setup_writes_is_one_the_one_grammar_reads_back(partition
 
 @pytest.mark.parametrize("text", [
     "arn:aws:iam::12345678901\u0662:role/wif",  # a Unicode digit (\\d took it)
-    "arn:aws-iso:iam::123456789012:role/wif",  # a partition the provider does not write for
+    "arn:awsiso:iam::123456789012:role/wif",  # not a partition's name
+    "arn:AWS:iam::123456789012:role/wif",
     "arn:aws:iam::123456789012:role/w!f",  # not a role name
     "arn:aws:iam::123456789012:role/wif\n",  # $ matched before a trailing newline
     "arn:aws:iam::123456789012:user/wif",
@@ -91,6 +94,22 @@ def test_every_role_arn_setup_writes_is_one_the_one_grammar_reads_back(partition
 ])
 def test_what_is_not_a_role_arn(text):
     assert not resource_names.is_role_arn(text)
+
+
+@pytest.mark.parametrize("partition", ["aws-iso", "aws-iso-b", "aws-iso-f", "aws-eusc"])
+def test_arns_of_every_partition_are_read_as_before(partition):
+    """What the provider reads (a caller's ARN, the secrets backend's aws_role_arn) may be of any AWS partition, as
+    before one grammar; only what setup writes is limited to the partitions it knows."""
+    assert partition not in resource_names.AWS_PARTITIONS
+    assert resource_names.is_role_arn(f"arn:{partition}:iam::123456789012:role/ops/wif")
+    session = f"arn:{partition}:sts::123456789012:assumed-role/wif/s"
+    assert resource_names.role_arn_of(session) == f"arn:{partition}:sts::123456789012:assumed-role/wif"
+    assert resource_names.account_of(session) == "123456789012"
+    assert resource_names.role_name_of(session) == "wif"
+    with pytest.raises(WifConfigError) as refused:
+        build_setup_plan(SetupArgs(project_id="my-project", project_number="123456789012",
+                                   aws_role_name=f"arn:{partition}:iam::123456789012:role/wif"))
+    assert refused.value.field == "--aws-role-name" and partition in str(refused.value)
 
 
 @pytest.mark.parametrize(("text", "number"), [
