@@ -48,7 +48,7 @@ class WifConfigError(ValueError):
     """
 
     def __init__(self, field: str, problem: str, fix: str = "", conn_id: str | None = None) -> None:
-        # Bounded, whatever a caller passes: a setting's value is never echoed whole (config.py shows excerpts).
+        # Bounded, whatever a caller passes: a setting's value is never echoed whole (excerpts.py shows excerpts).
         self.field = _bounded(field, 100)
         self.problem = _bounded(problem, 1000)
         self.fix = _bounded(fix, 1000)

@@ -9,7 +9,7 @@ argument that feed it, the ``gcp-wif setup`` flag named in its errors, which par
 ``integration`` recognises, ``TokenService``'s argument mapping, setup's flag names, the dispatch of
 ``WifSettings.replace`` and the defaults of ``WifSettings``.
 
-Adding a field: a :class:`Field` here, its attribute on ``WifSettings`` and its parser step in ``config.py``.
+Adding a field: a :class:`Field` here, its attribute on ``WifSettings`` and its parser step in ``extras_parser.py``.
 
 Core layer, metadata only: imports nothing but :mod:`airflow_provider_gcp_wif.constants` (``provider_info`` loads it at
 provider discovery).

@@ -399,6 +399,7 @@ def test_each_hook_costs_one_secrets_backend_lookup(wif_env, tmp_path):
         import airflow_provider_gcp_wif.plugin
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
         from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+        from airflow_provider_gcp_wif.integration import binding_of
         import counting_backend
         counts = {}
         for conn_id in ("probe_wif", "probe_google"):
@@ -407,7 +408,7 @@ def test_each_hook_costs_one_secrets_backend_lookup(wif_env, tmp_path):
                 hook = hook_class(gcp_conn_id=conn_id)
                 own = counting_backend.LOOKUPS.count(conn_id)
                 counts[f"{hook_class.__name__} {conn_id}"] = [own, len(counting_backend.LOOKUPS) - own,
-                                                             "_gcp_wif" in hook.__dict__]
+                                                             binding_of(hook) is not None]
         print(json.dumps(counts))
     """, env, path=str(tmp_path))
     # [lookups of the hook's own connection, other lookups, bound to WIF]. The one other lookup of a gcp_wif hook

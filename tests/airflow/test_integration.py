@@ -14,6 +14,7 @@ import textwrap
 import pytest
 
 from airflow_provider_gcp_wif import credentials as wif_credentials
+from airflow_provider_gcp_wif import integration
 from airflow_provider_gcp_wif.errors import WifConfigError
 from tests.airflow_process import airflow_redact
 
@@ -113,7 +114,7 @@ def test_google_cloud_platform_connection_is_untouched(wif_env, monkeypatch):
              {"keyfile_dict": json.dumps(_service_account_key()), "project": "keyed-project",
               "impersonation_chain": ""})
     hook = GoogleBaseHook(gcp_conn_id="gcp_keyed")
-    assert "_gcp_wif" not in hook.__dict__
+    assert integration.binding_of(hook) is None
     credentials, project = hook.get_credentials_and_project_id()
     stock_hook = GoogleBaseHook(gcp_conn_id="gcp_keyed")
     stock_credentials, stock_project = GoogleBaseHook.get_credentials_and_project_id.__wrapped__(stock_hook)
@@ -138,7 +139,7 @@ def test_a_google_connection_with_a_look_alike_key_is_untouched(wif_env, monkeyp
 
     set_conn(monkeypatch, "gcp_lookalike", "google_cloud_platform", {"is_anonymous": True, "audience": "x"})
     hook = GoogleBaseHook(gcp_conn_id="gcp_lookalike")
-    assert "_gcp_wif" not in hook.__dict__
+    assert integration.binding_of(hook) is None
 
 
 def test_integration_is_idempotent():

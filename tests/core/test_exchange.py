@@ -65,7 +65,7 @@ def test_assumed_role_impersonates_the_service_account_and_the_token_works_on_st
     credentials = get_credentials(settings_for(), role_supplier())
     headers = headers_after(credentials)
     assert headers["authorization"].startswith("Bearer ")
-    assert credentials.valid and credentials.expiry > datetime.datetime.utcnow()
+    assert credentials.valid and credentials.expiry > utcnow()
     assert list_bucket(emulator, credentials.token).status_code == 200
     sts = emulator.control.requests("sts")
     assert len(sts) == 1 and sts[0]["status"] == 200
@@ -145,7 +145,7 @@ def test_lifetime_over_an_hour_with_org_policy_is_granted(emulator, settings_for
     emulator.control.set_org_policy_lifetime_extension([aws_env["service_account"]])
     credentials = get_credentials(settings_for(lifetime_seconds="7200s"), role_supplier())
     credentials.refresh(REQUEST)
-    remaining = (credentials.expiry - datetime.datetime.utcnow()).total_seconds()
+    remaining = (credentials.expiry - utcnow()).total_seconds()
     assert 7000 < remaining <= 7200
 
 
@@ -191,7 +191,7 @@ def test_federated_token_lifetime_comes_from_sts(emulator, settings_for, role_su
     emulator.control.set_token_ttl(sts=1800)
     credentials = get_credentials(settings_for(impersonation_chain=None), role_supplier())
     credentials.refresh(REQUEST)
-    remaining = (credentials.expiry - datetime.datetime.utcnow()).total_seconds()
+    remaining = (credentials.expiry - utcnow()).total_seconds()
     assert 1700 < remaining <= 1800
 
 

@@ -15,6 +15,7 @@ from airflow_provider_gcp_wif import TokenService
 from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.credentials import get_credentials
 from airflow_provider_gcp_wif.errors import WifConfigError, WifExchangeError
+from airflow_provider_gcp_wif.refresh import utcnow
 from tests.fixtures import emulator_hosts, listening_decoy
 
 SEED_README_EXAMPLE = """
@@ -41,7 +42,7 @@ def test_the_seed_readme_example_runs_with_only_the_import_changed(emulator, see
     token, expiry = namespace["sa_token"], namespace["expiry_date"]
     assert token and isinstance(expiry, str)
     parsed = datetime.datetime.strptime(expiry, "%Y-%m-%dT%H:%M:%SZ")
-    assert 3500 < (parsed - datetime.datetime.utcnow()).total_seconds() <= 3600
+    assert 3500 < (parsed - utcnow()).total_seconds() <= 3600
     assert emulator.control.requests("iam.generateAccessToken")[0]["status"] == 200
 
 
@@ -57,7 +58,7 @@ def test_token_lifetime_and_scopes_from_the_seed_variables(emulator, seed_env, m
     monkeypatch.setenv("TOKEN_SCOPES", "https://www.googleapis.com/auth/devstorage.read_only")
     service = TokenService.from_env()
     _, expiry = service.get_token()
-    remaining = (datetime.datetime.strptime(expiry, "%Y-%m-%dT%H:%M:%SZ") - datetime.datetime.utcnow()).total_seconds()
+    remaining = (datetime.datetime.strptime(expiry, "%Y-%m-%dT%H:%M:%SZ") - utcnow()).total_seconds()
     assert 800 < remaining <= 900
     assert service.settings.scopes == ("https://www.googleapis.com/auth/devstorage.read_only",)
 

@@ -13,6 +13,7 @@ from airflow_provider_gcp_wif import id_tokens
 from airflow_provider_gcp_wif.credentials import WifCredentials
 from airflow_provider_gcp_wif.errors import WifExchangeError
 from airflow_provider_gcp_wif.host_cache import HostTokenCache
+from airflow_provider_gcp_wif.refresh import utcnow
 
 REQUEST = google.auth.transport.requests.Request()
 AUDIENCE = "https://hello-abc123-ew.a.run.app"
@@ -23,7 +24,7 @@ class Clock:
         self.offset = datetime.timedelta()
 
     def __call__(self) -> datetime.datetime:
-        return datetime.datetime.utcnow() + self.offset
+        return utcnow() + self.offset
 
 
 def headers(credentials: WifCredentials) -> dict[str, str]:
@@ -50,7 +51,7 @@ def test_a_failed_renewal_keeps_the_token_only_before_the_mandatory_window(
     issued = clock()
     windows = credentials.windows
     assert credentials.expiry is not None and windows is not None
-    clock.offset = (issued + datetime.timedelta(seconds=3600 * point)) - datetime.datetime.utcnow()
+    clock.offset = (issued + datetime.timedelta(seconds=3600 * point)) - utcnow()
     now = clock()
     emulator.control.inject_faults("iam", statuses=[403])
     exchanges = len(emulator.control.requests("iam"))

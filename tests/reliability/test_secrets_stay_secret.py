@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_gcp_wif.errors import WifExchangeError
+from airflow_provider_gcp_wif.integration import binding_of
 from tests.airflow_process import airflow, airflow_environment, everything_written, migrate
 
 from .leak_scan import leaks
@@ -77,7 +78,7 @@ def literal_secrets(hook) -> dict[str, str]:
     """The secrets of the hook's shared credentials (exchanged here: the Test button uses its own)."""
     from google.auth.transport.requests import Request
 
-    binding = hook.__dict__["_gcp_wif"]
+    binding = binding_of(hook)
     credentials = binding.credentials()
     credentials.refresh(Request())
     aws = binding.supplier.get_aws_security_credentials(None, None)
@@ -94,7 +95,7 @@ def test_connection_test_messages_errors_and_reprs_carry_no_secret(wif_connectio
     ok, message = hook.test_connection()
     assert ok, message
     secrets = literal_secrets(hook)
-    binding = hook.__dict__["_gcp_wif"]
+    binding = binding_of(hook)
     credentials = binding.credentials()
     emulator.control.remove_bindings(wif_connection["service_account"])
     with pytest.raises(WifExchangeError) as caught:
