@@ -42,12 +42,15 @@ READER_CHAIN = (
     "{{ var.value.get('gcp_wif_example_reader_chain', conn.gcp_wif_default.extra_dejson.impersonation_chain) }}"
 )
 WORKDIR = os.path.join(tempfile.gettempdir(), "gcp-wif-example")
+# One directory per DAG run: runs side by side on one worker (or test processes on one machine) would otherwise
+# rewrite each other's files between a task that writes one and the task that reads it.
+RUN_DIR = os.path.join(WORKDIR, "{{ run_id }}")
 MARKER_DELAY_SECONDS = int(os.environ.get("GCP_WIF_EXAMPLE_MARKER_DELAY", "0"))
 
 
-def write_local_file() -> str:
-    os.makedirs(WORKDIR, exist_ok=True)
-    path = os.path.join(WORKDIR, "report.csv")
+def write_local_file(directory: str) -> str:
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "report.csv")
     with open(path, "w") as handle:
         handle.write("day,rows\n2026-11-26,42\n")
     return path
@@ -79,7 +82,7 @@ with DAG(
     tags=["example", "gcp_wif"],
     doc_md=__doc__,
 ) as dag:
-    local_file = PythonOperator(task_id="write_local_file", python_callable=write_local_file)
+    local_file = PythonOperator(task_id="write_local_file", python_callable=write_local_file, op_args=[RUN_DIR])
     create_bucket = GCSCreateBucketOperator(
         task_id="create_bucket", bucket_name=BUCKET, project_id=PROJECT, gcp_conn_id=CONN_ID
     )
@@ -110,13 +113,13 @@ with DAG(
         task_id="download",
         bucket=BUCKET,
         object_name="copies/report.csv",
-        filename=os.path.join(WORKDIR, "downloaded.csv"),
+        filename=os.path.join(RUN_DIR, "downloaded.csv"),
         gcp_conn_id=CONN_ID,
     )
     verify = PythonOperator(
         task_id="verify_download",
         python_callable=check_download,
-        op_args=[os.path.join(WORKDIR, "downloaded.csv")],
+        op_args=[os.path.join(RUN_DIR, "downloaded.csv")],
     )
     marker = PythonOperator(task_id="put_marker_with_gcs_hook", python_callable=put_marker, op_args=[BUCKET])
     wait_for_marker = GCSObjectExistenceSensor(
