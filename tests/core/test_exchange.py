@@ -17,6 +17,7 @@ from airflow_provider_gcp_wif.chain import build_chain
 from airflow_provider_gcp_wif.credentials import WifCredentials, get_credentials
 from airflow_provider_gcp_wif.errors import WifExchangeError
 from airflow_provider_gcp_wif.refresh import utcnow
+from tests.fixtures import wait_until
 
 REQUEST = google.auth.transport.requests.Request()
 #: How long the emulator holds an advisory refresh's IAM request while another caller asks for the token.
@@ -290,10 +291,10 @@ def test_refresh_ahead_of_expiry_keeps_serving_the_valid_token_meanwhile(emulato
     refreshing = threading.Thread(target=headers_after, args=(credentials,))
     refreshing.start()
     try:
-        deadline = time.monotonic() + 30
-        while not requests.get(emulator.info["control_url"] + "/faults", timeout=10).json()[0]["fired"]:  # the refreshing thread's request is held at IAM now
-            assert time.monotonic() < deadline, "the refresh never reached IAM"
-            time.sleep(0.02)
+        # the refreshing thread's request is held at IAM now
+        fired = wait_until(lambda: requests.get(emulator.info["control_url"] + "/faults", timeout=10).json()[0]["fired"],
+                           30, poll=0.02)
+        assert fired, "the refresh never reached IAM"
         assert credentials.refreshing
         started = time.monotonic()
         assert headers_after(credentials)["authorization"] == first

@@ -21,7 +21,7 @@ from airflow_provider_gcp_wif import TokenService, config, integration, provider
 from airflow_provider_gcp_wif.cli import setup_args
 from airflow_provider_gcp_wif.config import WifSettings
 from airflow_provider_gcp_wif.errors import WifConfigError
-from airflow_provider_gcp_wif.fields import FIELDS
+from airflow_provider_gcp_wif.fields import BY_KEY
 
 GOLDEN = json.loads((pathlib.Path(__file__).parent / "golden" / "field_registry.json").read_text())
 
@@ -77,7 +77,7 @@ def test_token_service_blames_the_argument_it_was_given(argument):
 def test_the_forms_project_number_hint_accepts_what_the_settings_accept(value):
     """The form's pattern (provider_info's conn-fields, GcpWifHook's widgets) and the settings' parser read a project
     number by one grammar: a value the form lets through is one the settings accept, and the other way round."""
-    form = re.compile(next(f for f in FIELDS if f.key == "project_number").schema["pattern"])
+    form = re.compile(BY_KEY["project_number"].schema["pattern"])
     hypothesis.assume(value != "")  # empty: the form's "not set", which the settings read as absent
     form_accepts = bool(form.search(value))
     assert form_accepts == bool(resource_names.PROJECT_NUMBER.fullmatch(value))
